@@ -1,0 +1,70 @@
+"""Compile the scalar formulas and kernel templates for a target.
+
+``namespace(decorate, ctype, overrides)`` clones every function of
+``gpu_act.formulas`` into one fresh globals dict, with
+
+- the toolbox names (exp, log1p, ...) bound to ``math`` or to ``overrides``
+  (a target's own versions),
+- every float literal retyped to ``ctype`` (so float32 work stays float32:
+  Numba would otherwise promote ``1.0 + x`` to float64),
+- each function passed through ``decorate`` (``numba.njit`` for the CPU,
+  ``cuda.jit(device=True)`` for CUDA).
+
+``instantiate(template, bindings, tag)`` clones a module-level kernel template
+with its free names bound (the formula to apply, ...). Clones get a qualified
+name that includes ``tag`` and a hash of the formulas' source, so Numba's
+on-disk cache (keyed by qualified name and bytecode) never mixes two ops, and
+an edited formula never reuses a stale kernel.
+"""
+
+import hashlib
+import inspect
+import math
+import types
+
+import numpy as np
+
+from . import formulas
+
+TOOLBOX = ("copysign", "erfc", "exp", "expm1", "isinf", "log1p", "sqrt", "tanh")
+
+FORMULAS = [
+    f for f in vars(formulas).values() if inspect.isfunction(f) and f.__module__ == formulas.__name__
+]
+
+SOURCE_HASH = hashlib.sha1(inspect.getsource(formulas).encode()).hexdigest()[:10]
+
+
+def _clone(fn, globals_, qualname, ctype=None):
+    code = fn.__code__
+    if ctype is not None:
+        code = code.replace(co_consts=tuple(ctype(c) if type(c) is float else c for c in code.co_consts))
+    clone = types.FunctionType(code, globals_, fn.__name__, fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = qualname
+    clone.__module__ = fn.__module__
+    clone.__doc__ = fn.__doc__
+    return clone
+
+
+def namespace(decorate, ctype, target, overrides=None):
+    """Every formula compiled for one (target, compute type); name -> compiled function."""
+    ctype = np.dtype(ctype).type
+    ns = {"__name__": formulas.__name__, "__builtins__": __builtins__}
+    ns.update({name: getattr(math, name) for name in TOOLBOX})
+    ns.update(overrides or {})
+    # module-level float constants become ctype too
+    ns.update({k: ctype(v) for k, v in vars(formulas).items() if k.isupper() and type(v) is float})
+    ns["MASK64"] = formulas.MASK64
+    for fn in FORMULAS:
+        qual = f"{fn.__name__}.{target}.{ctype.__name__}.{SOURCE_HASH}"
+        ns[fn.__name__] = decorate(_clone(fn, ns, qual, ctype))
+    return ns
+
+
+def instantiate(template, bindings, tag, decorate, ctype=None):
+    """A copy of kernel template ``template`` with its free names bound by
+    ``bindings`` and, with ``ctype``, its float literals retyped."""
+    g = dict(template.__globals__)
+    g.update(bindings)
+    qual = f"{template.__name__}.{tag}.{SOURCE_HASH}"
+    return decorate(_clone(template, g, qual, None if ctype is None else np.dtype(ctype).type))

@@ -1,0 +1,88 @@
+"""The dispatcher: which backend runs a call.
+
+By array type: ``numpy.ndarray`` (and other host array-likes) -> "cpu";
+``cupy.ndarray`` -> "cupy"; Numba device arrays and anything else exposing
+``__cuda_array_interface__`` or a CUDA ``__dlpack__`` -> "cuda". ``backend=``
+overrides within the same memory (a CuPy array may go to "cuda"); nothing is
+ever copied between host and device. Backend modules are imported on first
+use, so ``import gpu_act`` imports neither CuPy nor CUDA.
+"""
+
+import importlib
+import threading
+
+KNOWN = ("cpu", "cuda", "cupy")
+_DEVICE = ("cuda", "cupy")
+
+
+class BackendUnavailableError(RuntimeError):
+    """A known backend that cannot run on this machine."""
+
+
+def kind_of(obj):
+    """'cpu', 'cupy' or 'cuda': where the object's memory lives and what holds it."""
+    module = type(obj).__module__.split(".")[0]
+    if module == "cupy" and hasattr(obj, "__cuda_array_interface__"):
+        return "cupy"
+    if module == "numpy":
+        return "cpu"
+    if module == "torch":
+        return "cuda" if obj.is_cuda else "cpu"
+    if hasattr(obj, "__cuda_array_interface__"):
+        return "cuda"
+    if hasattr(obj, "__dlpack_device__") and obj.__dlpack_device__()[0] in (2, 3, 13):  # CUDA, CUDA host, managed
+        return "cuda"
+    return "cpu"
+
+
+_lock = threading.Lock()
+_modules = {}
+_available = None
+
+
+def _load(name):
+    with _lock:
+        if name not in _modules:
+            try:
+                mod = importlib.import_module(f"gpu_act.backends.{name}")
+                _modules[name] = mod if mod.available() else None
+            except ImportError:
+                _modules[name] = None
+        return _modules[name]
+
+
+def available_backends():
+    """The backends that can run here, e.g. ("cpu",) or ("cpu", "cuda", "cupy")."""
+    global _available
+    if _available is None:
+        _available = tuple(n for n in KNOWN if _load(n) is not None)
+    return _available
+
+
+def resolve(fname, arrays, backend):
+    """The backend module for these arrays (None entries ignored) and ``backend=``."""
+    kinds = {kind_of(a) for a in arrays if a is not None}
+    if len(kinds) > 1:
+        raise TypeError(
+            f"{fname}: arrays of different kinds ({', '.join(sorted(kinds))}) were mixed; "
+            "gpu_act never copies between host and device: pass all arrays (and out) of one kind"
+        )
+    kind = kinds.pop() if kinds else "cpu"
+    if backend is None:
+        name = kind
+    else:
+        if backend not in KNOWN:
+            raise ValueError(f"{fname}: unknown backend {backend!r}; known backends: {', '.join(KNOWN)}")
+        name = backend
+        if (kind == "cpu") != (name == "cpu"):
+            where = "host (NumPy)" if kind == "cpu" else "device (CUDA)"
+            raise TypeError(
+                f"{fname}: backend {name!r} cannot run on {where} arrays; gpu_act never copies between "
+                "host and device"
+            )
+    mod = _load(name)
+    if mod is None:
+        raise BackendUnavailableError(
+            f"{fname}: backend {name!r} is not available here; available: {', '.join(available_backends())}"
+        )
+    return mod

@@ -1,0 +1,60 @@
+"""Argument checks shared by the public functions; each error says what was
+wrong and what is accepted."""
+
+import math
+import operator
+
+import numpy as np
+from numpy.exceptions import AxisError
+
+from ._dtypes import check_float
+
+
+def axis(fname, value, ndim):
+    """The axis as a non-negative int; a 0-d array counts as 1-d here."""
+    try:
+        a = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fname}: axis must be an integer, got {type(value).__name__}") from None
+    n = max(ndim, 1)
+    if not -n <= a < n:
+        raise AxisError(a, n, msg_prefix=fname)
+    return a % n
+
+
+def temperature(fname, value):
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fname}: temperature must be a real number, got {type(value).__name__}") from None
+    if not (math.isfinite(t) and t > 0):
+        raise ValueError(f"{fname}: temperature={value!r} is not accepted; expected a finite number > 0")
+    return t
+
+
+def same_shape(fname, what, a, shape):
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{fname}: {what} has shape {tuple(a.shape)}; expected {tuple(shape)}")
+
+
+def same_dtype(fname, what, a, dtype):
+    if np.dtype(a.dtype) != np.dtype(dtype):
+        raise TypeError(f"{fname}: {what} has dtype {a.dtype}; expected {np.dtype(dtype)}")
+
+
+def out(fname, be, obj, shape, dtype):
+    """A native array to write the result into: ``obj`` checked, or a new one."""
+    if obj is None:
+        return be.empty(tuple(shape), dtype)
+    o = be.as_out(fname, obj)
+    same_shape(fname, "out", o, shape)
+    same_dtype(fname, "out", o, dtype)
+    return o
+
+
+def inputs(fname, be, named):
+    """Native arrays for [(what, obj)], each of an accepted float dtype."""
+    arrays = [be.asarray(obj) for _, obj in named]
+    for (what, _), a in zip(named, arrays):
+        check_float(fname, what, a.dtype)
+    return arrays

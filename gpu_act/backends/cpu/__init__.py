@@ -1,0 +1,98 @@
+"""The CPU backend: Numba kernels on NumPy arrays.
+
+The functions below are the interface every backend offers to the public API
+(``gpu_act.elementwise``, ``gpu_act.softmax``, ...), which validates arguments
+and allocates results before calling them; arrays here are native (NumPy),
+non-empty unless stated, and ``out`` has the right shape and dtype.
+"""
+
+import numpy as np
+
+from ._numba import FASTMATH  # noqa: F401  (sets the threading layer on import)
+from . import cross_entropy as _ce
+from . import elementwise as _ew
+from . import maxout as _maxout
+from . import softmax as _softmax
+
+NAME = "cpu"
+
+
+def available():
+    return True
+
+
+def asarray(obj):
+    return np.asarray(obj)
+
+
+def as_out(fname, obj):
+    if not isinstance(obj, np.ndarray):
+        raise TypeError(f"{fname}: out must be a numpy.ndarray for NumPy input, got {type(obj).__name__}")
+    if not obj.flags.writeable:
+        raise ValueError(f"{fname}: out is read-only")
+    return obj
+
+
+def empty(shape, dtype):
+    return np.empty(shape, dtype)
+
+
+def wrap(result, like):
+    return result
+
+
+unary = _ew.unary
+scaled = _ew.scaled
+unary_slope = _ew.unary_slope
+scaled_slope = _ew.scaled_slope
+rrelu_slopes = _ew.rrelu_slopes
+
+
+def channel_sum(a, channel_axis, dtype):
+    """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
+    in at least float32, returned as a 1-D array of ``dtype``."""
+    acc = np.result_type(a.dtype, np.float32)
+    axes = tuple(i for i in range(a.ndim) if i != channel_axis)
+    return np.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
+
+
+def softmax(x, axis, temperature, log, out):
+    _softmax.forward(x, axis, temperature, log, out)
+
+
+def softmax_backward(g, y, axis, temperature, log, out):
+    _softmax.backward(g, y, axis, temperature, log, out)
+
+
+def maxout(x, pool, axis, out):
+    _maxout.forward(x, pool, axis, out)
+
+
+def maxout_backward(g, x, pool, axis, out):
+    _maxout.backward(g, x, pool, axis, out)
+
+
+def check_targets(fname, target, classes, ignore_index):
+    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+    if bad.any():
+        raise ValueError(
+            f"{fname}: target index {target[bad].flat[0]} is out of range; expected 0 <= target < {classes} "
+            f"or ignore_index={ignore_index}"
+        )
+    return int(np.count_nonzero(target != ignore_index))
+
+
+def cross_entropy(z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
+    """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
+    if reduction == "mean":
+        scale = 1.0 / count if count else 0.0
+    else:
+        scale = 1.0
+    loss, grad = _ce.per_row(z, target, axis, index, ignore_index, eps, scale, want_grad)
+    if reduction == "none":
+        loss = loss.astype(z.dtype)
+    elif reduction == "sum":
+        loss = np.asarray(loss.sum(), z.dtype)
+    else:
+        loss = np.asarray(loss.sum() / count if count else np.nan, z.dtype)
+    return loss, (None if grad is None else grad.astype(z.dtype, copy=False))

@@ -1,0 +1,67 @@
+"""Zero-copy views that give the CPU kernels a small fixed rank.
+
+Adjacent dimensions are merged where every operand lays them out
+contiguously with respect to each other; broadcast (stride 0), negative and
+non-unit strides are kept as they are. Kernels then see 2-D (elementwise) or
+3-D ``(P, Q, n)`` (row-wise, the reduced axis last) arrays of any strides.
+Layouts that do not collapse that far (rare) return None and the caller
+stages through contiguous copies.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def _groups(shape, strides_list):
+    """Merged dims as (size, [stride per operand]), outermost first."""
+    groups = []
+    for i, n in enumerate(shape):
+        if n == 1:
+            continue
+        st = [s[i] for s in strides_list]
+        if groups and all(gs == s * n for gs, s in zip(groups[-1][1], st)):
+            groups[-1] = (groups[-1][0] * n, st)
+        else:
+            groups.append((n, st))
+    return groups
+
+
+def _views(arrays, groups, rank, tail):
+    """Views of shape (group sizes padded to `rank`) + tail shape."""
+    groups = [(1, [0] * len(arrays))] * (rank - len(groups)) + groups
+    out = []
+    for k, a in enumerate(arrays):
+        shape = tuple(g[0] for g in groups) + tuple(a.shape[len(a.shape) - len(tail[k]) :])
+        strides = tuple(g[1][k] for g in groups) + tuple(a.strides[len(a.strides) - len(tail[k]) :])
+        out.append(as_strided(a, shape, strides, writeable=a.flags.writeable))
+    return out
+
+
+def flat2(arrays):
+    """2-D views of same-shape operands, or None."""
+    groups = _groups(arrays[0].shape, [a.strides for a in arrays])
+    if len(groups) > 2:
+        return None
+    return _views(arrays, groups, 2, [()] * len(arrays))
+
+
+def rows3(arrays, axis):
+    """(P, Q, n_k) views with `axis` moved last; the leading dims must agree."""
+    moved = [np.moveaxis(a, axis, -1) for a in arrays]
+    groups = _groups(moved[0].shape[:-1], [a.strides[:-1] for a in moved])
+    if len(groups) > 2:
+        return None
+    return _views(moved, groups, 2, [(a.shape[-1],) for a in moved])
+
+
+def same_view(a, b):
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
+def needs_staging(out, inputs):
+    """True when `out` overlaps an input other than being that very view."""
+    return any(np.may_share_memory(out, a) and not same_view(out, a) for a in inputs)

@@ -1,0 +1,120 @@
+"""Softmax cross-entropy on (P, Q, C) row views: loss and gradient in one pass.
+
+With lse = m + log sum_c e^{z_c - m} and smoothed targets t' = (1-eps) t + eps/C:
+  loss  = sum_c t'_c (lse - z_c)          (terms with t'_c = 0 contribute 0)
+  dloss/dz_c = softmax(z)_c sum_k t'_k - t'_c
+Index targets are one-hot t; a row whose target is ``ignore`` has loss 0 and
+gradient 0. The gradient is written already multiplied by ``scale`` (the
+reduction's 1/count). Per-row losses are float64.
+"""
+
+import numpy as np
+from numba import prange
+
+from ... import _compile
+from ..._dtypes import COMPUTE
+from ._launch import cached
+from ._numba import jit, pjit
+from ._views import rows3
+
+
+def _lse(zr):
+    # (m, s, lse): row max, sum of e^{z - m}, log-sum-exp
+    n = zr.shape[0]
+    m = zr[0]
+    for j in range(1, n):
+        if zr[j] > m:
+            m = zr[j]
+    s = 0.0
+    for j in range(n):
+        s += np.exp(zr[j] - m)
+    return m, s, m + np.log(s)
+
+
+def _index_rows(z, t, ignore, eps, scale, loss, grad, want_grad):
+    P, Q, C = z.shape
+    for r in prange(P * Q):
+        i = r // Q
+        k = r - i * Q
+        zr = z[i, k]
+        ti = t[i, k]
+        if ti == ignore:
+            loss[i, k] = 0.0
+            if want_grad:
+                grad[i, k, :] = 0.0
+            continue
+        m, s, lse = _lse(zr)
+        nll = lse - zr[ti]
+        if eps != 0.0:
+            # eps * mean_c(lse - z_c)
+            sz = 0.0
+            for j in range(C):
+                sz += zr[j]
+            nll = (1.0 - eps) * nll + eps * (lse - sz / C)
+        loss[i, k] = nll
+        if want_grad:
+            gr = grad[i, k]
+            inv_s = 1.0 / s
+            base = eps / C
+            for j in range(C):
+                gr[j] = (np.exp(zr[j] - m) * inv_s - base) * scale
+            gr[ti] -= (1.0 - eps) * scale
+
+
+def _prob_rows(z, t, eps, scale, loss, grad, want_grad):
+    P, Q, C = z.shape
+    for r in prange(P * Q):
+        i = r // Q
+        k = r - i * Q
+        zr = z[i, k]
+        tr = t[i, k]
+        m, s, lse = _lse(zr)
+        acc = 0.0
+        st = 0.0
+        base = eps / C
+        for j in range(C):
+            tj = (1.0 - eps) * tr[j] + base
+            if tj != 0.0:
+                acc += tj * (lse - zr[j])
+            st += tj
+        loss[i, k] = acc
+        if want_grad:
+            gr = grad[i, k]
+            inv_s = 1.0 / s
+            for j in range(C):
+                gr[j] = (np.exp(zr[j] - m) * inv_s * st - ((1.0 - eps) * tr[j] + base)) * scale
+
+
+def _kernel(template, ctype):
+    def build():
+        lse = _compile.instantiate(_lse, {}, ctype.name, jit, ctype)
+        return _compile.instantiate(template, {"_lse": lse}, ctype.name, pjit, ctype)
+
+    return cached((template.__name__, ctype), build)
+
+
+def per_row(z, target, axis, index, ignore, eps, scale, want_grad):
+    """(loss per row as float64 in z's shape without `axis`, gradient or None)."""
+    ctype = COMPUTE[z.dtype]
+    zm = np.moveaxis(z, axis, -1).astype(ctype, copy=False)
+    lead, C = zm.shape[:-1], zm.shape[-1]
+    loss = np.empty(lead, np.float64)
+    grad = np.empty(zm.shape, ctype) if want_grad else None
+    if loss.size == 0 or C == 0:
+        loss[...] = 0.0
+        return loss, (None if grad is None else np.moveaxis(grad, -1, axis))
+    tm = None if index else np.moveaxis(target, axis, -1).astype(ctype, copy=False)
+    views = rows3([zm] if index else [zm, tm], -1)
+    if views is None:
+        views = [np.ascontiguousarray(a) for a in ([zm] if index else [zm, tm])]
+        views = rows3(views, -1)
+    P, Q = views[0].shape[:2]
+    loss2 = loss.reshape(P, Q)
+    grad3 = grad.reshape(P, Q, C) if want_grad else np.empty((1, 1, 1), ctype)
+    k = _kernel(_index_rows if index else _prob_rows, ctype)
+    if index:
+        t2 = np.ascontiguousarray(target, dtype=np.int64).reshape(P, Q)
+        k(views[0], t2, np.int64(ignore), ctype.type(eps), ctype.type(scale), loss2, grad3, want_grad)
+    else:
+        k(views[0], views[1], ctype.type(eps), ctype.type(scale), loss2, grad3, want_grad)
+    return loss, (None if grad is None else np.moveaxis(grad, -1, axis))

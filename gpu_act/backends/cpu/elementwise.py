@@ -1,0 +1,118 @@
+"""Elementwise kernels for the CPU, one per (wrapper, formula, compute dtype).
+
+A kernel applies ``_w`` to every element of 2-D views (see ``_views.flat2``);
+``_w`` is one of the wrappers below bound to a registry formula ``_g``. The
+flat element range is split into chunks run in parallel; inside a chunk the
+loop runs along a row so LLVM can vectorize contiguous data.
+"""
+
+import numpy as np
+from numba import prange
+
+from ... import _compile
+from ..._dtypes import COMPUTE
+from ...formulas import rrelu_slope
+from ._launch import cached, formulas, launch
+from ._numba import jit, pjit
+from ._views import flat2
+
+CHUNK = 1 << 14
+
+
+def _apply(a, b, c, p):
+    return _g(a, *p)  # noqa: F821 (bound by instantiate)
+
+
+def _scaled(a, b, c, p):
+    return a * _g(b, *p)  # noqa: F821
+
+
+def _apply_slope(a, b, c, p):
+    return _g(a, b)  # noqa: F821
+
+
+def _scaled_slope(a, b, c, p):
+    return a * _g(b, c)  # noqa: F821
+
+
+def _template(a, b, c, out, p):
+    rows, cols = out.shape
+    total = rows * cols
+    for k in prange((total + CHUNK - 1) // CHUNK):
+        start = k * CHUNK
+        stop = min(start + CHUNK, total)
+        r = start // cols
+        col = start - r * cols
+        while start < stop:
+            m = min(stop - start, cols - col)
+            for j in range(col, col + m):
+                out[r, j] = _w(a[r, j], b[r, j], c[r, j], p)  # noqa: F821
+            start += m
+            r += 1
+            col = 0
+
+
+def _fill_slopes(out, key, lower, upper):
+    n = out.shape[0]
+    for k in prange((n + CHUNK - 1) // CHUNK):
+        for i in range(k * CHUNK, min(k * CHUNK + CHUNK, n)):
+            out[i] = _slope(key, np.uint64(i), lower, upper)  # noqa: F821
+
+
+_WRAPPERS = {w.__name__: w for w in (_apply, _scaled, _apply_slope, _scaled_slope)}
+
+
+def _kernel(wrapper, formula, ctype):
+    tag = f"{wrapper}.{formula.__name__}.{ctype.name}"
+
+    def build():
+        w = _compile.instantiate(_WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, jit)
+        return _compile.instantiate(_template, {"_w": w}, tag, pjit)
+
+    return cached(("ew", tag), build)
+
+
+def _run(wrapper, formula, arrays, params, out):
+    """out = wrapper(arrays...) elementwise; arrays share out's shape."""
+    ctype = COMPUTE[np.result_type(*arrays)]
+    k = _kernel(wrapper, formula, ctype)
+    p = tuple(ctype.type(v) for v in params)
+    # the template takes three inputs: repeat the last one (its loads are dead code)
+    pick = [min(i, len(arrays) - 1) for i in range(3)]
+
+    def run(*v):
+        k(v[pick[0]], v[pick[1]], v[pick[2]], v[-1], p)
+
+    launch(run, flat2, arrays, out, ctype)
+
+
+def unary(f, x, params, out):
+    """out = f(x, *params)"""
+    _run("_apply", f, [x], params, out)
+
+
+def scaled(f, g, x, params, out):
+    """out = g * f(x, *params)"""
+    _run("_scaled", f, [g, x], params, out)
+
+
+def unary_slope(f, x, slope, out):
+    """out = f(x, slope), slope an array broadcastable to x"""
+    _run("_apply_slope", f, [x, np.broadcast_to(slope, x.shape)], (), out)
+
+
+def scaled_slope(f, g, x, slope, out):
+    """out = g * f(x, slope)"""
+    _run("_scaled_slope", f, [g, x, np.broadcast_to(slope, x.shape)], (), out)
+
+
+def rrelu_slopes(shape, key, lower, upper, dtype):
+    """Per-element slopes U(lower, upper) keyed by (key, C-order flat index)."""
+    ctype = COMPUTE[np.dtype(dtype)]
+    fill = cached(
+        ("slopes", ctype),
+        lambda: _compile.instantiate(_fill_slopes, {"_slope": formulas(ctype)[rrelu_slope.__name__]}, ctype.name, pjit),
+    )
+    out = np.empty(int(np.prod(shape)), ctype)
+    fill(out, np.uint64(key), ctype.type(lower), ctype.type(upper))
+    return out.reshape(shape)

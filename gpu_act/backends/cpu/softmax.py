@@ -1,0 +1,100 @@
+"""Softmax and log-softmax, forward and backward, on (P, Q, n) row views.
+
+Forward, per row:  m = max x;  d_j = (x_j - m)/T;  s = sum e^{d_j}
+  softmax: y_j = e^{d_j} / s      log_softmax: y_j = d_j - log s
+Backward (y the forward's output, g the incoming gradient):
+  softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
+  log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
+NaN or +inf in a row, or a row of all -inf, makes d NaN somewhere and so the
+whole row NaN (as PyTorch); -inf entries of a finite row give e^{d} = 0.
+Sums run in the compute dtype (float32 or float64); kernels are retyped per
+compute dtype so float32 rows never touch float64.
+"""
+
+import numpy as np
+from numba import prange
+
+from ... import _compile
+from ..._dtypes import COMPUTE
+from ._launch import cached, launch
+from ._numba import jit, pjit
+from ._views import rows3
+
+
+def _scaled(d, inv_t):
+    # d/T with 0/T = 0 even when 1/T overflowed to inf
+    return 0.0 if d == 0.0 else d * inv_t
+
+
+def _forward(x, out, inv_t, log):
+    P, Q, n = x.shape
+    for r in prange(P * Q):
+        i = r // Q
+        xr = x[i, r - i * Q]
+        o = out[i, r - i * Q]
+        m = xr[0]
+        for j in range(1, n):
+            if xr[j] > m:
+                m = xr[j]
+        s = 0.0
+        if log:
+            for j in range(n):
+                s += np.exp(_scaled(xr[j] - m, inv_t))
+            ls = np.log(s)
+            for j in range(n):
+                o[j] = _scaled(xr[j] - m, inv_t) - ls
+        else:
+            for j in range(n):
+                e = np.exp(_scaled(xr[j] - m, inv_t))
+                o[j] = e
+                s += e
+            inv_s = 1.0 / s
+            for j in range(n):
+                o[j] *= inv_s
+
+
+def _backward(g, y, out, inv_t, log):
+    P, Q, n = g.shape
+    for r in prange(P * Q):
+        i = r // Q
+        gr = g[i, r - i * Q]
+        yr = y[i, r - i * Q]
+        o = out[i, r - i * Q]
+        s = 0.0
+        if log:
+            for j in range(n):
+                s += gr[j]
+            for j in range(n):
+                o[j] = (gr[j] - np.exp(yr[j]) * s) * inv_t
+        else:
+            for j in range(n):
+                s += gr[j] * yr[j]
+            for j in range(n):
+                o[j] = yr[j] * (gr[j] - s) * inv_t
+
+
+def _kernel(template, ctype):
+    def build():
+        scaled = _compile.instantiate(_scaled, {}, ctype.name, jit, ctype)
+        return _compile.instantiate(template, {"_scaled": scaled}, ctype.name, pjit, ctype)
+
+    return cached((template.__name__, ctype), build)
+
+
+def _inv_t(temperature, ctype):
+    with np.errstate(over="ignore"):
+        return ctype.type(1.0 / temperature)
+
+
+def forward(x, axis, temperature, log, out):
+    ctype = COMPUTE[x.dtype]
+    k = _kernel(_forward, ctype)
+    inv_t = _inv_t(temperature, ctype)
+    launch(lambda xv, ov: k(xv, ov, inv_t, log), lambda a: rows3(a, axis), [x], out, ctype)
+
+
+def backward(g, y, axis, temperature, log, out):
+    ctype = COMPUTE[np.result_type(g, y)]
+    k = _kernel(_backward, ctype)
+    inv_t = _inv_t(temperature, ctype)
+    launch(lambda gv, yv, ov: k(gv, yv, ov, inv_t, log), lambda a: rows3(a, axis), [g, y], out, ctype)

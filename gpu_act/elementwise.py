@@ -1,0 +1,159 @@
+"""Public elementwise functions, generated from the registry.
+
+For every row NAME of ``registry.PLAIN``:
+    NAME(x, *params, out=None, backend=None)                 = f(x)
+    NAME_backward(grad_output, x, *params, out=None, backend=None) = grad_output * f'(x)
+plus PReLU (per-channel weight) and RReLU (random slopes when training).
+"""
+
+import inspect
+
+import numpy as np
+
+from . import _dispatch, _validate
+from . import formulas as F
+from .registry import ACTIVATIONS, PLAIN
+
+_KW = [
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
+    inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None),
+]
+
+
+def _signature(act, arrays):
+    pos = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in arrays]
+    params = [inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default) for p in act.params]
+    return inspect.Signature(pos + params + _KW)
+
+
+def _make(act):
+    fname = f"gpu_act.{act.name}"
+
+    def forward(x, *args, out=None, backend=None, **kwargs):
+        be = _dispatch.resolve(fname, (x, out), backend)
+        (xa,) = _validate.inputs(fname, be, [("x", x)])
+        f, _, params = act.kernels(act.bind(fname, args, kwargs))
+        o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+        if xa.size:
+            be.unary(f, xa, params, o)
+        return be.wrap(o, x)
+
+    def backward(grad_output, x, *args, out=None, backend=None, **kwargs):
+        name = fname + "_backward"
+        be = _dispatch.resolve(name, (grad_output, x, out), backend)
+        g, xa = _validate.inputs(name, be, [("grad_output", grad_output), ("x", x)])
+        _validate.same_shape(name, "grad_output", g, xa.shape)
+        _validate.same_dtype(name, "grad_output", g, xa.dtype)
+        _, d, params = act.kernels(act.bind(name, args, kwargs))
+        o = _validate.out(name, be, out, xa.shape, xa.dtype)
+        if xa.size:
+            be.scaled(d, g, xa, params, o)
+        return be.wrap(o, x)
+
+    for fn, name, arrays, what in (
+        (forward, act.name, ["x"], f"{act.name}(x) = {act.formula}"),
+        (backward, act.name + "_backward", ["grad_output", "x"], f"grad_output * d{act.name}/dx = {act.derivative_text}"),
+    ):
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = "gpu_act"
+        fn.__signature__ = _signature(act, arrays)
+        fn.__doc__ = f"{what}\n\nParameters: {', '.join(f'{p.name}={p.default!r} ({p.accepted()})' for p in act.params) or 'none'}."
+    return forward, backward
+
+
+FUNCTIONS = {}
+for _name in PLAIN:
+    FUNCTIONS[_name], FUNCTIONS[_name + "_backward"] = _make(ACTIVATIONS[_name])
+
+
+# ---------------------------------------------------------------- PReLU
+def _prelu_setup(fname, named, weight, out, backend):
+    """(backend, native arrays, native weight, slope): the slope is the weight
+    reshaped to x's rank so that it broadcasts along every axis but axis 1."""
+    be = _dispatch.resolve(fname, (*(a for _, a in named), weight, out), backend)
+    *arrays, w = _validate.inputs(fname, be, [*named, ("weight", weight)])
+    x = arrays[-1]
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    if w.ndim > 1 or w.size not in (1, channels):
+        raise ValueError(
+            f"{fname}: weight has shape {tuple(w.shape)}; expected 1 element or {channels} "
+            "(one per channel, axis 1 of x)"
+        )
+    shape = [1] * x.ndim
+    if w.size > 1:
+        shape[1] = w.size
+    return be, arrays, w, w.reshape(tuple(shape)).astype(x.dtype, copy=False)
+
+
+def prelu(x, weight, *, out=None, backend=None):
+    """x if x > 0 else weight[c] * x, c the channel (axis 1 for ndim >= 2)."""
+    fname = "gpu_act.prelu"
+    be, (xa,), _, slope = _prelu_setup(fname, [("x", x)], weight, out, backend)
+    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    if xa.size:
+        be.unary_slope(F.leaky_relu_fwd, xa, slope, o)
+    return be.wrap(o, x)
+
+
+def prelu_backward(grad_output, x, weight, *, backend=None):
+    """(grad_x, grad_weight): grad_x = g (1 if x > 0 else w_c);
+    grad_weight[c] = sum of g x over channel c where x <= 0."""
+    fname = "gpu_act.prelu_backward"
+    be, (g, xa), w, slope = _prelu_setup(fname, [("grad_output", grad_output), ("x", x)], weight, None, backend)
+    _validate.same_shape(fname, "grad_output", g, xa.shape)
+    _validate.same_dtype(fname, "grad_output", g, xa.dtype)
+    gx = be.empty(xa.shape, xa.dtype)
+    contrib = be.empty(xa.shape, xa.dtype)
+    if xa.size:
+        be.scaled_slope(F.leaky_relu_der, g, xa, slope, gx)
+        be.scaled_slope(F.leaky_relu_slope_der, g, xa, slope, contrib)
+    gw = be.channel_sum(contrib, 1 if w.size > 1 else None, w.dtype).reshape(w.shape)
+    return be.wrap(gx, x), be.wrap(gw, weight)
+
+
+# ---------------------------------------------------------------- RReLU
+def _rrelu_key(fname, seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{fname}: seed must be an integer in [0, 2**64), got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"{fname}: seed={seed} is not accepted; expected an integer in [0, 2**64)")
+    return F.mix64(int(seed))
+
+
+def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None):
+    """x if x > 0 else a x. Eval: a = (lower+upper)/2. Training: a ~ U(lower, upper)
+    per element, from a counter-based generator keyed by (seed, C-order flat index)."""
+    fname = "gpu_act.rrelu"
+    act = ACTIVATIONS["rrelu"]
+    be = _dispatch.resolve(fname, (x, out), backend)
+    (xa,) = _validate.inputs(fname, be, [("x", x)])
+    params = act.bind(fname, (lower, upper), {})
+    key = _rrelu_key(fname, seed)
+    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    if xa.size:
+        if training:
+            be.unary_slope(F.leaky_relu_fwd, xa, be.rrelu_slopes(xa.shape, key, *params, xa.dtype), o)
+        else:
+            be.unary(act.forward, xa, params, o)
+    return be.wrap(o, x)
+
+
+def rrelu_backward(
+    grad_output, x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None
+):
+    """grad_output * (1 if x > 0 else a), with the slopes a of ``rrelu`` regenerated."""
+    fname = "gpu_act.rrelu_backward"
+    act = ACTIVATIONS["rrelu"]
+    be = _dispatch.resolve(fname, (grad_output, x, out), backend)
+    g, xa = _validate.inputs(fname, be, [("grad_output", grad_output), ("x", x)])
+    _validate.same_shape(fname, "grad_output", g, xa.shape)
+    _validate.same_dtype(fname, "grad_output", g, xa.dtype)
+    params = act.bind(fname, (lower, upper), {})
+    key = _rrelu_key(fname, seed)
+    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    if xa.size:
+        if training:
+            be.scaled_slope(F.leaky_relu_der, g, xa, be.rrelu_slopes(xa.shape, key, *params, xa.dtype), o)
+        else:
+            be.scaled(act.derivative, g, xa, params, o)
+    return be.wrap(o, x)

@@ -1,0 +1,571 @@
+"""Independent NumPy float64 reference implementations for the gpu_act test suite.
+
+Everything here is written from the mathematical definitions (PyTorch semantics where
+the issue says so); nothing is imported from ``gpu_act``.  All functions
+
+* upcast their inputs to float64 and return float64 arrays (callers cast / compare with
+  the per-dtype tolerance table in ``tolerances.py``),
+* use overflow-safe forms (``np.logaddexp``, ``scipy.special.expit`` / ``log_expit`` /
+  ``ndtr``) and return the exact limits at +-inf,
+* return NaN wherever ``x`` is NaN (forward and derivative),
+* silence floating-point warnings internally with ``np.errstate``.
+
+Elementwise derivatives ``d_NAME(x, ...)`` return dNAME/dx; ``NAME_backward(g, x, ...)``
+returns ``g * dNAME/dx``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+__all__ = [
+    "ELEMENTWISE",
+    "SELU_SCALE",
+    "SELU_ALPHA",
+    "forward",
+    "derivative",
+    "backward",
+    "softmax",
+    "log_softmax",
+    "softmax_backward",
+    "log_softmax_backward",
+    "cross_entropy",
+    "maxout",
+    "maxout_backward",
+    "prelu",
+    "prelu_backward",
+    "rrelu",
+    "rrelu_backward",
+    "rrelu_slopes",
+    "mix64",
+]
+
+SELU_SCALE = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _f64(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def _nan_where_x_nan(x, r):
+    r = np.asarray(r, dtype=np.float64)
+    return np.where(np.isnan(x), np.nan, r)
+
+
+# ---------------------------------------------------------------------------------------
+# elementwise forward functions f(x, **params) and derivatives df(x, **params)
+# ---------------------------------------------------------------------------------------
+
+def _sigmoid(x):
+    return special.expit(x)
+
+
+def _d_sigmoid(x):
+    # s * (1 - s) written as expit(x) * expit(-x): accurate in both tails, 0 at +-inf
+    return special.expit(x) * special.expit(-x)
+
+
+def _tanh(x):
+    return np.tanh(x)
+
+
+def _d_tanh(x):
+    # 1 - tanh^2 = sech^2; cosh overflows to inf for |x| > ~710 -> 0 (the exact limit)
+    return 1.0 / np.cosh(x) ** 2
+
+
+def _relu(x):
+    return np.where(x > 0, x, 0.0)
+
+
+def _d_relu(x):
+    return np.where(x > 0, 1.0, 0.0)  # relu'(0) = 0
+
+
+def _relu6(x):
+    return np.where(x > 6, 6.0, np.where(x > 0, x, 0.0))
+
+
+def _d_relu6(x):
+    return np.where((x > 0) & (x < 6), 1.0, 0.0)  # 0 at both kinks
+
+
+def _leaky_relu(x, negative_slope=0.01):
+    return np.where(x > 0, x, negative_slope * x)
+
+
+def _d_leaky_relu(x, negative_slope=0.01):
+    return np.where(x > 0, 1.0, negative_slope)  # slope at 0
+
+
+def _elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+def _d_elu(x, alpha=1.0):
+    return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))  # alpha at 0
+
+
+def _selu(x):
+    return SELU_SCALE * _elu(x, SELU_ALPHA)
+
+
+def _d_selu(x):
+    return SELU_SCALE * _d_elu(x, SELU_ALPHA)
+
+
+def _celu(x, alpha=1.0):
+    # max(0, x) + min(0, alpha * (exp(x/alpha) - 1)) == x for x > 0, alpha*expm1(x/alpha)
+    # for x <= 0 (for either sign of alpha)
+    neg = alpha * np.expm1(np.where(x > 0, 0.0, x) / alpha)
+    return np.where(x > 0, x, neg)
+
+
+def _d_celu(x, alpha=1.0):
+    return np.where(x > 0, 1.0, np.exp(np.where(x > 0, 0.0, x) / alpha))  # 1 at 0
+
+
+def _gelu(x, approximate="none"):
+    if approximate == "none":
+        # 0.5 * x * (1 + erf(x/sqrt2)) == x * Phi(x); ndtr is accurate in the left tail
+        r = x * special.ndtr(x)
+    elif approximate == "tanh":
+        # 0.5 * x * (1 + tanh(u)) == x * expit(2u)
+        u = _SQRT_2_OVER_PI * (x + _GELU_C * x ** 3)
+        r = x * special.expit(2.0 * u)
+    else:  # pragma: no cover - reference misuse
+        raise ValueError(approximate)
+    r = np.where(x == np.inf, np.inf, r)
+    return np.where(x == -np.inf, 0.0, r)
+
+
+def _d_gelu(x, approximate="none"):
+    if approximate == "none":
+        r = special.ndtr(x) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+    elif approximate == "tanh":
+        u = _SQRT_2_OVER_PI * (x + _GELU_C * x ** 3)
+        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
+        s = special.expit(2.0 * u)
+        # d/dx [x * expit(2u)] = s + x * 2u' * s * (1 - s), (1 - s) = expit(-2u)
+        r = s + 2.0 * x * du * s * special.expit(-2.0 * u)
+        # For |x| > 50 the correction term is exactly 0 in float64 (exp(-2|u|) with
+        # |u| > 4000 underflows); avoid inf*0 for huge |x|.
+        r = np.where(np.abs(x) > 50, np.where(x > 0, 1.0, 0.0), r)
+    else:  # pragma: no cover
+        raise ValueError(approximate)
+    r = np.where(x == np.inf, 1.0, r)
+    return np.where(x == -np.inf, 0.0, r)
+
+
+def _swish(x, beta=1.0):
+    r = x * special.expit(beta * x)
+    if beta > 0:
+        r = np.where(x == -np.inf, 0.0, r)
+    elif beta < 0:
+        r = np.where(x == np.inf, 0.0, r)
+    return r
+
+
+def _d_swish(x, beta=1.0):
+    bx = beta * x
+    s = special.expit(bx)
+    r = s + bx * s * special.expit(-bx)
+    inf_hi = 1.0 if beta > 0 else (0.0 if beta < 0 else 0.5)
+    inf_lo = 0.0 if beta > 0 else (1.0 if beta < 0 else 0.5)
+    r = np.where(x == np.inf, inf_hi, r)
+    return np.where(x == -np.inf, inf_lo, r)
+
+
+def _silu(x):
+    return _swish(x, 1.0)
+
+
+def _d_silu(x):
+    return _d_swish(x, 1.0)
+
+
+def _softplus_raw(x):
+    return np.logaddexp(0.0, x)  # log(1 + exp(x)) without overflow
+
+
+def _mish(x):
+    r = x * np.tanh(_softplus_raw(x))
+    return np.where(x == -np.inf, 0.0, r)
+
+
+def _d_mish(x):
+    sp = _softplus_raw(x)
+    t = np.tanh(sp)
+    sech2 = 1.0 / np.cosh(sp) ** 2
+    r = t + x * sech2 * special.expit(x)
+    r = np.where(x == np.inf, 1.0, r)
+    return np.where(x == -np.inf, 0.0, r)
+
+
+def _softplus(x, beta=1.0, threshold=20.0):
+    bx = beta * x
+    return np.where(bx > threshold, x, _softplus_raw(bx) / beta)
+
+
+def _d_softplus(x, beta=1.0, threshold=20.0):
+    bx = beta * x
+    return np.where(bx > threshold, 1.0, special.expit(bx))
+
+
+def _hardsigmoid(x):
+    return _relu6(x + 3.0) / 6.0
+
+
+def _d_hardsigmoid(x):
+    return np.where((x > -3) & (x < 3), 1.0 / 6.0, 0.0)
+
+
+def _hardswish(x):
+    r = x * _relu6(x + 3.0) / 6.0
+    # x * 6 overflows for x near the float64 maximum: hardswish(x) == x for x >= 3
+    r = np.where(x >= 3, x, r)
+    return np.where(x == -np.inf, 0.0, r)
+
+
+def _d_hardswish(x):
+    return np.where(x < -3, 0.0, np.where(x <= 3, x / 3.0 + 0.5, 1.0))
+
+
+def _hardtanh(x, min_val=-1.0, max_val=1.0):
+    return np.where(x < min_val, min_val, np.where(x > max_val, max_val, x))
+
+
+def _d_hardtanh(x, min_val=-1.0, max_val=1.0):
+    return np.where((x > min_val) & (x < max_val), 1.0, 0.0)
+
+
+def _softsign(x):
+    r = x / (1.0 + np.abs(x))
+    return np.where(np.isinf(x), np.sign(x), r)
+
+
+def _d_softsign(x):
+    return 1.0 / (1.0 + np.abs(x)) ** 2
+
+
+def _logsigmoid(x):
+    return special.log_expit(x)
+
+
+def _d_logsigmoid(x):
+    return special.expit(-x)
+
+
+ELEMENTWISE = {
+    "sigmoid": (_sigmoid, _d_sigmoid),
+    "tanh": (_tanh, _d_tanh),
+    "relu": (_relu, _d_relu),
+    "relu6": (_relu6, _d_relu6),
+    "leaky_relu": (_leaky_relu, _d_leaky_relu),
+    "elu": (_elu, _d_elu),
+    "selu": (_selu, _d_selu),
+    "celu": (_celu, _d_celu),
+    "gelu": (_gelu, _d_gelu),
+    "silu": (_silu, _d_silu),
+    "swish": (_swish, _d_swish),
+    "mish": (_mish, _d_mish),
+    "softplus": (_softplus, _d_softplus),
+    "hardsigmoid": (_hardsigmoid, _d_hardsigmoid),
+    "hardswish": (_hardswish, _d_hardswish),
+    "hardtanh": (_hardtanh, _d_hardtanh),
+    "softsign": (_softsign, _d_softsign),
+    "logsigmoid": (_logsigmoid, _d_logsigmoid),
+}
+
+
+def forward(name, x, **params):
+    """Reference forward of elementwise activation ``name`` (float64 result)."""
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        r = ELEMENTWISE[name][0](x, **params)
+        return _nan_where_x_nan(x, r)
+
+
+def derivative(name, x, **params):
+    """Reference dNAME/dx (float64), NaN where x is NaN."""
+    x = _f64(x)
+    with np.errstate(all="ignore"):
+        r = ELEMENTWISE[name][1](x, **params)
+        return _nan_where_x_nan(x, np.broadcast_to(r, x.shape))
+
+
+def backward(name, grad_output, x, **params):
+    """Reference grad_output * dNAME/dx (float64)."""
+    g = _f64(grad_output)
+    with np.errstate(all="ignore"):
+        return g * derivative(name, x, **params)
+
+
+# ---------------------------------------------------------------------------------------
+# softmax family
+# ---------------------------------------------------------------------------------------
+
+def _rowwise_prepare(x, axis):
+    """Return (x as float64 with >= 1 dim, normalized axis, original 0-d flag)."""
+    x = _f64(x)
+    if x.ndim == 0:
+        if axis not in (0, -1):
+            raise np.exceptions.AxisError(axis, 0)
+        return x.reshape(1), 0, True
+    axis = _norm_axis(axis, x.ndim)
+    return x, axis, False
+
+
+def _norm_axis(axis, ndim):
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(axis, ndim)
+    return axis % ndim
+
+
+def _softmax_parts(x, axis, temperature):
+    z = x / temperature
+    m = np.max(z, axis=axis, keepdims=True)  # NaN if the row holds a NaN
+    ok = np.isfinite(m)  # False for rows with NaN, +inf, or all -inf
+    shifted = z - np.where(ok, m, 0.0)
+    e = np.exp(shifted)  # -inf entries -> 0
+    s = np.sum(e, axis=axis, keepdims=True)
+    return shifted, e, s, ok
+
+
+def softmax(x, axis=-1, temperature=1.0):
+    xx, ax, zero_d = _rowwise_prepare(x, axis)
+    if xx.size == 0:
+        return np.empty(xx.shape, np.float64)
+    with np.errstate(all="ignore"):
+        shifted, e, s, ok = _softmax_parts(xx, ax, temperature)
+        y = np.where(ok, e / s, np.nan)
+    return y.reshape(()) if zero_d else y
+
+
+def log_softmax(x, axis=-1, temperature=1.0):
+    xx, ax, zero_d = _rowwise_prepare(x, axis)
+    if xx.size == 0:
+        return np.empty(xx.shape, np.float64)
+    with np.errstate(all="ignore"):
+        shifted, e, s, ok = _softmax_parts(xx, ax, temperature)
+        y = np.where(ok, shifted - np.log(s), np.nan)
+    return y.reshape(()) if zero_d else y
+
+
+def softmax_backward(grad_output, output, axis=-1, temperature=1.0):
+    """y * (g - sum(g * y)) / T."""
+    g = _f64(grad_output)
+    y = _f64(output)
+    gg, ax, zero_d = _rowwise_prepare(g, axis)
+    yy = y.reshape(gg.shape)
+    if gg.size == 0:
+        return np.empty(gg.shape, np.float64)
+    with np.errstate(all="ignore"):
+        dot = np.sum(gg * yy, axis=ax, keepdims=True)
+        r = yy * (gg - dot) / temperature
+    return r.reshape(()) if zero_d else r
+
+
+def log_softmax_backward(grad_output, output, axis=-1, temperature=1.0):
+    """(g - exp(y) * sum(g)) / T."""
+    g = _f64(grad_output)
+    y = _f64(output)
+    gg, ax, zero_d = _rowwise_prepare(g, axis)
+    yy = y.reshape(gg.shape)
+    if gg.size == 0:
+        return np.empty(gg.shape, np.float64)
+    with np.errstate(all="ignore"):
+        sg = np.sum(gg, axis=ax, keepdims=True)
+        r = (gg - np.exp(yy) * sg) / temperature
+    return r.reshape(()) if zero_d else r
+
+
+# ---------------------------------------------------------------------------------------
+# cross entropy
+# ---------------------------------------------------------------------------------------
+
+def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
+                  label_smoothing=0.0):
+    """Return (loss, grad) in float64.
+
+    loss: 0-d array for "mean"/"sum", per-row array (shape of logits without axis) for
+    "none".  grad: d(reduced loss)/d logits ("none": gradient of the sum of row losses).
+    """
+    z = _f64(logits)
+    if z.ndim == 0:
+        raise ValueError("logits must have at least one dimension")
+    ax = _norm_axis(axis, z.ndim)
+    zl = np.moveaxis(z, ax, -1)  # (..., C)
+    C = zl.shape[-1]
+    target = np.asarray(target)
+    eps = float(label_smoothing)
+    index_mode = np.issubdtype(target.dtype, np.integer)
+    with np.errstate(all="ignore"):
+        if zl.size == 0:
+            lse = np.zeros(zl.shape[:-1])
+            soft = np.zeros(zl.shape)
+        else:
+            m = np.max(zl, axis=-1, keepdims=True)
+            msafe = np.where(np.isfinite(m), m, 0.0)
+            s = np.sum(np.exp(zl - msafe), axis=-1, keepdims=True)
+            lse_k = msafe + np.log(s)
+            lse = lse_k[..., 0]
+            soft = np.exp(zl - lse_k)
+        if index_mode:
+            t = target.astype(np.int64)
+            valid = t != ignore_index
+            tc = np.where(valid, t, 0)
+            onehot = np.zeros(zl.shape)
+            if zl.size:
+                np.put_along_axis(onehot, tc[..., None], 1.0, axis=-1)
+            q = (1.0 - eps) * onehot + eps / C
+            q = np.where(valid[..., None], q, 0.0)
+        else:
+            tq = np.moveaxis(_f64(target), ax, -1)
+            q = (1.0 - eps) * tq + eps / C
+            valid = np.ones(zl.shape[:-1], dtype=bool)
+        terms = np.where(q == 0, 0.0, q * (lse[..., None] - zl))
+        row_loss = np.sum(terms, axis=-1)
+        row_loss = np.where(valid, row_loss, 0.0)
+        row_grad = soft * np.sum(q, axis=-1, keepdims=True) - q
+        if reduction == "none":
+            loss = row_loss
+            scale = 1.0
+        elif reduction == "sum":
+            loss = np.asarray(np.sum(row_loss))
+            scale = 1.0
+        elif reduction == "mean":
+            count = float(np.count_nonzero(valid)) if index_mode else float(row_loss.size)
+            loss = np.asarray(np.sum(row_loss) / count) if count else np.asarray(np.nan)
+            scale = 1.0 / count if count else np.nan
+        else:  # pragma: no cover
+            raise ValueError(reduction)
+        # ignored rows have gradient 0 even when every row is ignored (scale = NaN)
+        grad = np.moveaxis(np.where(valid[..., None], row_grad * scale, 0.0), -1, ax)
+    return loss, grad
+
+
+# ---------------------------------------------------------------------------------------
+# maxout
+# ---------------------------------------------------------------------------------------
+
+def _maxout_groups(x, pool_size, axis):
+    x = _f64(x)
+    ax = _norm_axis(axis, x.ndim)
+    xl = np.moveaxis(x, ax, -1)
+    n = xl.shape[-1]
+    assert n % pool_size == 0
+    return xl.reshape(xl.shape[:-1] + (n // pool_size, pool_size)), ax, xl.shape
+
+
+def maxout(x, pool_size, axis=-1):
+    grp, ax, _ = _maxout_groups(x, pool_size, axis)
+    if grp.size == 0:
+        out = np.empty(grp.shape[:-1])
+    else:
+        with np.errstate(all="ignore"):
+            out = np.max(grp, axis=-1)  # NaN propagates
+    return np.moveaxis(out, -1, ax)
+
+
+def maxout_backward(grad_output, x, pool_size, axis=-1):
+    grp, ax, lshape = _maxout_groups(x, pool_size, axis)
+    g = np.moveaxis(_f64(grad_output), ax, -1)
+    res = np.zeros(grp.shape)
+    if grp.size:
+        # np.argmax returns the first maximum, and the first NaN if the group has one
+        idx = np.argmax(grp, axis=-1)[..., None]
+        np.put_along_axis(res, idx, g[..., None], axis=-1)
+    return np.moveaxis(res.reshape(lshape), -1, ax)
+
+
+# ---------------------------------------------------------------------------------------
+# prelu
+# ---------------------------------------------------------------------------------------
+
+def _prelu_weight(x, weight):
+    w = _f64(weight).reshape(-1)
+    if x.ndim >= 2 and w.size != 1:
+        shape = [1] * x.ndim
+        shape[1] = w.size
+        return w.reshape(shape)
+    return w.reshape(()) if w.size == 1 else w
+
+
+def prelu(x, weight):
+    x = _f64(x)
+    w = _prelu_weight(x, weight)
+    with np.errstate(all="ignore"):
+        return _nan_where_x_nan(x, np.where(x > 0, x, w * x))
+
+
+def prelu_backward(grad_output, x, weight):
+    x = _f64(x)
+    g = _f64(grad_output)
+    wflat = _f64(weight)
+    w = _prelu_weight(x, weight)
+    with np.errstate(all="ignore"):
+        gx = _nan_where_x_nan(x, np.where(x > 0, g, w * g))
+        contrib = np.where(x > 0, 0.0, g * x)
+        if wflat.size == 1:
+            gw = np.sum(contrib).reshape(wflat.shape)
+        else:
+            axes = tuple(a for a in range(x.ndim) if a != 1)
+            gw = np.sum(contrib, axis=axes).reshape(wflat.shape)
+    return gx, gw
+
+
+# ---------------------------------------------------------------------------------------
+# rrelu and its counter-based generator
+# ---------------------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+
+
+def mix64(z):
+    """splitmix64 finalizer on a uint64 array (wrapping arithmetic)."""
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(all="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def rrelu_uniforms(shape, seed):
+    """u_i in [0, 1) for C-order flat indices i of ``shape``."""
+    n = int(np.prod(shape, dtype=np.int64))
+    i = np.arange(n, dtype=np.uint64)
+    base = mix64(np.array([int(seed) & _M64], dtype=np.uint64))
+    with np.errstate(all="ignore"):
+        v = mix64(base + i)
+    u = (v >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return u.reshape(shape)
+
+
+def rrelu_slopes(shape, lower, upper, training, seed):
+    if not training:
+        return np.full(shape, (lower + upper) / 2.0)
+    return lower + (upper - lower) * rrelu_uniforms(shape, seed)
+
+
+def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False, seed=0):
+    x = _f64(x)
+    a = rrelu_slopes(x.shape, lower, upper, training, seed)
+    with np.errstate(all="ignore"):
+        return _nan_where_x_nan(x, np.where(x > 0, x, a * x))
+
+
+def rrelu_backward(grad_output, x, lower=1.0 / 8, upper=1.0 / 3, training=False, seed=0):
+    x = _f64(x)
+    g = _f64(grad_output)
+    a = rrelu_slopes(x.shape, lower, upper, training, seed)
+    with np.errstate(all="ignore"):
+        return _nan_where_x_nan(x, np.where(x > 0, g, a * g))
