@@ -8,6 +8,7 @@ ever copied between host and device. Backend modules are imported on first
 use, so ``import gpu_act`` imports neither CuPy nor CUDA.
 """
 
+import functools
 import importlib
 import threading
 
@@ -59,6 +60,22 @@ def available_backends():
     return _available
 
 
+def lazy(fn):
+    """``fn`` extended to Dask arrays: a call passing a ``dask.array.Array`` goes to
+    ``gpu_act._dask`` (imported only then), which maps ``fn`` over the blocks."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for a in (*args, *kwargs.values()):
+            if type(a).__module__.startswith("dask"):
+                from . import _dask
+
+                return _dask.call(fn, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
 def resolve(fname, arrays, backend):
     """The backend module for these arrays (None entries ignored) and ``backend=``."""
     kinds = {kind_of(a) for a in arrays if a is not None}
@@ -74,15 +91,14 @@ def resolve(fname, arrays, backend):
         if backend not in KNOWN:
             raise ValueError(f"{fname}: unknown backend {backend!r}; known backends: {', '.join(KNOWN)}")
         name = backend
-        if (kind == "cpu") != (name == "cpu"):
-            where = "host (NumPy)" if kind == "cpu" else "device (CUDA)"
-            raise TypeError(
-                f"{fname}: backend {name!r} cannot run on {where} arrays; gpu_act never copies between "
-                "host and device"
-            )
     mod = _load(name)
     if mod is None:
         raise BackendUnavailableError(
             f"{fname}: backend {name!r} is not available here; available: {', '.join(available_backends())}"
+        )
+    if (kind == "cpu") != (name == "cpu"):
+        where = "host (NumPy)" if kind == "cpu" else "device (CUDA)"
+        raise TypeError(
+            f"{fname}: backend {name!r} cannot run on {where} arrays; gpu_act never copies between host and device"
         )
     return mod

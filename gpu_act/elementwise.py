@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _dispatch, _validate
 from . import formulas as F
+from ._dtypes import COMPUTE
 from .registry import ACTIVATIONS, PLAIN
 
 _KW = [
@@ -58,7 +59,7 @@ def _make(act):
         fn.__module__ = "gpu_act"
         fn.__signature__ = _signature(act, arrays)
         fn.__doc__ = f"{what}\n\nParameters: {', '.join(f'{p.name}={p.default!r} ({p.accepted()})' for p in act.params) or 'none'}."
-    return forward, backward
+    return _dispatch.lazy(forward), _dispatch.lazy(backward)
 
 
 FUNCTIONS = {}
@@ -85,6 +86,7 @@ def _prelu_setup(fname, named, weight, out, backend):
     return be, arrays, w, w.reshape(tuple(shape)).astype(x.dtype, copy=False)
 
 
+@_dispatch.lazy
 def prelu(x, weight, *, out=None, backend=None):
     """x if x > 0 else weight[c] * x, c the channel (axis 1 for ndim >= 2)."""
     fname = "gpu_act.prelu"
@@ -95,6 +97,7 @@ def prelu(x, weight, *, out=None, backend=None):
     return be.wrap(o, x)
 
 
+@_dispatch.lazy
 def prelu_backward(grad_output, x, weight, *, backend=None):
     """(grad_x, grad_weight): grad_x = g (1 if x > 0 else w_c);
     grad_weight[c] = sum of g x over channel c where x <= 0."""
@@ -103,7 +106,7 @@ def prelu_backward(grad_output, x, weight, *, backend=None):
     _validate.same_shape(fname, "grad_output", g, xa.shape)
     _validate.same_dtype(fname, "grad_output", g, xa.dtype)
     gx = be.empty(xa.shape, xa.dtype)
-    contrib = be.empty(xa.shape, xa.dtype)
+    contrib = be.empty(xa.shape, COMPUTE[xa.dtype])  # summed below: keep float16 terms unrounded
     if xa.size:
         be.scaled_slope(F.leaky_relu_der, g, xa, slope, gx)
         be.scaled_slope(F.leaky_relu_slope_der, g, xa, slope, contrib)
@@ -120,6 +123,7 @@ def _rrelu_key(fname, seed):
     return F.mix64(int(seed))
 
 
+@_dispatch.lazy
 def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None):
     """x if x > 0 else a x. Eval: a = (lower+upper)/2. Training: a ~ U(lower, upper)
     per element, from a counter-based generator keyed by (seed, C-order flat index)."""
@@ -138,6 +142,7 @@ def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=No
     return be.wrap(o, x)
 
 
+@_dispatch.lazy
 def rrelu_backward(
     grad_output, x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None
 ):

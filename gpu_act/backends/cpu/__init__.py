@@ -89,10 +89,9 @@ def cross_entropy(z, target, axis, index, ignore_index, eps, reduction, count, w
     else:
         scale = 1.0
     loss, grad = _ce.per_row(z, target, axis, index, ignore_index, eps, scale, want_grad)
-    if reduction == "none":
-        loss = loss.astype(z.dtype)
-    elif reduction == "sum":
-        loss = np.asarray(loss.sum(), z.dtype)
-    else:
-        loss = np.asarray(loss.sum() / count if count else np.nan, z.dtype)
-    return loss, (None if grad is None else grad.astype(z.dtype, copy=False))
+    if reduction == "sum":
+        loss = loss.sum()
+    elif reduction == "mean":
+        loss = loss.sum() / count if count else np.nan
+    with np.errstate(over="ignore"):  # float16 results beyond 65504 are inf, as computed
+        return np.asarray(loss, z.dtype), (None if grad is None else grad.astype(z.dtype, copy=False))

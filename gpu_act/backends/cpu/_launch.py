@@ -45,4 +45,5 @@ def launch(run, view, inputs, out, ctype):
         views = view(ins + [dst])
     run(*views)
     if dst is not out:
-        np.copyto(out, dst, casting="unsafe")
+        with np.errstate(over="ignore"):  # float16 results beyond 65504 are inf, as computed
+            np.copyto(out, dst, casting="unsafe")

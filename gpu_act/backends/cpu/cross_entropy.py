@@ -5,7 +5,7 @@ With lse = m + log sum_c e^{z_c - m} and smoothed targets t' = (1-eps) t + eps/C
   dloss/dz_c = softmax(z)_c sum_k t'_k - t'_c
 Index targets are one-hot t; a row whose target is ``ignore`` has loss 0 and
 gradient 0. The gradient is written already multiplied by ``scale`` (the
-reduction's 1/count). Per-row losses are float64.
+reduction's 1/count). Sums and per-row losses are float64.
 """
 
 import numpy as np
@@ -25,7 +25,7 @@ def _lse(zr):
     for j in range(1, n):
         if zr[j] > m:
             m = zr[j]
-    s = 0.0
+    s = np.float64(0.0)
     for j in range(n):
         s += np.exp(zr[j] - m)
     return m, s, m + np.log(s)
@@ -47,7 +47,7 @@ def _index_rows(z, t, ignore, eps, scale, loss, grad, want_grad):
         nll = lse - zr[ti]
         if eps != 0.0:
             # eps * mean_c(lse - z_c)
-            sz = 0.0
+            sz = np.float64(0.0)
             for j in range(C):
                 sz += zr[j]
             nll = (1.0 - eps) * nll + eps * (lse - sz / C)
@@ -69,8 +69,8 @@ def _prob_rows(z, t, eps, scale, loss, grad, want_grad):
         zr = z[i, k]
         tr = t[i, k]
         m, s, lse = _lse(zr)
-        acc = 0.0
-        st = 0.0
+        acc = np.float64(0.0)
+        st = np.float64(0.0)
         base = eps / C
         for j in range(C):
             tj = (1.0 - eps) * tr[j] + base

@@ -7,8 +7,9 @@ Backward (y the forward's output, g the incoming gradient):
   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
 NaN or +inf in a row, or a row of all -inf, makes d NaN somewhere and so the
 whole row NaN (as PyTorch); -inf entries of a finite row give e^{d} = 0.
-Sums run in the compute dtype (float32 or float64); kernels are retyped per
-compute dtype so float32 rows never touch float64.
+Elementwise work runs in the compute dtype (kernels are retyped per compute
+dtype); row sums accumulate in float64, which keeps log_softmax's
+(x - m) - log s accurate to float32 rounding even for long rows.
 """
 
 import numpy as np
@@ -36,7 +37,7 @@ def _forward(x, out, inv_t, log):
         for j in range(1, n):
             if xr[j] > m:
                 m = xr[j]
-        s = 0.0
+        s = np.float64(0.0)
         if log:
             for j in range(n):
                 s += np.exp(_scaled(xr[j] - m, inv_t))
@@ -60,7 +61,7 @@ def _backward(g, y, out, inv_t, log):
         gr = g[i, r - i * Q]
         yr = y[i, r - i * Q]
         o = out[i, r - i * Q]
-        s = 0.0
+        s = np.float64(0.0)
         if log:
             for j in range(n):
                 s += gr[j]

@@ -1,0 +1,261 @@
+"""Vectorizable exp, expm1, log1p, tanh and erfc for the CPU kernels.
+
+Numba has no vector math library (SVML is gone since 0.62), so ``math.exp``
+in a loop stays a scalar call and the loop does not vectorize. These versions
+are branch-free (comparisons become selects) and call nothing but other
+inlinable functions, so LLVM turns a loop over them into packed AVX/AVX-512
+code. Each is built per compute dtype from one template: the templates'
+constants (polynomial coefficients, cut-offs, bit layouts) are bound for
+float32 or float64 and their float literals retyped, so float32 work never
+touches float64.
+
+Methods (x the argument, all with special values handled by selects):
+- exp:   n = round(x/ln2), r = x - n ln2 (Cody-Waite split, n*LN2_HI exact),
+         e^x = 2^(n/2) 2^(n - n/2) (1 + q(r)), q the Taylor polynomial of
+         e^r - 1 on |r| <= ln2/2 (error < 1 ulp); two scalings keep 2^n
+         representable down to subnormal results.
+- expm1: 2^n q + (2^n - 1): exact scalings, one rounding, and q itself for n = 0.
+- log1p: u = 1 + x = 2^k m, m in [sqrt(1/2), sqrt 2), f = m - 1, s = f/(2+f):
+         log m = f - s (f - R), R = 2s^2/3 + 2s^4/5 + ... (atanh series),
+         plus c/u, c = (1 + x) - u, for the rounding of u.
+- tanh:  tanh|x| = -e/(2 + e), e = expm1(-2|x|); sign copied from x.
+- erfc:  |x| < ERF_CUT: 1 - erf(x), erf from its Taylor series in x^2;
+         beyond: e^{-x^2} E(t) / (1 + 2|x|), E a Chebyshev fit of
+         (1 + 2x) erfcx(x) in t = (x - K)/(x + K); x^2 split so its rounding
+         does not reach e^{-x^2}; erfc(-x) = 2 - erfc(x).
+"""
+
+import hashlib
+import math
+import pathlib
+import threading
+
+import numpy as np
+from numba import types
+from numba.extending import intrinsic
+
+from ... import _compile
+from . import _erfc_fit
+from ._numba import jit
+
+# in the kernels' qualified names, so Numba's disk cache never serves a stale version
+_SOURCE_HASH = hashlib.sha1(
+    (pathlib.Path(__file__).read_text() + pathlib.Path(_erfc_fit.__file__).read_text()).encode()
+).hexdigest()[:8]
+
+
+@intrinsic
+def _bits_as_float(typingctx, bits):
+    """Reinterpret int32/int64 bits as float32/float64."""
+    ft = {types.int32: types.float32, types.int64: types.float64}[bits]
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(ft))
+
+    return ft(bits), codegen
+
+
+@intrinsic
+def _float_as_bits(typingctx, x):
+    """Reinterpret float32/float64 as int32/int64 bits."""
+    it = {types.float32: types.int32, types.float64: types.int64}[x]
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(it))
+
+    return it(x), codegen
+
+
+def _taylor_exp(n):
+    # 1/2!, 1/3!, ..., 1/n!, highest order first (for Horner)
+    return tuple(1.0 / math.factorial(k) for k in range(n, 1, -1))
+
+
+def _atanh_series(n):
+    # 2/3, 2/5, ..., 2/(2n+1), highest order first
+    return tuple(2.0 / (2 * k + 1) for k in range(n, 0, -1))
+
+
+def _erf_series(n):
+    # erf x = x * sum_k (-1)^k 2/sqrt(pi) x^(2k) / (k! (2k+1)), highest order first
+    return tuple((-1) ** k * 2.0 / math.sqrt(math.pi) / (math.factorial(k) * (2 * k + 1)) for k in range(n, -1, -1))
+
+
+
+_CONSTANTS = {
+    np.float64: dict(
+        INT=np.int64,
+        MBITS=np.int64(52),
+        BIAS=np.int64(1023),
+        ONE_I=np.int64(1),
+        MANT=np.int64((1 << 52) - 1),
+        SQRTH_BITS=np.int64(0x3FE6A09E667F3BCD),
+        ONE_BITS=np.int64(0x3FF0000000000000),
+        LOG2E=1.4426950408889634,
+        LN2_HI=6.93147180369123816490e-01,
+        LN2_LO=1.9082149292705877e-10,
+        EXP_LO=-746.0,  # e^x rounds to 0 below
+        EXP_HI=710.0,  # and to inf above
+        EXPM1_LO=-40.0,  # e^x - 1 rounds to -1 below
+        N_BIG=np.int64(60),  # 2^n - 1 == 2^n to working precision above
+        EXP_POLY=_taylor_exp(13),
+        LOG_POLY=_atanh_series(10),
+        HALF_MASK=np.int64(-(1 << 27)),  # keeps 26 significant bits: their square is exact
+        ERFC_HI=27.3,  # erfc rounds to 0 beyond
+        ERF_POLY=_erf_series(13),
+        **_erfc_fit.ERFC_FIT[np.float64],
+    ),
+    np.float32: dict(
+        INT=np.int32,
+        MBITS=np.int32(23),
+        BIAS=np.int32(127),
+        ONE_I=np.int32(1),
+        MANT=np.int32((1 << 23) - 1),
+        SQRTH_BITS=np.int32(0x3F3504F3),
+        ONE_BITS=np.int32(0x3F800000),
+        LOG2E=1.4426950408889634,
+        LN2_HI=0.693359375,
+        LN2_LO=-0.00021219444170128554,
+        EXP_LO=-104.0,
+        EXP_HI=89.0,
+        EXPM1_LO=-20.0,
+        N_BIG=np.int32(30),
+        EXP_POLY=_taylor_exp(8),
+        LOG_POLY=_atanh_series(5),
+        HALF_MASK=np.int32(-(1 << 12)),
+        ERFC_HI=10.1,
+        ERF_POLY=_erf_series(8),
+        **_erfc_fit.ERFC_FIT[np.float32],
+    ),
+}
+
+
+# ---------------------------------------------------------------- templates
+# Free names (upper case, _poly, _pow2, ...) are bound per dtype by ``functions``.
+
+
+def _poly(x, c):
+    # Horner, c highest order first. c is a constant tuple and LLVM unrolls the loops,
+    # but only up to ~16 trips: longer polynomials run as two loops.
+    acc = c[0]
+    for k in range(1, min(len(c), 12)):
+        acc = acc * x + c[k]
+    for k in range(12, len(c)):
+        acc = acc * x + c[k]
+    return acc
+
+
+def _pow2(n):
+    # 2^n for n in the normal exponent range
+    return _bits_as_float(INT((n + BIAS) << MBITS))  # noqa: F821
+
+
+def _reduce(x, lo):
+    # (n, r, n as float) with x clamped to [lo, EXP_HI] (NaN -> lo), x = n ln2 + r
+    # (Numba widens int32 arithmetic to int64: INT(...) narrows it back before a bitcast)
+    xc = x if x > lo else lo
+    xc = xc if xc < EXP_HI else EXP_HI  # noqa: F821
+    nf = math.floor(xc * LOG2E + 0.5)  # noqa: F821
+    r = (xc - nf * LN2_HI) - nf * LN2_LO  # noqa: F821
+    return INT(nf), r  # noqa: F821
+
+
+def _expm1_small(r):
+    # e^r - 1 for |r| <= ln2/2
+    return r + r * r * _poly(r, EXP_POLY)  # noqa: F821
+
+
+def _exp(x):
+    n, r = _reduce(x, EXP_LO)  # noqa: F821
+    h = n >> ONE_I  # noqa: F821
+    y = (_expm1_small(r) + 1.0) * _pow2(h) * _pow2(n - h)
+    return y if x == x else x
+
+
+def _expm1(x):
+    n, r = _reduce(x, EXPM1_LO)  # noqa: F821
+    q = _expm1_small(r)
+    s = _pow2(n if n < N_BIG else N_BIG)  # noqa: F821
+    small = s * q + (s - 1.0)
+    h = n >> ONE_I  # noqa: F821
+    big = (q + 1.0) * _pow2(h) * _pow2(n - h)
+    y = small if n < N_BIG else big  # noqa: F821
+    return y if x == x else x
+
+
+def _log1p(x):
+    u = 1.0 + x
+    # c = (1 + x) - u exactly (Sterbenz in both branches)
+    c = (1.0 - (u - x)) if u >= 2.0 else (x - (u - 1.0))
+    ib = _float_as_bits(u) + (ONE_BITS - SQRTH_BITS)  # noqa: F821
+    k = (ib >> MBITS) - BIAS  # noqa: F821
+    f = _bits_as_float(INT((ib & MANT) + SQRTH_BITS)) - 1.0  # noqa: F821
+    s = f / (2.0 + f)
+    z = s * s
+    logm = f - s * (f - z * _poly(z, LOG_POLY))  # noqa: F821
+    kf = FLOAT(k)  # noqa: F821
+    y = kf * LN2_HI + (logm + (kf * LN2_LO + c / u))  # noqa: F821
+    y = y if u < INF else u  # noqa: F821  (u = inf or NaN)
+    y = -INF if u == 0.0 else y  # noqa: F821
+    return NAN if u < 0.0 else y  # noqa: F821
+
+
+def _tanh(x):
+    e = _expm1(-2.0 * abs(x))
+    return math.copysign(-e / (2.0 + e), x)
+
+
+def _erfc(x):
+    a = abs(x)
+    # near 0: 1 - erf|x|
+    z = a * a
+    near = 1.0 - a * _poly(z, ERF_POLY)  # noqa: F821
+    # tail: e^{-a^2} E(t)/(1 + 2a); a^2 = ah^2 + (a - ah)(a + ah) with ah^2 exact
+    ac = a if a < ERFC_HI else ERFC_HI  # noqa: F821  (erfc rounds to 0 beyond; also catches inf)
+    t = (ac - ERFC_K) / (ac + ERFC_K)  # noqa: F821
+    ah = _bits_as_float(INT(_float_as_bits(ac) & HALF_MASK))  # noqa: F821
+    g = _exp(-ah * ah) * _exp(-(ac - ah) * (ac + ah))
+    far = g * _poly(t, ERFC_POLY) / (1.0 + 2.0 * ac)  # noqa: F821
+    far = far if a < ERFC_HI else 0.0  # noqa: F821
+    y = near if a < ERF_CUT else far  # noqa: F821
+    y = y if x >= 0.0 else 2.0 - y
+    return y if x == x else x
+
+
+_TEMPLATES = (_poly, _pow2, _reduce, _expm1_small, _exp, _expm1, _log1p, _tanh, _erfc)
+EXPORTED = ("exp", "expm1", "log1p", "tanh", "erfc")
+
+_lock = threading.Lock()
+_built = {}
+
+
+def _decorate(fn):
+    # contraction (FMA) only: reassociation would undo the Cody-Waite and log1p corrections;
+    # always inlined (LLVM alwaysinline), as a call would stop the caller's loop from vectorizing
+    return jit(fn, fastmath={"contract"}, error_model="numpy", forceinline=True)
+
+
+def functions(ctype):
+    """{"exp": ..., "expm1": ..., "log1p": ..., "tanh": ..., "erfc": ...} compiled for ``ctype``."""
+    ctype = np.dtype(ctype).type
+    with _lock:
+        if ctype not in _built:
+            ft = ctype
+            bound = {
+                "FLOAT": ft,
+                "INF": ft(np.inf),
+                "NAN": ft(np.nan),
+                "_bits_as_float": _bits_as_float,
+                "_float_as_bits": _float_as_bits,
+            }
+            for k, v in _CONSTANTS[ctype].items():
+                if isinstance(v, float):
+                    v = ft(v)
+                elif isinstance(v, tuple):
+                    v = tuple(ft(c) for c in v)
+                bound[k] = v
+            for t in _TEMPLATES:
+                tag = f"{ft.__name__}.{_SOURCE_HASH}"
+                bound[t.__name__] = _compile.instantiate(t, bound, tag, _decorate, ft)
+            _built[ctype] = {name: bound["_" + name] for name in EXPORTED}
+        return _built[ctype]
