@@ -153,7 +153,7 @@ ACTIVATIONS = {
             [Param("min_val", -1.0), Param("max_val", 1.0)],
             ordered=("min_val", "max_val"),
         ),
-        _row("softsign", "x/(1+|x|)", "1/(1+|x|)^2"),
+        _row("softsign", "x/(1+abs(x))", "1/(1+abs(x))^2"),
         _row("logsigmoid", "-softplus(-x)", "sigmoid(-x)"),
         Activation(
             "rrelu",
