@@ -1,0 +1,54 @@
+"""The one place that picks how a row-wise kernel is launched.
+
+``team_for`` picks who reduces a row:
+- "thread": the reduced axis is strided and neighbouring rows sit side by side
+  in memory (a reduction over a non-last axis of a C-ordered array): thread
+  t takes row t, so a warp reads 32 adjacent elements at each step;
+- "warp": rows of up to ``WARP_MAX`` elements, one warp each (shuffles);
+- "block": longer rows, one block each (shuffles + shared memory); no upper limit.
+``plan`` adds the grid and block sizes. Kernels loop over rows (grid-stride),
+so the grid is capped at what the device keeps resident.
+"""
+
+import functools
+
+import cupy
+
+WARP_MAX = 1024
+THREADS = 256  # per block, thread and warp teams
+RESIDENT_THREADS_PER_SM = 2048
+
+
+@functools.lru_cache(maxsize=None)
+def _sms(device_id):
+    return cupy.cuda.Device(device_id).attributes["MultiProcessorCount"]
+
+
+def team_for(rows, n, elem_stride, row_stride):
+    """"thread", "warp" or "block" for ``rows`` rows of ``n`` elements."""
+    if elem_stride != 1 and abs(row_stride) == 1 and rows >= 32:
+        return "thread"
+    return "warp" if n <= WARP_MAX else "block"
+
+
+def plan(rows, n, elem_stride, row_stride):
+    """(team, grid, block) for a row-wise kernel on the current device."""
+    team = team_for(rows, n, elem_stride, row_stride)
+    resident = _sms(cupy.cuda.Device().id) * RESIDENT_THREADS_PER_SM
+    if team == "thread":
+        block = THREADS
+        grid = min(-(-rows // block), resident // block)
+    elif team == "warp":
+        block = THREADS
+        grid = min(-(-rows // (block // 32)), resident // block)
+    else:
+        # enough threads that each handles at most ~64 elements, 128..1024
+        block = min(1024, max(128, 1 << (max(n // 64, 1) - 1).bit_length()))
+        grid = min(rows, resident // block)
+    return team, max(grid, 1), block
+
+
+def elementwise_plan(total):
+    """(grid, block) for one thread per item over ``total`` items (grid-stride)."""
+    resident = _sms(cupy.cuda.Device().id) * RESIDENT_THREADS_PER_SM
+    return max(min(-(-total // THREADS), resident // THREADS), 1), THREADS

@@ -1,0 +1,70 @@
+"""Elementwise activations on CuPy arrays: ``cupy.ElementwiseKernel``s that
+call the C table of the formulas (kernels/activations.cuh).
+
+A kernel is built per (wrapper, formula, compute type) from
+``gpu_act.kernels.operation``. ElementwiseKernel handles strides,
+broadcasting and in place, and launches on CuPy's current stream; float16 is computed in float.
+"""
+
+import threading
+
+import cupy
+import numpy as np
+
+from ..._dtypes import COMPUTE
+from ... import kernels
+from ...formulas import rrelu_slope
+from . import _layout
+
+_lock = threading.Lock()
+_kernels = {}
+
+
+def _kernel(wrapper, fname, nparams, ctype):
+    key = (wrapper, fname, nparams, np.dtype(ctype))
+    with _lock:
+        if key not in _kernels:
+            ins, out, body = kernels.operation(wrapper, fname, nparams, ctype)
+            _kernels[key] = cupy.ElementwiseKernel(
+                ins, out, body, f"ga_{wrapper}_{fname}", preamble=kernels.source(kernels.ACTIVATIONS)
+            )
+        return _kernels[key]
+
+
+def _run(wrapper, f, arrays, params, out):
+    """out = wrapper(arrays...); arrays broadcast to out's shape."""
+    ctype = COMPUTE[out.dtype]
+    k = _kernel(wrapper, f.__name__, len(params), ctype)
+    dst = cupy.empty(out.shape, out.dtype) if _layout.needs_staging(out, arrays) else out
+    k(*arrays, *(ctype.type(p) for p in params), dst)
+    if dst is not out:
+        out[...] = dst
+
+
+def unary(f, x, params, out):
+    """out = f(x, *params)"""
+    _run("unary", f, [x], params, out)
+
+
+def scaled(f, g, x, params, out):
+    """out = g * f(x, *params)"""
+    _run("scaled", f, [g, x], params, out)
+
+
+def unary_slope(f, x, slope, out):
+    """out = f(x, slope), slope broadcastable to x"""
+    _run("unary_slope", f, [x, slope], (), out)
+
+
+def scaled_slope(f, g, x, slope, out):
+    """out = g * f(x, slope)"""
+    _run("scaled_slope", f, [g, x, slope], (), out)
+
+
+def rrelu_slopes(shape, key, lower, upper, dtype):
+    """Per-element slopes U(lower, upper) keyed by (key, C-order flat index), in the compute type."""
+    ctype = COMPUTE[np.dtype(dtype)]
+    out = cupy.empty(shape, ctype)
+    if out.size:
+        _kernel("slopes", rrelu_slope.__name__, 0, ctype)(np.uint64(key), ctype.type(lower), ctype.type(upper), out)
+    return out

@@ -1,0 +1,54 @@
+// Softmax and log-softmax, forward and backward, along any axis.
+//
+// Forward, per row:  m = max x,  d_j = (x_j - m)/T,  s = sum_j e^{d_j}
+//   softmax: y_j = e^{d_j} / s          log_softmax: y_j = d_j - log s
+// (m, s) come from one online pass; a row with NaN or +inf, or of all -inf,
+// is all NaN; -inf entries of a finite row give 0 (softmax) / -inf (log).
+// Backward from the forward's output y and incoming gradient g:
+//   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
+//   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
+// T is float16, float or double; sums run in float (float16) or T.
+#include "rows.cuh"
+
+namespace ga {
+
+template <typename T, int TEAM, bool LOG>
+__global__ void softmax_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 yP, i64 yQ,
+                            i64 yn, typename Acc<T>::type inv_t) {
+    typedef typename Acc<T>::type C;
+    const Team<TEAM> team;
+    for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
+        const i64 i = r / Q, k = r - i * Q;
+        const T* xr = x + i * xP + k * xQ;
+        T* yr = y + i * yP + k * yQ;
+        MaxSum<C> ms = MaxSum<C>::empty();
+        each(team, n, xr, xn, [&](i64, C v) { ms.add(v, inv_t); });
+        ms = team.reduce(ms, Merge<C>{inv_t}).finish();
+        const C m = ms.m, ls = log(ms.s), inv_s = C(1) / ms.s;
+        map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C {
+            const C d = scaled(v - m, inv_t);
+            return LOG ? d - ls : exp(d) * inv_s;
+        });
+    }
+}
+
+template <typename T, int TEAM, bool LOG>
+__global__ void softmax_bwd(const T* g, const T* y, T* o, i64 rows, i64 Q, i64 n, i64 gP, i64 gQ, i64 gn, i64 yP,
+                            i64 yQ, i64 yn, i64 oP, i64 oQ, i64 on, typename Acc<T>::type inv_t) {
+    typedef typename Acc<T>::type C;
+    const Team<TEAM> team;
+    for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
+        const i64 i = r / Q, k = r - i * Q;
+        const T* gr = g + i * gP + k * gQ;
+        const T* yr = y + i * yP + k * yQ;
+        T* orow = o + i * oP + k * oQ;
+        C s = C(0);  // sum g (log) or sum g y
+        each2(team, n, gr, gn, yr, yn, [&](i64, C gv, C yv) { s += LOG ? gv : gv * yv; });
+        s = team.reduce(s, Sum<C>());
+        map2(team, n, gr, gn, yr, yn, orow, on, [&](i64, C gv, C yv) -> C {
+            return LOG ? (gv - exp(yv) * s) * inv_t : yv * (gv - s) * inv_t;
+        });
+    }
+}
+
+}  // namespace ga

@@ -1,0 +1,140 @@
+"""CI, no GPU: every CUDA C source of the CuPy backend compiles with nvcc for
+sm_80 and sm_90, for every template instance the backend asks for.
+
+The translation units are built from what CuPy compiles at run time:
+``gpu_act.kernels.source`` (headers inlined) and the instance lists
+``gpu_act.kernels.INSTANCES``; the elementwise kernels are the C bodies of
+``gpu_act.kernels.operation`` for every formula the public API can request,
+wrapped as CuPy's ElementwiseKernel wraps them. nvcc runs with warnings as
+errors and ptxas reports every entry it compiled, which is counted.
+"""
+
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gpu_act import formulas as F
+from gpu_act import kernels
+from gpu_act.registry import ACTIVATIONS
+
+NVCC = shutil.which("nvcc")
+ARCHS = ("80", "90")
+
+pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH: the CUDA C compile check needs the CUDA toolkit")
+
+
+def _entries_tu(source, exprs):
+    """The source plus a host table taking the address of each instance (which instantiates it)."""
+    table = ",\n".join(f"        (void*)&{e}" for e in exprs)
+    return (
+        source
+        + "\nvoid* ga_instance(int k) {\n    static void* const all[] = {\n"
+        + table
+        + "\n    };\n    return all[k];\n}\n"
+    )
+
+
+def _nvcc(tmp_path, name, tu):
+    """Compile ``tu`` to SASS for every arch; return {arch: entries ptxas compiled}."""
+    src = tmp_path / name
+    src.write_text(tu)
+    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
+    cmd = [NVCC, "--fatbin", "--std=c++17", "-Werror", "all-warnings", *gencode, "-Xptxas", "-v",
+           "-o", str(src) + ".fatbin", str(src)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, f"nvcc failed on {name}:\n{log[-6000:]}"
+    found = re.findall(r"Compiling entry function '[^']+' for 'sm_(\d+)'", log)
+    return {a: found.count(a) for a in ARCHS}
+
+
+# ---------------------------------------------------------------- elementwise kernels
+_C = {"float32": "float", "float64": "double", "uint64": "unsigned long long"}
+
+
+def _elementwise_requests():
+    """Every (wrapper, formula name, parameter count) the public API can send the backend."""
+    reqs = set()
+    for act in ACTIVATIONS.values():
+        if act.name == "prelu":
+            continue
+        n = sum(1 for p in act.params if not p.choices)
+        pairs = list(act.variants.values()) or [(act.forward, act.derivative)]
+        for fwd, der in pairs:
+            reqs.add(("unary", fwd.__name__, n))
+            reqs.add(("scaled", der.__name__, n))
+    # prelu, and rrelu in training: a slope array
+    reqs.add(("unary_slope", F.leaky_relu_fwd.__name__, 0))
+    reqs.add(("scaled_slope", F.leaky_relu_der.__name__, 0))
+    reqs.add(("scaled_slope", F.leaky_relu_slope_der.__name__, 0))
+    reqs.add(("slopes", F.rrelu_slope.__name__, 0))
+    return sorted(reqs)
+
+
+def _elementwise_tu():
+    """One templated kernel per (request, compute type), in ElementwiseKernel's
+    shape: each parameter a local of its declared type, ``i`` the index."""
+    kern, exprs = [], []
+    for k, (wrapper, fname, nparams) in enumerate(_elementwise_requests()):
+        for ctype, storage in (("float32", ("__half", "float")), ("float64", ("double",))):
+            ins, out, body = kernels.operation(wrapper, fname, nparams, ctype)
+            args, loads = [], []
+            for decl in [d.strip() for d in ins.split(",")]:
+                typ, name = decl.split()
+                if typ in ("T", "S"):
+                    args.append(f"const {typ}* {name}_")
+                    loads.append(f"{typ} {name} = {name}_[i];")
+                else:
+                    args.append(f"{_C[typ]} {name}")
+            otyp = out.split()[0]
+            otyp = "T" if otyp == "T" else _C[otyp]
+            kname = f"ew_{k}_{ctype}"
+            kern.append(
+                f"template <typename T, typename S>\n__global__ void {kname}({', '.join(args)}, {otyp}* y_, long long n) {{\n"
+                f"    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+                f"    if (i >= n) return;\n    {' '.join(loads)}\n    {otyp} y;\n    {body}\n    y_[i] = y;\n}}\n"
+            )
+            cname = kernels.COMPUTE[{"__half": "float16", "float": "float32", "double": "float64"}[storage[0]]]
+            for T in storage:
+                for S in sorted({T, cname}):
+                    exprs.append(f"{kname}<{T}, {S}>")
+    head = "#include <cuda_fp16.h>\n" + kernels.source(kernels.ACTIVATIONS)
+    return _entries_tu(head + "\n" + "\n".join(kern), exprs), len(exprs)
+
+
+def _units():
+    units = []
+    for name in kernels.ROW_FILES:
+        exprs = [e for (f, _), v in kernels.INSTANCES.items() if f == name for e in v]
+        units.append((name, _entries_tu(kernels.source(name), exprs), len(exprs)))
+    tu, n = _elementwise_tu()
+    units.append(("elementwise.cu", tu, n))
+    return units
+
+
+def test_every_kernel_instance_compiles_for_sm80_and_sm90(tmp_path):
+    units = _units()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = list(pool.map(lambda u: _nvcc(tmp_path, u[0], u[1]), units))
+    for (name, _, expected), got in zip(units, counts):
+        assert got == {a: expected for a in ARCHS}, f"{name}: ptxas compiled {got} entries, expected {expected} per arch"
+
+
+def test_instance_lists_cover_every_dtype_and_team():
+    # the lists the modules are compiled with hold what rowwise.py launches
+    for dtype in kernels.TYPES:
+        soft = kernels.INSTANCES[("softmax.cu", dtype)]
+        assert len(soft) == len(set(soft)) == 2 * len(kernels.TEAMS) * 2
+        for team in kernels.TEAMS:
+            for log in (False, True):
+                assert kernels.softmax_name("fwd", dtype, team, log) in soft
+                assert kernels.softmax_name("bwd", dtype, team, log) in soft
+            xent = kernels.INSTANCES[("cross_entropy.cu", dtype)]
+            assert kernels.xent_index_name(dtype, team) in xent
+            for u in kernels.target_types(dtype):
+                assert kernels.xent_prob_name(dtype, u, team) in xent
+        assert kernels.maxout_name("fwd", dtype) in kernels.INSTANCES[("maxout.cu", dtype)]
+        assert kernels.maxout_name("bwd", dtype) in kernels.INSTANCES[("maxout.cu", dtype)]
