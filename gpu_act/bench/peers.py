@@ -1,0 +1,259 @@
+"""The implementations compared: gpu_act's backends and its peers.
+
+A ``Peer`` converts host inputs to its arrays (``to``) and turns an op name
+into a callable on them (``impl``), or None where it has no such op (an empty
+cell in the table). Peers whose library is missing are simply not listed.
+
+- numpy / cupy: straightforward array compositions (the ``_compose`` table,
+  one code for both through the array module ``xp``);
+- scipy / cupyx: ``scipy.special`` softmax, log_softmax, expit (sigmoid);
+- torch / torch-cuda: ``torch.nn.functional`` and the ATen backward ops that
+  autograd itself calls, PyTorch CPU with gpu_act's thread count;
+- triton: a fused one-row-per-program softmax (rows up to 65536 long);
+- gpu_act / gpu_act-cuda / gpu_act-cupy: gpu_act on each available backend.
+"""
+
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import gpu_act as ga
+
+from .ops import ALL
+
+
+def _softmax(xp, x):
+    e = xp.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _log_softmax(xp, x):
+    d = x - x.max(-1, keepdims=True)
+    return d - xp.log(xp.exp(d).sum(-1, keepdims=True))
+
+
+def _cross_entropy(xp, z, t):
+    # mean loss and its gradient (softmax - onehot)/rows
+    rows = xp.arange(z.shape[0])
+    lsm = _log_softmax(xp, z)
+    grad = xp.exp(lsm)
+    grad[rows, t] -= 1
+    return -lsm[rows, t].mean(), grad / z.shape[0]
+
+
+_COMPOSE = {
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "softmax_backward": lambda xp, g, y: y * (g - (g * y).sum(-1, keepdims=True)),
+    "log_softmax_backward": lambda xp, g, y: g - xp.exp(y) * g.sum(-1, keepdims=True),
+    "cross_entropy": _cross_entropy,
+    "sigmoid": lambda xp, x: 1 / (1 + xp.exp(-x)),
+    "tanh": lambda xp, x: xp.tanh(x),
+    "relu": lambda xp, x: xp.maximum(x, 0),
+    "relu6": lambda xp, x: xp.clip(x, 0, 6),
+    "hardtanh": lambda xp, x: xp.clip(x, -1, 1),
+    "leaky_relu": lambda xp, x: xp.where(x > 0, x, 0.01 * x),
+    "elu": lambda xp, x: xp.where(x > 0, x, xp.expm1(x)),
+    "silu": lambda xp, x: x / (1 + xp.exp(-x)),
+    "softplus": lambda xp, x: xp.logaddexp(0, x),
+    "softsign": lambda xp, x: x / (1 + xp.abs(x)),
+    "mish": lambda xp, x: x * xp.tanh(xp.logaddexp(0, x)),
+    "logsigmoid": lambda xp, x: -xp.logaddexp(0, -x),
+    "sigmoid_backward": lambda xp, g, x: g * (s := 1 / (1 + xp.exp(-x))) * (1 - s),
+    "tanh_backward": lambda xp, g, x: g * (1 - xp.tanh(x) ** 2),
+    "relu_backward": lambda xp, g, x: xp.where(x > 0, g, 0),
+}
+
+_TORCH_FORWARD = {  # gpu_act name -> torch.nn.functional name, for the same defaults
+    "swish": "silu",
+    "logsigmoid": "logsigmoid",
+}
+_TORCH_BACKWARD = {  # gpu_act name -> f(aten, g, x) with the ATen op autograd uses
+    # ATen's sigmoid/tanh backward take the forward's output: timed on x (same traffic)
+    "sigmoid": lambda A, g, x: A.sigmoid_backward(g, x),
+    "tanh": lambda A, g, x: A.tanh_backward(g, x),
+    "relu": lambda A, g, x: A.threshold_backward(g, x, 0),
+    "relu6": lambda A, g, x: A.hardtanh_backward(g, x, 0.0, 6.0),
+    "hardtanh": lambda A, g, x: A.hardtanh_backward(g, x, -1.0, 1.0),
+    "leaky_relu": lambda A, g, x: A.leaky_relu_backward(g, x, 0.01, False),
+    "elu": lambda A, g, x: A.elu_backward(g, 1.0, 1.0, 1.0, False, x),
+    "selu": lambda A, g, x: A.elu_backward(g, 1.6732632423543772, 1.0507009873554805, 1.0, False, x),
+    "celu": lambda A, g, x: A.elu_backward(g, 1.0, 1.0, 1.0, False, x),
+    "gelu": lambda A, g, x: A.gelu_backward(g, x),
+    "silu": lambda A, g, x: A.silu_backward(g, x),
+    "swish": lambda A, g, x: A.silu_backward(g, x),
+    "mish": lambda A, g, x: A.mish_backward(g, x),
+    "softplus": lambda A, g, x: A.softplus_backward(g, x, 1.0, 20.0),
+    "hardsigmoid": lambda A, g, x: A.hardsigmoid_backward(g, x),
+    "hardswish": lambda A, g, x: A.hardswish_backward(g, x),
+}
+
+
+@dataclass
+class Peer:
+    name: str
+    device: str  # "cpu" or "gpu"
+    version: str
+    to: object  # host arrays -> this peer's arrays
+    impl: object  # op name -> callable or None
+    gpu_act: bool = False
+    notes: dict = field(default_factory=dict)
+
+
+def _module(name):
+    try:
+        return importlib.import_module(name)
+    except Exception:  # missing, or broken (no driver, ...)
+        return None
+
+
+def _identity(*a):
+    return a
+
+
+def _gpu_act(backend, to, device, version):
+    def impl(op):
+        return ALL[op].gpu_act(backend)
+
+    return Peer(f"gpu_act-{backend}" if backend != "cpu" else "gpu_act", device, version, to, impl, gpu_act=True)
+
+
+def _compose(name, xp, to, device):
+    def impl(op):
+        f = _COMPOSE.get(op)
+        return None if f is None else (lambda *a: f(xp, *a))
+
+    return Peer(name, device, xp.__version__, to, impl)
+
+
+def _scipy_like(name, special, to, device, version):
+    table = {
+        "softmax": lambda x: special.softmax(x, axis=-1),
+        "log_softmax": lambda x: special.log_softmax(x, axis=-1),
+        "sigmoid": special.expit,
+    }
+    return Peer(name, device, version, to, table.get)
+
+
+def _torch(torch, device, to):
+    F = torch.nn.functional
+    A = torch.ops.aten
+
+    def impl(op):
+        if op in ("softmax", "log_softmax"):
+            return lambda x: getattr(torch, op)(x, -1)
+        if op == "softmax_backward":
+            return lambda g, y: A._softmax_backward_data(g, y, -1, y.dtype)
+        if op == "log_softmax_backward":
+            return lambda g, y: A._log_softmax_backward_data(g, y, -1, y.dtype)
+        if op == "cross_entropy":
+
+            def ce(z, t):
+                z = z.detach().requires_grad_()
+                loss = F.cross_entropy(z, t)
+                return loss, torch.autograd.grad(loss, z)[0]
+
+            return ce
+        if op.endswith("_backward"):
+            base = op[: -len("_backward")]
+            f = _TORCH_BACKWARD.get(base)
+            return None if f is None else (lambda g, x: f(A, g, x))
+        f = getattr(F, _TORCH_FORWARD.get(op, op), None)
+        return f
+
+    name = "torch" if device == "cpu" else "torch-cuda"
+    return Peer(name, device, torch.__version__, to, impl)
+
+
+def _triton_softmax(triton, torch):
+    tl = triton.language
+
+    @triton.jit
+    def kernel(out_ptr, in_ptr, in_stride, out_stride, n_cols, BLOCK: tl.constexpr):
+        # one program per row: max, exp, sum and scale with the row in registers
+        row = tl.program_id(0)
+        offs = tl.arange(0, BLOCK)
+        mask = offs < n_cols
+        x = tl.load(in_ptr + row * in_stride + offs, mask=mask, other=-float("inf")).to(tl.float32)
+        e = tl.exp(x - tl.max(x, axis=0))
+        y = e / tl.sum(e, axis=0)
+        tl.store(out_ptr + row * out_stride + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+    def softmax(x):
+        rows, cols = x.shape
+        out = torch.empty_like(x)
+        block = triton.next_power_of_2(cols)
+        kernel[(rows,)](out, x, x.stride(0), out.stride(0), cols, BLOCK=block, num_warps=min(32, max(4, block // 2048)))
+        return out
+
+    def impl(op):
+        return softmax if op == "softmax" else None
+
+    return impl
+
+
+TRITON_MAX_COLS = 65536
+
+
+def discover(device_peers=True):
+    """The peers that can run here, CPU ones first."""
+    peers = [_gpu_act("cpu", _identity, "cpu", ga.__version__), _compose("numpy", np, _identity, "cpu")]
+    sp = _module("scipy.special")
+    if sp is not None:
+        import scipy
+
+        peers.append(_scipy_like("scipy", sp, _identity, "cpu", scipy.__version__))
+    torch = _module("torch")
+    if torch is not None:
+        from numba import get_num_threads
+
+        torch.set_num_threads(get_num_threads())
+
+        def to_torch(*a):
+            return tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in a)
+
+        peers.append(_torch(torch, "cpu", to_torch))
+    if not device_peers:
+        return peers
+    backends = [b for b in ga.available_backends() if b != "cpu"]
+    cp = _module("cupy") if backends or _module("cupy") else None
+    has_cuda_torch = torch is not None and torch.cuda.is_available()
+    if cp is not None:
+        try:
+            cp.cuda.runtime.getDeviceCount()
+        except Exception:
+            cp = None
+    if cp is not None:
+        to_dev = lambda *a: tuple(cp.asarray(v) for v in a)  # noqa: E731
+    elif has_cuda_torch:
+        to_dev = lambda *a: tuple(torch.from_numpy(np.ascontiguousarray(v)).cuda() for v in a)  # noqa: E731
+    else:
+        return peers
+    for b in backends:
+        peers.append(_gpu_act(b, to_dev, "gpu", ga.__version__))
+    if cp is not None:
+        peers.append(_compose("cupy", cp, to_dev, "gpu"))
+        cupyx_special = _module("cupyx.scipy.special")
+        if cupyx_special is not None and hasattr(cupyx_special, "softmax"):
+            peers.append(_scipy_like("cupyx", cupyx_special, to_dev, "gpu", cp.__version__))
+    if has_cuda_torch:
+        to_cuda = lambda *a: tuple(torch.as_tensor(v).cuda() for v in a)  # noqa: E731
+        peers.append(_torch(torch, "gpu", to_cuda))
+        triton = _module("triton")
+        if triton is not None:
+            peers.append(Peer("triton", "gpu", triton.__version__, to_cuda, _triton_softmax(triton, torch)))
+    return peers
+
+
+def bandwidth_copy(device, to):
+    """A copy callable (dst <- src) for the bandwidth floor on this device."""
+    if device == "cpu":
+        return lambda src, dst: np.copyto(dst, src)
+    return lambda src, dst: dst.__setitem__(slice(None), src)
+
+
+def applicable(peer, op, shape):
+    """False where a peer cannot take this shape (Triton's row in registers)."""
+    return not (peer.name == "triton" and shape[-1] > TRITON_MAX_COLS)
+

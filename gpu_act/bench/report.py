@@ -1,0 +1,134 @@
+"""Turn a run's figures into a table, a JSON file and a throughput plot.
+
+Speed-ups are gpu_act's time over each peer's time for the same case in the
+same run (above 1: gpu_act is faster); "floor" is the copy of the same number
+of bytes over gpu_act's time (1 would be memory-bandwidth bound).
+"""
+
+import json
+from collections import defaultdict
+
+
+def _by_case(results):
+    cases = defaultdict(dict)
+    for r in results:
+        key = (r["section"], r["op"], tuple(r["shape"]), r["dtype"], r["device"])
+        cases[key][r["provider"]] = r
+    return cases
+
+
+def _shape(s):
+    return "x".join(str(v) for v in s)
+
+
+def table(data, sections=("shapes", "elementwise")):
+    """A Markdown table per device: GB/s of each provider, gpu_act's speed-ups."""
+    out = []
+    cases = _by_case([r for r in data["results"] if r["section"] in sections])
+    for device in ("cpu", "gpu"):
+        keys = [k for k in cases if k[4] == device]
+        if not keys:
+            continue
+        mine = [p for p in data["peers"] if data["peers"][p]["device"] == device and p.startswith("gpu_act")]
+        others = [p for p in data["peers"] if data["peers"][p]["device"] == device and not p.startswith("gpu_act")]
+        head = ["op", "shape", "dtype"] + [f"{p} GB/s" for p in mine + others] + ["copy GB/s"]
+        head += [f"x {p}" for p in others] + ["of copy"]
+        out.append(f"{device.upper()} (GB/s of minimum traffic; x PEER = gpu_act time / peer time inverted: >1 is faster)")
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for key in keys:
+            row = cases[key]
+            base = row.get(mine[0]) if mine else None
+            cells = [key[1], _shape(key[2]), key[3]]
+            cells += [_fmt(row.get(p, {}).get("gbps")) for p in mine + others + ["copy"]]
+            cells += [_ratio(row.get(p), base) for p in others]
+            cells.append(_ratio(base, row.get("copy"), invert=True))
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    if data.get("overhead"):
+        out.append("Per-call time on a 1024-element array (microseconds)")
+        out.append("| op | " + " | ".join(sorted({r["provider"] for r in data["overhead"]})) + " |")
+        provs = sorted({r["provider"] for r in data["overhead"]})
+        out.append("|" + "---|" * (len(provs) + 1))
+        for op in sorted({r["op"] for r in data["overhead"]}):
+            got = {r["provider"]: r["seconds"] for r in data["overhead"] if r["op"] == op}
+            out.append(f"| {op} | " + " | ".join(_fmt(got[p] * 1e6 if p in got else None) for p in provs) + " |")
+    return "\n".join(out)
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def _ratio(peer, base, invert=False):
+    """peer time / base time (how many times faster base is)."""
+    if not peer or not base or not peer.get("seconds") or not base.get("seconds"):
+        return ""
+    r = peer["seconds"] / base["seconds"]
+    return f"{1 / r if invert else r:.2f}"
+
+
+def checks_table(rows):
+    """The self-check as a table: one line per backend and dtype, failures listed."""
+    out = ["| backend | dtype | ops checked | passed | worst error (x tolerance) |", "|---|---|---|---|---|"]
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["backend"], r["dtype"])].append(r)
+    for (b, dt), rs in groups.items():
+        worst = max(r["error"] for r in rs)
+        out.append(f"| {b} | {dt} | {len(rs)} | {sum(r['ok'] for r in rs)} | {worst:.3g} |")
+    bad = [r for r in rows if not r["ok"]]
+    for r in bad:
+        out.append(f"FAILED {r['backend']} {r['op']} {r['dtype']}: {r['message']}")
+    return "\n".join(out)
+
+
+def write_json(data, path):
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, default=_jsonable)
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return list(v)
+    return str(v)
+
+
+def plot(data, path):
+    """GB/s against row length per provider for each swept op (Triton's
+    perf_report style). Returns False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sweep = [r for r in data["results"] if r["section"] == "sweep" and r["gbps"]]
+    panels = sorted({(r["op"], r["dtype"], r["device"]) for r in sweep})
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (op, dt, dev) in zip(axes[0], panels):
+        lines = defaultdict(list)
+        for r in sweep:
+            if (r["op"], r["dtype"], r["device"]) == (op, dt, dev):
+                lines[r["provider"]].append((r["shape"][-1], r["gbps"]))
+        for prov, pts in sorted(lines.items()):
+            pts.sort()
+            style = "--" if prov == "copy" else "-"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3, label=prov)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("row length (columns)")
+        ax.set_ylabel("GB/s")
+        ax.set_title(f"{op} {dt} ({dev})")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    m = data["machine"]
+    fig.suptitle(f"{m['cpu']}, {m['numba_threads']} threads" + (f"; {m['gpu']}" if m.get("gpu") else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,197 @@
+"""The driver: check, then time every (op, shape, dtype) on every peer.
+
+All figures of one report come from one run: each case's copy floor is timed
+right before its peers, and ratios are only ever taken between figures of the
+same run. Outputs are allocated by each call, as users call these functions;
+on glibc the allocator is told to keep freed memory (``mallopt``) so that no
+provider pays page faults on its fresh output.
+"""
+
+import ctypes
+import sys
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import check, machine, ops, peers, timer
+
+DEFAULT_DTYPES = ("float32",)
+FULL_DTYPES = ("float32", "float16")
+CPU_CACHE_BYTES = 64 << 20  # rotate inputs until a set of them exceeds this (CPU L3)
+GPU_CACHE_BYTES = 256 << 20  # and the GPU's L2
+OVERHEAD_OPS = ("relu", "softmax")
+OVERHEAD_SIZE = 1024
+
+
+@dataclass
+class Options:
+    ops: tuple = tuple(ops.ALL)
+    shapes: tuple = ops.ROW_SHAPES
+    sweep: tuple = ops.SWEEP_COLS
+    sweep_ops: tuple = ("softmax", "log_softmax")
+    size: int = ops.ELEMENTWISE_SIZE
+    dtypes: tuple = DEFAULT_DTYPES
+    peers: tuple = ()  # names to keep; empty: all that are available
+    reps: int = 5
+    gpu: bool = True
+    check: bool = True
+    overhead_reps: int = 200
+
+
+@dataclass
+class Case:
+    op: str
+    shape: tuple
+    dtype: str
+    section: str  # "shapes", "sweep" or "elementwise"
+
+
+def cases(o):
+    out = []
+    for dt in o.dtypes:
+        for name in o.ops:
+            op = ops.ALL[name]
+            if op.group == "rowwise":
+                out += [Case(name, s, dt, "shapes") for s in o.shapes]
+                if name in o.sweep_ops:
+                    out += [Case(name, (max(1, ops.SWEEP_ELEMENTS // c), c), dt, "sweep") for c in o.sweep]
+            else:
+                out.append(Case(name, (o.size,), dt, "elementwise"))
+    return out
+
+
+def keep_freed_memory():
+    """glibc: serve every allocation from the heap and never give it back, so
+    re-allocating an output reuses mapped pages (no page faults)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+
+
+class Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total, stream=sys.stderr, width=30):
+        self.total, self.done, self.stream, self.width = max(total, 1), 0, stream, width
+        self.tty = stream.isatty()
+
+    def step(self, what=""):
+        self.done += 1
+        filled = self.width * self.done // self.total
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {what}"
+        if self.tty:
+            self.stream.write("\r" + line[:110].ljust(110))
+        elif self.done == self.total or self.done % max(1, self.total // 20) == 0:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _time_case(case, group, clock, o, rng, step):
+    """Copy floor and every peer of one device on one case: list of records."""
+    op = ops.ALL[case.op]
+    traffic = op.traffic(case.shape, case.dtype)
+    nsets = timer.rotation(traffic, CPU_CACHE_BYTES if group[0].device == "cpu" else GPU_CACHE_BYTES)
+    host = [op.inputs(case.shape, case.dtype, rng) for _ in range(nsets)]
+    to = group[0].to
+    half = [to(np.zeros(traffic // 2, np.uint8), np.empty(traffic // 2, np.uint8)) for _ in range(nsets)]
+    floor = timer.median_seconds(peers.bandwidth_copy(group[0].device, to), half, o.reps, clock)
+    records = [_record(case, "copy", group[0].device, floor, traffic)]
+    del half
+    for peer in group:
+        fn = peer.impl(case.op) if peers.applicable(peer, case.op, case.shape) else None
+        if fn is None:
+            step()
+            continue
+        try:
+            sets = [peer.to(*h) for h in host]
+            seconds = timer.median_seconds(fn, sets, o.reps, clock)
+            records.append(_record(case, peer.name, peer.device, seconds, traffic))
+        except Exception as exc:  # a peer that fails on a case is reported, not fatal
+            records.append({**_record(case, peer.name, peer.device, None, traffic), "error": f"{type(exc).__name__}: {exc}"})
+        step(f"{case.op} {'x'.join(map(str, case.shape))} {case.dtype} {peer.name}")
+    return records
+
+
+def _record(case, provider, device, seconds, traffic):
+    return {
+        "op": case.op,
+        "section": case.section,
+        "shape": list(case.shape),
+        "dtype": case.dtype,
+        "provider": provider,
+        "device": device,
+        "seconds": seconds,
+        "bytes": traffic,
+        "gbps": None if not seconds else traffic / seconds / 1e9,
+    }
+
+
+def _overhead(group, clock, o):
+    """Per-call wall time on a tiny array: what a user pays per call."""
+    import time
+
+    rows = []
+    for name in OVERHEAD_OPS:
+        op = ops.ALL[name]
+        shape = (OVERHEAD_SIZE,) if op.group == "elementwise" else (1, OVERHEAD_SIZE)
+        host = op.inputs(shape, "float32", np.random.default_rng(1))
+        for peer in group:
+            fn = peer.impl(name)
+            if fn is None:
+                continue
+            args = peer.to(*host)
+            fn(*args)
+            clock.sync()
+            times = []
+            for _ in range(o.overhead_reps):
+                t0 = time.perf_counter()
+                fn(*args)
+                clock.sync()
+                times.append(time.perf_counter() - t0)
+            rows.append({"op": name, "size": OVERHEAD_SIZE, "provider": peer.name, "device": peer.device,
+                         "seconds": float(np.median(times))})
+    return rows
+
+
+def run(o, stream=sys.stderr):
+    """Everything the report needs, as one JSON-able dict."""
+    keep_freed_memory()
+    found = peers.discover(device_peers=o.gpu)
+    chosen = [p for p in found if not o.peers or p.name in o.peers]
+    groups = {}
+    for p in chosen:
+        groups.setdefault(p.device, []).append(p)
+    todo = cases(o)
+    n_checks = len([p for p in chosen if p.gpu_act]) * len(o.ops) * len(o.dtypes) if o.check else 0
+    n_timed = sum(len(g) for g in groups.values()) * len(todo)
+    bar = Progress(n_checks + n_timed, stream)
+    checks = check.run(chosen, o.ops, o.dtypes, lambda: bar.step("check")) if o.check else []
+    results, overhead = [], []
+    rng = np.random.default_rng(0)
+    for device, group in groups.items():
+        clock = timer.CpuClock() if device == "cpu" else timer.CudaClock()
+        for case in todo:
+            results += _time_case(case, group, clock, o, rng, bar.step)
+        overhead += _overhead(group, clock, o)
+    bar.close()
+    options = asdict(o)
+    return {
+        "machine": machine.describe(),
+        "options": options,
+        "peers": {p.name: {"device": p.device, "version": p.version} for p in chosen},
+        "checks": checks,
+        "results": results,
+        "overhead": overhead,
+    }
+

@@ -1,0 +1,73 @@
+"""Plumbing of ``gpu-act bench`` and ``gpu-act selfcheck`` (never timings)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gpu_act import cli
+from gpu_act.bench import check, ops, peers, report, run
+
+
+def test_tiny_bench_writes_json_and_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    prefix = tmp_path / "b"
+    argv = ["bench", "--ops", "softmax,relu,relu_backward,cross_entropy", "--shapes", "8x96", "--size", "1000",
+            "--reps", "1", "--no-gpu", "--peers", "gpu_act,numpy", "--output", str(prefix)]
+    o = cli._options(cli._parser().parse_args(argv))
+    o.sweep, o.overhead_reps = (64, 256), 3
+    data = run.run(o)
+    report.write_json(data, f"{prefix}.json")
+    assert report.plot(data, f"{prefix}.png")
+    loaded = json.loads((tmp_path / "b.json").read_text())
+    assert loaded["machine"]["cores"] >= 1 and loaded["machine"]["versions"]["numpy"] == np.__version__
+    provs = {r["provider"] for r in loaded["results"]}
+    assert provs == {"gpu_act", "numpy", "copy"}
+    timed = [r for r in loaded["results"] if r["seconds"] is not None]
+    assert all(r["seconds"] > 0 and r["gbps"] > 0 for r in timed)
+    assert {r["section"] for r in loaded["results"]} == {"shapes", "sweep", "elementwise"}
+    assert all(c["ok"] for c in loaded["checks"]) and len(loaded["checks"]) == 4
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = report.table(loaded)
+    assert "| softmax | 8x96 | float32 |" in text and "x numpy" in text
+
+
+def test_traffic_counts_inputs_and_outputs_once():
+    n = 4 * 100 * 7
+    assert ops.ALL["softmax"].traffic((100, 7), "float32") == 2 * n
+    assert ops.ALL["softmax_backward"].traffic((100, 7), "float32") == 3 * n
+    assert ops.ALL["gelu_backward"].traffic((700,), "float32") == 3 * n
+    assert ops.ALL["cross_entropy"].traffic((100, 7), "float32") == 2 * n + 8 * 100
+
+
+def test_every_registry_activation_is_an_op():
+    from gpu_act.registry import PLAIN
+
+    assert {n for n in PLAIN} | {n + "_backward" for n in PLAIN} <= set(ops.ALL)
+
+
+def test_check_catches_a_wrong_result():
+    good = next(p for p in peers.discover(device_peers=False) if p.name == "gpu_act")
+    rng = np.random.default_rng(0)
+    assert check.check(good, "silu", np.float32, rng)["ok"]
+    bad = peers.Peer("bad", "cpu", "0", good.to, lambda op: (lambda x: good.impl(op)(x) * np.float32(1.001)))
+    r = check.check(bad, "silu", np.float32, rng)
+    assert not r["ok"] and r["error"] > 1
+
+
+def test_bad_arguments_are_rejected_with_what_is_accepted(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--ops", "softmaxx"])
+    assert "unknown op 'softmaxx'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--shapes", "4096by4096"])
+    assert "shapes look like" in capsys.readouterr().err
+
+
+def test_selfcheck_command_prints_a_table():
+    out = subprocess.run([sys.executable, "-m", "gpu_act", "selfcheck", "--dtypes", "float64", "--ops", "softmax,tanh"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "| gpu_act | float64 | 2 | 2 |" in out.stdout
