@@ -1,0 +1,202 @@
+"""The one module that imports the Numba CUDA target.
+
+Everything else in gpu_act reaches ``numba.cuda`` through the names below, so
+a switch of CUDA front end (numba-cuda-mlir, ...) or a difference between the
+real target and the simulator (``NUMBA_ENABLE_CUDASIM=1``) is handled here.
+
+- ``cuda``: the module, for use *inside* kernels (``cuda.grid``, shared arrays,
+  shuffles); the simulator finds it by that name in a kernel's globals.
+- ``device`` / ``kernel``: the decorators for device functions and kernels.
+- ``Memory``: describe, view and allocate device memory (raw pointers on the
+  real target, NumPy buffers in the simulator).
+- ``stream_for``: a Numba stream object for an exported stream handle.
+- ``compile_ptx``: PTX for a kernel and signature, without a driver.
+"""
+
+import functools
+from collections import namedtuple
+
+import numpy as np
+from numba import cuda
+from numba.cuda.core import config as _config
+
+SIMULATOR = bool(_config.ENABLE_CUDASIM)
+
+__all__ = ["cuda", "SIMULATOR", "available", "device", "kernel", "compile_ptx", "stream_for", "Limits", "limits"]
+
+
+def available():
+    """True when kernels can run: a driver and a device, or the simulator."""
+    try:
+        return SIMULATOR or cuda.is_available()
+    except Exception:  # a broken driver install is "not available", never a crash on import
+        return False
+
+
+def device(fn):
+    """A device function, inlined into its callers (NVVM alwaysinline)."""
+    if SIMULATOR:
+        return cuda.jit(device=True)(fn)
+    return cuda.jit(device=True, forceinline=True)(fn)
+
+
+def kernel(fn):
+    """A kernel. No fastmath: NaN/inf semantics are part of the product."""
+    return cuda.jit(fn)
+
+
+class _TargetDevice:
+    def __init__(self, cc):
+        self.compute_capability = cc
+
+
+def compile_ptx(fn, signature, cc):
+    """PTX text of ``fn`` compiled as a kernel for compute capability ``cc``.
+
+    Works without a driver: device functions called by the kernel are compiled
+    on first use for "the current device", which is then taken to be ``cc``.
+    """
+    from numba.cuda import dispatcher
+
+    if available():
+        return cuda.compile_ptx(fn, signature, cc=cc)[0]
+    saved = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: _TargetDevice(cc)
+    try:
+        return cuda.compile_ptx(fn, signature, cc=cc)[0]
+    finally:
+        dispatcher.get_current_device = saved
+
+
+# ---------------------------------------------------------------- device properties
+Limits = namedtuple("Limits", "sm_count max_threads shared_per_block")
+
+# the simulator has no device attributes; these match an sm_80-class device
+_SIM_LIMITS = Limits(sm_count=108, max_threads=1024, shared_per_block=48 * 1024)
+
+
+@functools.lru_cache(maxsize=None)
+def limits(device_id):
+    """Launch limits of device ``device_id`` (static shared memory bound: 48 KiB)."""
+    if SIMULATOR:
+        return _SIM_LIMITS
+    dev = cuda.gpus[device_id]._device
+    return Limits(dev.MULTIPROCESSOR_COUNT, dev.MAX_THREADS_PER_BLOCK, dev.MAX_SHARED_MEMORY_PER_BLOCK)
+
+
+def current_device_id():
+    return 0 if SIMULATOR else cuda.get_current_device().id
+
+
+def device_scope(device_id):
+    """Context manager making ``device_id`` current (a no-op when it already is)."""
+    if SIMULATOR or device_id is None or device_id == current_device_id():
+        return _NULL
+    return cuda.gpus[device_id]
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NULL = _Null()
+
+
+# ---------------------------------------------------------------- streams
+_streams = {}
+
+
+def stream_for(handle):
+    """A Numba stream for an exported handle: None (no stream exported) -> the
+    per-thread default stream, never the legacy one; 1 -> legacy default;
+    2 -> per-thread default; any other int -> that external stream."""
+    if SIMULATOR:
+        return 0
+    key = (handle, current_device_id())
+    s = _streams.get(key)
+    if s is None:
+        if handle is None or handle == 2:
+            s = cuda.per_thread_default_stream()
+        elif handle == 1:
+            s = cuda.legacy_default_stream()
+        else:
+            s = cuda.external_stream(handle)
+        _streams[key] = s
+    return s
+
+
+def numba_stream(obj):
+    """``obj`` as a Numba stream: a Numba stream, a CuPy stream (``.ptr``), an
+    object with ``__cuda_stream__`` (returns (version, handle)) or a raw handle."""
+    if SIMULATOR:
+        return 0
+    if isinstance(obj, cuda.cudadrv.driver.Stream):
+        return obj
+    if hasattr(obj, "__cuda_stream__"):
+        return stream_for(int(obj.__cuda_stream__()[1]) or 1)
+    if hasattr(obj, "ptr"):  # cupy.cuda.Stream; its null stream (ptr 0) is the legacy default
+        return stream_for(int(obj.ptr) or 1)
+    if hasattr(obj, "cuda_stream"):  # torch.cuda.Stream
+        return stream_for(int(obj.cuda_stream) or 1)
+    raise TypeError(
+        f"stream must be a Numba stream, a CuPy stream, a torch.cuda.Stream or an object with __cuda_stream__, "
+        f"got {type(obj).__name__}"
+    )
+
+
+def synchronize(stream):
+    if not SIMULATOR:
+        stream.synchronize()
+
+
+# ---------------------------------------------------------------- memory
+def is_numba_array(obj):
+    return getattr(type(obj), "__cuda_ndarray__", False)
+
+
+def describe_numba(obj):
+    """(pointer, shape, byte strides, dtype, stream handle or None) of a Numba device array."""
+    if SIMULATOR:
+        a = obj._ary
+        return a.__array_interface__["data"][0], a.shape, a.strides, a.dtype, None
+    st = obj.stream
+    return obj.device_ctypes_pointer.value or 0, obj.shape, obj.strides, obj.dtype, (int(st.handle.value or 0) or 1) if st else None
+
+
+def flat(owner, pointer, lo, nbytes, dtype):
+    """A 1-D device array of ``dtype`` over bytes [lo, lo + nbytes) of the memory
+    ``owner`` holds (``pointer`` is the address of owner's first element)."""
+    n = nbytes // dtype.itemsize
+    if SIMULATOR:
+        # owner is a FakeCUDAArray: view its NumPy buffer from the lowest address
+        a = owner._ary
+        start = tuple(slice(k - 1, k) if s < 0 else slice(0, 1) for k, s in zip(a.shape, a.strides))
+        base = a[start] if a.ndim else a.reshape(1)
+        view = np.lib.stride_tricks.as_strided(base, shape=(n,), strides=(dtype.itemsize,))
+        return cuda.cudadrv.devicearray.FakeCUDAArray(view)
+    drv = cuda.cudadrv.driver
+    mem = drv.MemoryPointer(cuda.current_context(), drv.binding.CUdeviceptr(lo), size=nbytes, owner=owner)
+    return cuda.cudadrv.devicearray.DeviceNDArray((n,), (dtype.itemsize,), dtype, gpu_data=mem)
+
+
+def device_array(shape, dtype, stream):
+    return cuda.device_array(shape, dtype, stream=stream)
+
+
+def wrap_pointer(pointer, shape, strides, dtype, owner):
+    """A Numba device array over foreign memory (a CAI or DLPack export)."""
+    drv = cuda.cudadrv.driver
+    size = drv.memory_size_from_info(shape, strides, dtype.itemsize) if shape and all(shape) else 0
+    mem = drv.MemoryPointer(cuda.current_context(), drv.binding.CUdeviceptr(pointer), size=size, owner=owner)
+    return cuda.cudadrv.devicearray.DeviceNDArray(shape, strides, dtype, gpu_data=mem)
+
+
+def pointer_device(pointer):
+    """The ordinal of the device that holds ``pointer``."""
+    drv = cuda.cudadrv.driver
+    attr = drv.binding.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
+    return int(drv.driver.cuPointerGetAttribute(attr, drv.binding.CUdeviceptr(pointer)))

@@ -1,0 +1,246 @@
+"""Kernel cache, launch configurations and kernel operands, in one place.
+
+- ``cached(key, build)``: kernel factories run once per key (op, dtype, variant).
+- ``formulas(ctype)``: the registry's scalar formulas as CUDA device functions.
+- ``elementwise_config`` / ``rowwise_config``: THE functions that choose the
+  variant and launch configuration (cached per shape class and device).
+- ``flat_operands`` / ``strided_operands`` / ``row_operands``: zero-copy
+  kernel arguments. Every array is passed as a 1-D view of the memory it spans
+  plus the element offset of its first element and element strides, after
+  merging dimensions that all operands lay out contiguously.
+- ``launch(kernel, config, args)`` on the call's stream and device.
+"""
+
+import functools
+import threading
+from collections import namedtuple
+
+import numpy as np
+
+from ... import _compile, _cuda
+from . import _arrays
+
+_lock = threading.RLock()
+_built = {}
+
+
+def cached(key, build):
+    with _lock:
+        k = _built.get(key)
+        if k is None:
+            k = _built[key] = build()
+        return k
+
+
+def formulas(ctype):
+    """Every registry formula compiled as a CUDA device function for ``ctype``."""
+    ctype = np.dtype(ctype)
+    return cached(("formulas", ctype), lambda: _compile.namespace(_cuda.device, ctype, "cuda"))
+
+
+def kernel(template, bindings, tag, ctype):
+    """``template`` instantiated with ``bindings`` (float literals in ``ctype``)."""
+    return _compile.instantiate(template, bindings, f"{tag}.{np.dtype(ctype).name}", _cuda.kernel, ctype)
+
+
+# ---------------------------------------------------------------- launch configurations
+Config = namedtuple("Config", "variant grid block shared")
+
+WARP = 32
+WARP_ROWS_MAX = 1024  # rows up to this length: one warp per row
+ROWS_PER_BLOCK = 4  # warps (rows) per block in the warp variant
+THREAD_BLOCK = 128
+ELEMENTWISE_BLOCK = 256
+BLOCKS_PER_SM = 8  # grid-stride loops: enough blocks to fill every SM
+TREE = 1024  # static shared entries of the block-wide tree reduction (max block size)
+
+
+def _pow2_at_least(n):
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@functools.lru_cache(maxsize=4096)
+def elementwise_config(n, lim):
+    blocks = min(-(-n // ELEMENTWISE_BLOCK), lim.sm_count * BLOCKS_PER_SM)
+    return Config("elementwise", blocks, ELEMENTWISE_BLOCK, 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def rowwise_config(op, rows, n, unit_stride, compute_size, lim):
+    """The variant for ``op`` ("softmax", "softmax_backward", "cross_entropy")
+    on ``rows`` rows of length ``n``:
+
+    - "thread": one thread per row, when the reduced axis is not the
+      fastest-varying one (neighbouring threads then read neighbouring rows);
+    - "warp": one warp per row for n <= 1024 (shuffle reductions);
+    - "block-shared" (softmax forward): one block per row, the row kept in
+      shared memory so it is read from global memory once, max and sum by
+      shared-memory tree reductions;
+    - "block": one block per row, any length (online normaliser for softmax:
+      running max and rescaled sum in one pass, merged across threads).
+    """
+    if not unit_stride:
+        return Config("thread", -(-rows // THREAD_BLOCK), THREAD_BLOCK, 0)
+    if n <= WARP_ROWS_MAX:
+        return Config("warp", -(-rows // ROWS_PER_BLOCK), ROWS_PER_BLOCK * WARP, 0)
+    threads = min(lim.max_threads, TREE, max(128, _pow2_at_least(-(-n // 16))))
+    row_bytes = n * compute_size
+    if op == "softmax" and row_bytes + TREE * compute_size <= lim.shared_per_block:
+        return Config("block-shared", rows, threads, row_bytes)
+    return Config("block", rows, threads, 0)
+
+
+def limits():
+    device = _arrays.launch_device()
+    return _cuda.limits(_cuda.current_device_id() if device is None else device)
+
+
+def launch(k, config, args):
+    stream = _arrays.launch_stream()
+    with _cuda.device_scope(_arrays.launch_device()):
+        k[config.grid, config.block, stream, config.shared](*args)
+
+
+# ---------------------------------------------------------------- operands
+_views = {}
+_VIEWS_MAX = 512
+
+
+def _flat_view(a, lo, nbytes):
+    """A 1-D array over [lo, lo + nbytes) of a's memory (cached by address:
+    views hold no reference, the caller's arrays keep the memory alive)."""
+    if _cuda.SIMULATOR:
+        return _cuda.flat(a.owner, a.ptr, lo, nbytes, a.dtype)
+    key = (lo, nbytes, a.dtype.char, _arrays.launch_device())
+    v = _views.get(key)
+    if v is None:
+        if len(_views) >= _VIEWS_MAX:
+            _views.clear()
+        v = _views[key] = _cuda.flat(None, a.ptr, lo, nbytes, a.dtype)
+    return v
+
+
+def _span(a, shape, strides):
+    """(view, element offset of a's first element) for a with these byte strides."""
+    size = a.dtype.itemsize
+    lo = hi = a.ptr
+    for n, s in zip(shape, strides):
+        if s < 0:
+            lo += s * (n - 1)
+        else:
+            hi += s * (n - 1)
+    return _flat_view(a, lo, hi - lo + size), (a.ptr - lo) // size
+
+
+def _elements(a, strides):
+    size = a.dtype.itemsize
+    if any(s % size for s in strides):
+        raise ValueError(f"array strides {a.strides} are not multiples of the item size {size}")
+    return tuple(s // size for s in strides)
+
+
+def merge_dims(shape, strides_list):
+    """(merged shape, [merged byte strides per operand]); unit dims dropped,
+    neighbours merged where every operand lays them out contiguously."""
+    dims = []
+    for i, n in enumerate(shape):
+        if n == 1:
+            continue
+        st = [s[i] for s in strides_list]
+        if dims and all(ps == s * n for ps, s in zip(dims[-1][1], st)):
+            dims[-1] = (dims[-1][0] * n, st)
+        else:
+            dims.append((n, st))
+    if not dims:
+        dims = [(1, [0] * len(strides_list))]
+    return tuple(d[0] for d in dims), [tuple(d[1][k] for d in dims) for k in range(len(strides_list))]
+
+
+def elementwise_operands(arrays):
+    """(contiguous, n or shape, [per-operand args]): a flat fast path when every
+    operand is one dense run in the same order, else strided operands."""
+    shape, strides = merge_dims(arrays[0].shape, [a.strides for a in arrays])
+    if len(shape) == 1 and all(s[0] == a.dtype.itemsize for s, a in zip(strides, arrays)):
+        n = shape[0]
+        return True, n, [_flat_view(a, a.ptr, n * a.dtype.itemsize) for a in arrays]
+    ops = []
+    for a, st in zip(arrays, strides):
+        view, off = _span(a, shape, st)
+        ops.append((view, np.int64(off), _elements(a, st)))
+    return False, shape, ops
+
+
+RowOperand = namedtuple("RowOperand", "view offset outer axis")
+
+
+def row_operands(arrays, axis):
+    """(outer shape, [RowOperand]): rows are indexed in C order over every dim
+    but ``axis``; ``axis`` (None for arrays without it, e.g. index targets or
+    per-row losses) is walked with stride ``RowOperand.axis``."""
+    outer_strides = []
+    for a in arrays:
+        st = list(a.strides)
+        if axis is not None and len(st) == len(arrays[0].shape):
+            del st[axis]
+        outer_strides.append(st)
+    outer_shape = [n for i, n in enumerate(arrays[0].shape) if i != axis]
+    shape, merged = merge_dims(outer_shape, outer_strides)
+    ops = []
+    for a, st in zip(arrays, merged):
+        has_axis = axis is not None and a.ndim == arrays[0].ndim
+        if has_axis:
+            full_shape = shape + (a.shape[axis],)
+            full_st = st + (a.strides[axis],)
+        else:
+            full_shape, full_st = shape, st
+        view, off = _span(a, full_shape, full_st)
+        el = _elements(a, full_st)
+        ops.append(RowOperand(view, np.int64(off), el[: len(shape)], np.int64(el[-1] if has_axis else 0)))
+    return shape, ops
+
+
+def overlaps(out, inputs):
+    """True when ``out`` shares memory with an input other than as the very same view."""
+    lo, hi = _bounds(out)
+    for a in inputs:
+        alo, ahi = _bounds(a)
+        if alo < hi and lo < ahi and not (a.ptr == out.ptr and a.strides == out.strides and a.shape == out.shape):
+            return True
+    return False
+
+
+def _bounds(a):
+    lo = hi = a.ptr
+    for n, s in zip(a.shape, a.strides):
+        if s < 0:
+            lo += s * (n - 1)
+        else:
+            hi += s * (n - 1)
+    return lo, hi + a.dtype.itemsize
+
+
+def staged(out, inputs, run):
+    """``run(target)`` with target = out, or a temporary copied into out when
+    out partially overlaps an input."""
+    if not overlaps(out, inputs):
+        run(out)
+        return
+    from .elementwise import convert
+
+    tmp = _arrays.empty(out.shape, out.dtype)
+    run(tmp)
+    convert(tmp, out)
+
+
+def contiguous_view(a):
+    """A 1-D view of C-contiguous ``a``."""
+    return _flat_view(a, a.ptr, a.size * a.dtype.itemsize)
+
+
+REDUCE_BLOCK = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def reduction_config(groups):
+    """One block per group of a sum (``reduce.channel_sum``)."""
+    return Config("block", groups, REDUCE_BLOCK, 0)

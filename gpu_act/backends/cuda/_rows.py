@@ -1,0 +1,194 @@
+"""Device helpers of the row-wise kernels, bound per (compute dtype, variant).
+
+A row is worked on by ``width`` workers with ids ``lane`` (variant "thread":
+one thread; "warp": 32 lanes; "block"/"block-shared": the block's threads).
+Worker j handles elements lane, lane + width, ...; the ``*_all`` helpers
+combine the workers' partial results and give every worker the total:
+nothing for one thread, xor-shuffle butterflies for a warp, shared-memory
+tree reductions (halving strides, a barrier per level) for a block.
+
+Online normaliser (Milakov & Gimelshein 2018): a worker keeps the running
+max m and s = sum_j e^{(x_j - m)/T}; a new value v > m rescales s by
+e^{(m - v)/T}. Two partial (m, s) merge the same way. v == m adds 1 (this also
+makes -inf == -inf count as e^0 until a finite maximum zeroes it). Rows whose
+final max is +inf, or -inf (all -inf), get s = NaN, so the whole row is NaN
+like the two-pass definition; a NaN entry makes s NaN by itself.
+"""
+
+import math
+
+import numpy as np
+from numba.np.numpy_support import from_dtype
+
+from ... import _compile, _cuda
+from ._launch import TREE, cached
+
+cuda = _cuda.cuda
+FULL_MASK = 0xFFFFFFFF
+
+
+def row_offset(r, shape, strides, off):
+    # element offset of row r (C order over `shape`) from its operand's first element
+    for k in range(len(shape) - 1, -1, -1):
+        n = shape[k]
+        q = r // n
+        off += (r - q * n) * strides[k]
+        r = q
+    return off
+
+
+def _scaled(d, inv_t):
+    # d/T with 0/T = 0 even when 1/T overflowed to inf
+    return 0.0 if d == 0.0 else d * inv_t
+
+
+def _push(m, s, v, inv_t):
+    if v > m:
+        return v, s * math.exp(_scaled(m - v, inv_t)) + 1.0
+    if v == m:
+        return m, s + 1.0
+    return m, s + math.exp(_scaled(v - m, inv_t))
+
+
+def _merge(m1, s1, m2, s2, inv_t):
+    if m2 > m1:
+        return m2, s1 * math.exp(_scaled(m1 - m2, inv_t)) + s2
+    if m2 == m1:
+        return m1, s1 + s2
+    return m1, s1 + s2 * math.exp(_scaled(m2 - m1, inv_t))
+
+
+def _finish(m, s):
+    # NaN for a row whose max is +-inf
+    return s if (m > -_INF and m < _INF) else m - m  # noqa: F821 (bound per dtype)
+
+
+# ---------------------------------------------------------------- workers
+def _worker_thread():
+    return cuda.grid(1), 0, 1
+
+
+def _worker_warp():
+    t = cuda.threadIdx.x
+    return cuda.blockIdx.x * (cuda.blockDim.x // 32) + t // 32, t % 32, 32
+
+
+def _worker_block():
+    return cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
+
+
+# ---------------------------------------------------------------- reductions over a row's workers
+def _same(v):
+    return v
+
+
+def _same_ms(m, s, inv_t):
+    return m, s
+
+
+def _max_warp(v):
+    for k in (16, 8, 4, 2, 1):
+        o = cuda.shfl_xor_sync(FULL_MASK, v, k)
+        v = o if o > v else v
+    return v
+
+
+def _sum_warp(v):
+    for k in (16, 8, 4, 2, 1):
+        v += cuda.shfl_xor_sync(FULL_MASK, v, k)
+    return v
+
+
+def _ms_warp(m, s, inv_t):
+    for k in (16, 8, 4, 2, 1):
+        om = cuda.shfl_xor_sync(FULL_MASK, m, k)
+        os_ = cuda.shfl_xor_sync(FULL_MASK, s, k)
+        m, s = _merge(m, s, om, os_, inv_t)  # noqa: F821
+    return m, s
+
+
+def _max_block(v):
+    tree = cuda.shared.array(TREE, _CT)  # noqa: F821
+    t = cuda.threadIdx.x
+    tree[t] = v
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if t < half and tree[t + half] > tree[t]:
+            tree[t] = tree[t + half]
+        cuda.syncthreads()
+        half //= 2
+    r = tree[0]
+    cuda.syncthreads()
+    return r
+
+
+def _sum_block(v):
+    tree = cuda.shared.array(TREE, _CT)  # noqa: F821
+    t = cuda.threadIdx.x
+    tree[t] = v
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if t < half:
+            tree[t] += tree[t + half]
+        cuda.syncthreads()
+        half //= 2
+    r = tree[0]
+    cuda.syncthreads()
+    return r
+
+
+def _ms_block(m, s, inv_t):
+    tm = cuda.shared.array(TREE, _CT)  # noqa: F821
+    ts = cuda.shared.array(TREE, _CT)  # noqa: F821
+    t = cuda.threadIdx.x
+    tm[t] = m
+    ts[t] = s
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if t < half:
+            tm[t], ts[t] = _merge(tm[t], ts[t], tm[t + half], ts[t + half], inv_t)  # noqa: F821
+        cuda.syncthreads()
+        half //= 2
+    m, s = tm[0], ts[0]
+    cuda.syncthreads()
+    return m, s
+
+
+_VARIANTS = {
+    "thread": (_worker_thread, _same, _same, _same_ms),
+    "warp": (_worker_warp, _max_warp, _sum_warp, _ms_warp),
+    "block": (_worker_block, _max_block, _sum_block, _ms_block),
+    "block-shared": (_worker_block, _max_block, _sum_block, _ms_block),
+}
+
+
+def helpers(ctype, variant):
+    """Bindings for a row kernel template: _C (convert to ctype), _CT (its Numba
+    type, for shared arrays), _INF,
+    _scaled, _push, _finish, _row_offset, _worker, _max_all, _sum_all, _ms_all."""
+    ctype = np.dtype(ctype)
+
+    def build():
+        dev = _cuda.device
+        tag = f"{variant}.{ctype.name}"
+        b = {"_C": ctype.type, "_CT": from_dtype(ctype), "_INF": ctype.type(np.inf), "_row_offset": dev(row_offset)}
+
+        def inst(fn, extra=()):
+            return _compile.instantiate(fn, {**b, **dict(extra)}, tag, dev, ctype)
+
+        b["_scaled"] = inst(_scaled)
+        b["_merge"] = inst(_merge, {"_scaled": b["_scaled"]})
+        b["_push"] = inst(_push, {"_scaled": b["_scaled"]})
+        b["_finish"] = inst(_finish)
+        worker, mx, sm, ms = _VARIANTS[variant]
+        b["_worker"] = inst(worker)
+        b["_max_all"] = inst(mx)
+        b["_sum_all"] = inst(sm)
+        b["_ms_all"] = inst(ms, {"_merge": b["_merge"]})
+        return b
+
+    return cached(("row-helpers", ctype, variant), build)
+

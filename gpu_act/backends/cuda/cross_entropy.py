@@ -1,0 +1,183 @@
+"""Softmax cross-entropy per row: loss and gradient in one kernel.
+
+With lse = m + log sum_c e^{z_c - m} and smoothed targets t' = (1-eps) t + eps/C:
+  loss  = sum_c t'_c (lse - z_c)          (terms with t'_c = 0 contribute 0)
+  dloss/dz_c = softmax(z)_c sum_k t'_k - t'_c
+Index targets are one-hot t; a row whose target is ``ignore`` has loss 0 and
+gradient 0. (m, s) come from the online normaliser (``_rows``); the gradient
+is written already multiplied by ``scale`` (the reduction's 1/count).
+Variants as softmax's (``_launch.rowwise_config``): "thread", "warp", "block".
+"""
+
+import math
+
+import numpy as np
+
+from ... import _cuda
+from ..._dtypes import COMPUTE
+from . import _arrays, _launch, _rows, reduce
+
+cuda = _cuda.cuda
+
+
+def _index(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ignore, eps, base, inv_c, scale, want_grad):
+    row, lane, width = _worker()  # noqa: F821
+    if row >= rows:
+        return
+    pz = _row_offset(row, shape, zs, zo)  # noqa: F821
+    pg = _row_offset(row, shape, gs, go)  # noqa: F821
+    ti = np.int64(t[_row_offset(row, shape, ts, to)])  # noqa: F821
+    if ti == ignore:
+        if lane == 0:
+            loss[row] = 0.0
+        if want_grad:
+            for j in range(lane, C, width):
+                g[pg + j * ga] = 0.0
+        return
+    one = _C(1.0)  # noqa: F821
+    m = -_INF  # noqa: F821
+    s = 0.0
+    sz = 0.0
+    for j in range(lane, C, width):
+        v = _C(z[pz + j * za])  # noqa: F821
+        m, s = _push(m, s, v, one)  # noqa: F821
+        sz += v
+    m, s = _ms_all(m, s, one)  # noqa: F821
+    s = _finish(m, s)  # noqa: F821
+    if eps != 0.0:
+        sz = _sum_all(sz)  # noqa: F821
+    lse = m + math.log(s)
+    if lane == 0:
+        nll = lse - _C(z[pz + ti * za])  # noqa: F821
+        if eps != 0.0:
+            # eps * mean_c(lse - z_c)
+            nll = (1.0 - eps) * nll + eps * (lse - sz * inv_c)
+        loss[row] = nll
+    if want_grad:
+        inv_s = 1.0 / s
+        hit = (1.0 - eps) * scale
+        for j in range(lane, C, width):
+            gj = (math.exp(_C(z[pz + j * za]) - m) * inv_s - base) * scale  # noqa: F821
+            g[pg + j * ga] = gj - hit if j == ti else gj
+
+
+def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ignore, eps, base, inv_c, scale, want_grad):
+    row, lane, width = _worker()  # noqa: F821
+    if row >= rows:
+        return
+    pz = _row_offset(row, shape, zs, zo)  # noqa: F821
+    pg = _row_offset(row, shape, gs, go)  # noqa: F821
+    pt = _row_offset(row, shape, ts, to)  # noqa: F821
+    one = _C(1.0)  # noqa: F821
+    m = -_INF  # noqa: F821
+    s = 0.0
+    st = 0.0
+    for j in range(lane, C, width):
+        m, s = _push(m, s, _C(z[pz + j * za]), one)  # noqa: F821
+        st += (1.0 - eps) * _C(t[pt + j * ta]) + base  # noqa: F821
+    m, s = _ms_all(m, s, one)  # noqa: F821
+    s = _finish(m, s)  # noqa: F821
+    st = _sum_all(st)  # noqa: F821
+    lse = m + math.log(s)
+    inv_s = 1.0 / s
+    acc = 0.0
+    for j in range(lane, C, width):
+        zj = _C(z[pz + j * za])  # noqa: F821
+        tj = (1.0 - eps) * _C(t[pt + j * ta]) + base  # noqa: F821
+        if tj != 0.0:
+            acc += tj * (lse - zj)
+        if want_grad:
+            g[pg + j * ga] = (math.exp(zj - m) * inv_s * st - tj) * scale
+    acc = _sum_all(acc)  # noqa: F821
+    if lane == 0:
+        loss[row] = acc
+
+
+TEMPLATES = {"index": _index, "prob": _prob}
+
+
+def kernel(name, ctype, variant):
+    ctype = np.dtype(ctype)
+    return _launch.cached(
+        ("cross_entropy", name, ctype, variant),
+        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"ce.{name}.{variant}", ctype),
+    )
+
+
+def _check(t, to, ts, shape, rows, classes, ignore, res):
+    # res[0] += valid targets; res[1] = min row of an out-of-range target
+    i = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while i < rows:
+        v = np.int64(t[_row_offset(i, shape, ts, to)])  # noqa: F821
+        if v != ignore:
+            if v < 0 or v >= classes:
+                cuda.atomic.min(res, 1, i)
+            else:
+                cuda.atomic.add(res, 0, 1)
+        i += step
+
+
+def check_targets(fname, target, classes, ignore_index):
+    """The number of non-ignored targets; ValueError for one out of range.
+    Raising needs the answer on the host: this synchronises the call's stream."""
+    rows = target.size
+    if rows == 0:
+        return 0
+    k = _launch.cached(("check_targets",), lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32))
+    stream = _arrays.launch_stream()
+    res = _cuda.cuda.to_device(np.array([0, rows], np.int64), stream=stream)
+    shape, (op,) = _launch.row_operands([target], None)
+    config = _launch.elementwise_config(rows, _launch.limits())
+    _launch.launch(k, config, [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index), res])
+    count, bad = res.copy_to_host(stream=stream)
+    _cuda.synchronize(stream)
+    if bad < rows:
+        view = op.view
+        pos = int(op.offset) + sum(
+            int(c) * s for c, s in zip(np.unravel_index(int(bad), shape), op.outer)
+        )
+        value = view[pos : pos + 1].copy_to_host(stream=stream)[0]
+        _cuda.synchronize(stream)
+        raise ValueError(
+            f"{fname}: target index {value} is out of range; expected 0 <= target < {classes} "
+            f"or ignore_index={ignore_index}"
+        )
+    return int(count)
+
+
+def cross_entropy(z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
+    """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
+    ctype = COMPUTE[z.dtype]
+    C = z.shape[axis]
+    rows_shape = z.shape[:axis] + z.shape[axis + 1 :]
+    rows = int(np.prod(rows_shape))
+    grad = _arrays.empty(z.shape, z.dtype) if want_grad else None
+    per_row = _arrays.empty(rows_shape, z.dtype) if reduction == "none" else _arrays.empty((max(rows, 1),), np.float64)
+    if rows and C:
+        config = _launch.rowwise_config("cross_entropy", rows, C, z.strides[axis] == z.dtype.itemsize, ctype.itemsize, _launch.limits())
+        g = grad if want_grad else _arrays.empty(z.shape[:axis] + (1,) + z.shape[axis + 1 :], z.dtype)
+        shape, ops = _launch.row_operands([z, g, target], axis)
+        scale = (1.0 / count if count else 0.0) if reduction == "mean" else 1.0
+        k = kernel("index" if index else "prob", ctype, config.variant)
+        args = [v for o in ops[:2] for v in o] + list(ops[2])
+        c = ctype.type
+        _launch.launch(
+            k,
+            config,
+            [*args, _launch.contiguous_view(per_row), shape, np.int64(rows), np.int64(C), np.int64(ignore_index),
+             c(eps), c(eps / C), c(1.0 / C), c(scale), want_grad],
+        )
+    else:
+        reduce.fill(per_row, 0.0)
+        if want_grad and grad.size:
+            reduce.fill(grad, 0.0)
+    if reduction == "none":
+        return per_row, grad
+    loss = _arrays.empty((), z.dtype)
+    if reduction == "sum":
+        scale = 1.0
+    else:
+        scale = 1.0 / count if count else math.nan
+    reduce.group_sum(per_row, None, loss.reshape((1,)), scale)
+    return loss, grad

@@ -1,0 +1,88 @@
+"""Maxout on rows: the max of each run of ``pool`` consecutive entries along
+the axis, and its backward, which routes each gradient to the first maximum
+of its group (a NaN counts as the maximum, as in argmax). One thread per
+group, grid-stride over (row, group) in C order."""
+
+import numpy as np
+
+from ... import _compile, _cuda
+from ..._dtypes import COMPUTE
+from . import _launch, _rows
+
+cuda = _cuda.cuda
+
+
+def _argmax(x, p, step, pool):
+    # index in [0, pool) of the first maximum of x[p], x[p + step], ...
+    best = 0
+    m = _C(x[p])  # noqa: F821
+    for q in range(1, pool):
+        v = _C(x[p + q * step])  # noqa: F821
+        if m == m and (v > m or v != v):
+            m = v
+            best = q
+    return best
+
+
+def _forward(x, xo, xs, xa, out, oo, os_, oa, shape, total, groups, pool):
+    i = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while i < total:
+        row = i // groups
+        k = i - row * groups
+        px = _row_offset(row, shape, xs, xo) + k * pool * xa  # noqa: F821
+        out[_row_offset(row, shape, os_, oo) + k * oa] = x[px + _argmax(x, px, xa, pool) * xa]  # noqa: F821
+        i += step
+
+
+def _backward(g, go, gs, ga, x, xo, xs, xa, out, oo, os_, oa, shape, total, groups, pool):
+    i = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while i < total:
+        row = i // groups
+        k = i - row * groups
+        px = _row_offset(row, shape, xs, xo) + k * pool * xa  # noqa: F821
+        best = _argmax(x, px, xa, pool)  # noqa: F821
+        gv = _C(g[_row_offset(row, shape, gs, go) + k * ga])  # noqa: F821
+        po = _row_offset(row, shape, os_, oo) + k * pool * oa  # noqa: F821
+        for q in range(pool):
+            out[po + q * oa] = gv if q == best else 0.0
+        i += step
+
+
+TEMPLATES = {"forward": _forward, "backward": _backward}
+
+
+def kernel(name, ctype):
+    ctype = np.dtype(ctype)
+
+    def build():
+        b = dict(_rows.helpers(ctype, "thread"))
+        b["_argmax"] = _compile.instantiate(_argmax, b, f"maxout.{ctype.name}", _cuda.device, ctype)
+        return _launch.kernel(TEMPLATES[name], b, f"maxout.{name}", ctype)
+
+    return _launch.cached(("maxout", name, ctype), build)
+
+
+def _run(name, inputs, pool, axis, out):
+    ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
+    x = inputs[-1]
+    groups = x.shape[axis] // pool
+    total = x.size // x.shape[axis] * groups
+    k = kernel(name, ctype)
+    config = _launch.elementwise_config(total, _launch.limits())
+
+    def run(target):
+        shape, ops = _launch.row_operands([*inputs, target], axis)
+        args = [v for o in ops for v in o]
+        _launch.launch(k, config, [*args, shape, np.int64(total), np.int64(groups), np.int64(pool)])
+
+    _launch.staged(out, inputs, run)
+
+
+def forward(x, pool, axis, out):
+    _run("forward", [x], pool, axis, out)
+
+
+def backward(g, x, pool, axis, out):
+    _run("backward", [g, x], pool, axis, out)

@@ -1,0 +1,71 @@
+"""Sums over every axis but one (PReLU's weight gradient) and over all rows
+(cross-entropy's reductions): one block per output, a strided walk over the
+group's elements accumulated in at least float32, then a shared-memory tree
+reduction."""
+
+import numpy as np
+
+from ... import _cuda
+from ..._dtypes import COMPUTE
+from . import _arrays, _launch, _rows
+
+cuda = _cuda.cuda
+
+
+def _group_sum(a, ao, ast, aa, shape, total, out, scale):
+    c = cuda.blockIdx.x
+    t = cuda.threadIdx.x
+    base = ao + c * aa
+    acc = 0.0
+    for e in range(t, total, cuda.blockDim.x):
+        acc += _C(a[_row_offset(e, shape, ast, base)])  # noqa: F821
+    acc = _sum_all(acc)  # noqa: F821
+    if t == 0:
+        out[c] = acc * scale
+
+
+def kernel(ctype):
+    ctype = np.dtype(ctype)
+    return _launch.cached(
+        ("group_sum", ctype),
+        lambda: _launch.kernel(_group_sum, _rows.helpers(ctype, "block"), "group_sum", ctype),
+    )
+
+
+def group_sum(a, axis, out, scale=1.0):
+    """out[c] = scale * sum of a over every axis but ``axis`` (all axes when
+    None), accumulated in a's compute dtype; ``out`` is 1-D, C-contiguous."""
+    ctype = COMPUTE[a.dtype]
+    groups = 1 if axis is None else a.shape[axis]
+    total = a.size // groups
+    shape, (op,) = _launch.row_operands([a], axis)
+    args = [op.view, op.offset, op.outer, op.axis, shape, np.int64(total)]
+    _launch.launch(kernel(ctype), _launch.reduction_config(groups), [*args, _launch.contiguous_view(out), ctype.type(scale)])
+
+
+def channel_sum(a, channel_axis, dtype):
+    """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
+    in at least float32, returned as a 1-D array of ``dtype``."""
+    groups = 1 if channel_axis is None else a.shape[channel_axis]
+    out = _arrays.empty((groups,), dtype)
+    if a.size:
+        group_sum(a, channel_axis, out)
+    else:
+        fill(out, 0.0)
+    return out
+
+
+def fill(out, value):
+    """out[...] = value."""
+    from .elementwise import convert
+
+    if not out.size:
+        return
+    src = _arrays.empty((1,), np.float64)
+    host = np.full(1, value)
+    if _cuda.SIMULATOR:
+        src.owner._ary[:] = host
+    else:
+        src_view = _launch.contiguous_view(src)
+        src_view.copy_to_device(host, stream=_arrays.launch_stream())
+    convert(src._view(out.shape, (0,) * out.ndim), out)

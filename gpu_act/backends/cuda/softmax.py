@@ -1,0 +1,141 @@
+"""Softmax and log-softmax, forward and backward, one row per worker group.
+
+Forward, per row:  m = max x;  d_j = (x_j - m)/T;  s = sum e^{d_j}
+  softmax: y_j = e^{d_j} / s      log_softmax: y_j = d_j - log s
+Backward (y the forward's output, g the incoming gradient):
+  softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
+  log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
+Variants (``_launch.rowwise_config``): "thread", "warp" and "block" compute
+(m, s) with the online normaliser and read x twice; "block-shared" keeps the
+row in shared memory (read once), with tree reductions for max and sum.
+"""
+
+import math
+
+import numpy as np
+
+from ... import _cuda
+from ..._dtypes import COMPUTE
+from . import _launch, _rows
+
+cuda = _cuda.cuda
+
+
+def _forward(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    row, lane, width = _worker()  # noqa: F821 (bound per variant)
+    if row >= rows:
+        return
+    px = _row_offset(row, shape, xs, xo)  # noqa: F821
+    po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    m = -_INF  # noqa: F821
+    s = 0.0
+    for j in range(lane, n, width):
+        m, s = _push(m, s, _C(x[px + j * xa]), inv_t)  # noqa: F821
+    m, s = _ms_all(m, s, inv_t)  # noqa: F821
+    s = _finish(m, s)  # noqa: F821
+    if log:
+        ls = math.log(s)
+        for j in range(lane, n, width):
+            out[po + j * oa] = _scaled(_C(x[px + j * xa]) - m, inv_t) - ls  # noqa: F821
+    else:
+        inv_s = 1.0 / s
+        for j in range(lane, n, width):
+            out[po + j * oa] = math.exp(_scaled(_C(x[px + j * xa]) - m, inv_t)) * inv_s  # noqa: F821
+
+
+def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    row, t, width = _worker()  # noqa: F821
+    if row >= rows:
+        return
+    cache = cuda.shared.array(0, _CT)  # noqa: F821 (the row, in the compute type)
+    px = _row_offset(row, shape, xs, xo)  # noqa: F821
+    po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    m = -_INF  # noqa: F821
+    for j in range(t, n, width):
+        v = _C(x[px + j * xa])  # noqa: F821
+        cache[j] = v
+        if v > m:
+            m = v
+    m = _max_all(m)  # noqa: F821
+    s = 0.0
+    if log:
+        for j in range(t, n, width):
+            s += math.exp(_scaled(cache[j] - m, inv_t))  # noqa: F821
+        ls = math.log(_sum_all(s))  # noqa: F821
+        for j in range(t, n, width):
+            out[po + j * oa] = _scaled(cache[j] - m, inv_t) - ls  # noqa: F821
+    else:
+        for j in range(t, n, width):
+            e = math.exp(_scaled(cache[j] - m, inv_t))  # noqa: F821
+            cache[j] = e
+            s += e
+        inv_s = 1.0 / _sum_all(s)  # noqa: F821
+        for j in range(t, n, width):
+            out[po + j * oa] = cache[j] * inv_s
+
+
+def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    row, lane, width = _worker()  # noqa: F821
+    if row >= rows:
+        return
+    pg = _row_offset(row, shape, gs, go)  # noqa: F821
+    py = _row_offset(row, shape, ys, yo)  # noqa: F821
+    po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    s = 0.0
+    if log:
+        for j in range(lane, n, width):
+            s += _C(g[pg + j * ga])  # noqa: F821
+        s = _sum_all(s)  # noqa: F821
+        for j in range(lane, n, width):
+            out[po + j * oa] = (_C(g[pg + j * ga]) - math.exp(_C(y[py + j * ya])) * s) * inv_t  # noqa: F821
+    else:
+        for j in range(lane, n, width):
+            s += _C(g[pg + j * ga]) * _C(y[py + j * ya])  # noqa: F821
+        s = _sum_all(s)  # noqa: F821
+        for j in range(lane, n, width):
+            yj = _C(y[py + j * ya])  # noqa: F821
+            out[po + j * oa] = yj * (_C(g[pg + j * ga]) - s) * inv_t  # noqa: F821
+
+
+TEMPLATES = {"forward": _forward, "forward-shared": _forward_shared, "backward": _backward}
+
+
+def kernel(name, ctype, variant):
+    """The kernel ``name`` ("forward"/"backward") for compute dtype ``ctype`` and ``variant``."""
+    ctype = np.dtype(ctype)
+    if name == "forward" and variant == "block-shared":
+        name = "forward-shared"
+    return _launch.cached(
+        ("softmax", name, ctype, variant),
+        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"softmax.{name}.{variant}", ctype),
+    )
+
+
+def _inv_t(temperature, ctype):
+    with np.errstate(over="ignore"):
+        return ctype.type(1.0 / temperature)
+
+
+def _run(op, name, inputs, axis, temperature, log, out):
+    ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
+    n = inputs[0].shape[axis]
+    rows = inputs[0].size // n
+    unit = inputs[0].strides[axis] == inputs[0].dtype.itemsize or n == 1
+    config = _launch.rowwise_config(op, rows, n, unit, ctype.itemsize, _launch.limits())
+    k = kernel(name, ctype, config.variant)
+    inv_t = _inv_t(temperature, ctype)
+
+    def run(target):
+        shape, ops = _launch.row_operands([*inputs, target], axis)
+        args = [v for o in ops for v in o]
+        _launch.launch(k, config, [*args, shape, np.int64(rows), np.int64(n), inv_t, log])
+
+    _launch.staged(out, inputs, run)
+
+
+def forward(x, axis, temperature, log, out):
+    _run("softmax", "forward", [x], axis, temperature, log, out)
+
+
+def backward(g, y, axis, temperature, log, out):
+    _run("softmax_backward", "backward", [g, y], axis, temperature, log, out)

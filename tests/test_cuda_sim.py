@@ -1,0 +1,262 @@
+"""The CUDA backend's kernels under the Numba CUDA simulator.
+
+Runs only in its own process with the simulator switched on (it replaces
+numba.cuda for the whole process):
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim.py
+
+Every kernel variant runs here on small shapes that still cross each variant
+boundary; warp shuffles go through the test-only emulation in
+``cuda_sim.py``. Results are compared with the independent float64
+reference (``reference.py``) under the shared tolerance table.
+"""
+
+import importlib
+
+import numpy as np
+import pytest
+
+import gpu_act as ga
+from gpu_act import _cuda
+
+pytestmark = [
+    pytest.mark.skipif(
+        not _cuda.SIMULATOR,
+        reason="simulator tests run in their own process: NUMBA_ENABLE_CUDASIM=1 pytest tests/test_cuda_sim.py",
+    ),
+    # the simulator runs kernels on NumPy scalars, which warn on inf - inf where the device is silent
+    pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
+]
+
+import cuda_sim  # noqa: E402
+import reference as ref  # noqa: E402
+from helpers import OP_DEFAULTS, op_id, sample  # noqa: E402
+from tolerances import DTYPES, assert_close  # noqa: E402
+
+cuda = _cuda.cuda
+_launch = importlib.import_module("gpu_act.backends.cuda._launch")
+cuda_sim.install()
+
+SMALL = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=4096 * 4 + 1024 * 4)
+
+
+@pytest.fixture
+def small_device(monkeypatch):
+    """A device with 20 KiB of shared memory per block: block-shared holds
+    float32 rows up to 4096 and float64 rows up to 1536."""
+    monkeypatch.setattr(_cuda, "limits", lambda device_id: SMALL)
+
+
+def dev(a):
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def host(r):
+    assert type(r).__module__.startswith("numba"), type(r)
+    return r.copy_to_host()
+
+
+def variant(op, x, axis=-1):
+    """The variant _launch chooses for this call (to assert the boundary is crossed)."""
+    n = x.shape[axis]
+    c = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
+    unit = x.strides[axis] == x.dtype.itemsize or n == 1
+    return _launch.rowwise_config(op, x.size // n, n, unit, c.itemsize, _launch.limits()).variant
+
+
+# ---------------------------------------------------------------- elementwise
+@pytest.mark.parametrize("name,params", OP_DEFAULTS, ids=[op_id(n, p) for n, p in OP_DEFAULTS])
+def test_every_activation_forward_backward(name, params):
+    x = sample((37,), np.float32, seed=1)
+    g = sample((37,), np.float32, seed=2, kinks=False)
+    assert_close(host(getattr(ga, name)(dev(x), **params)), ref.forward(name, x, **params), np.float32)
+    assert_close(
+        host(getattr(ga, name + "_backward")(dev(g), dev(x), **params)), ref.backward(name, g, x, **params), np.float32
+    )
+
+
+LAYOUTS = {
+    "contiguous": lambda d: d,
+    "transposed": lambda d: d.T,
+    "reversed": lambda d: d[::-1, ::-2],
+    "sliced": lambda d: d[1:, 1::3],
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_elementwise_layouts_and_dtypes(dtype, layout):
+    x = sample((6, 9), dtype, seed=3)
+    g = sample((6, 9), dtype, seed=4, kinks=False)
+    view = LAYOUTS[layout]
+    xv, gv = view(x), view(g)
+    r = ga.softplus(view(dev(x)), 2.0, 5.0)
+    assert np.dtype(r.dtype) == np.dtype(dtype)
+    assert_close(host(r), ref.forward("softplus", xv, beta=2.0, threshold=5.0), dtype)
+    r = ga.gelu_backward(view(dev(g)), view(dev(x)), approximate="tanh")
+    assert_close(host(r), ref.backward("gelu", gv, xv, approximate="tanh"), dtype)
+
+
+def test_elementwise_paths_are_the_ones_meant():
+    mk = lambda shape: _launch._arrays.describe(dev(np.zeros(shape, np.float32)))  # noqa: E731
+    a = mk((4, 5))
+    assert _launch.elementwise_operands([a, a])[0]
+    t = mk((5, 4))
+    assert not _launch.elementwise_operands([a, t._view((4, 5), t.strides[::-1])])[0]
+
+
+def test_out_in_place_and_overlap():
+    x = sample((5, 8), np.float32, seed=5)
+    d = dev(x)
+    r = ga.tanh(d, out=d)
+    assert r is d
+    assert_close(host(d), ref.forward("tanh", x), np.float32)
+    # out overlapping the input shifted by one column: staged through a temporary
+    y = dev(x)
+    ga.relu(y[:, 1:], out=y[:, :-1])
+    expect = x.copy()
+    expect[:, :-1] = np.maximum(x[:, 1:], 0)
+    assert_close(host(y), expect, np.float32)
+    o = dev(np.zeros((8, 5), np.float32)).T
+    ga.sigmoid(dev(x), out=o)
+    assert_close(host(o), ref.forward("sigmoid", x), np.float32)
+
+
+def test_zero_size_and_0d():
+    assert host(ga.relu(dev(np.zeros((0, 3), np.float32)))).shape == (0, 3)
+    x = np.array(-2.0, np.float64)
+    assert_close(host(ga.elu(cuda.to_device(x))), ref.forward("elu", x), np.float64)
+    assert_close(host(ga.softmax(cuda.to_device(x))), np.array(1.0), np.float64)
+
+
+def test_prelu_and_rrelu():
+    x = sample((2, 3, 4), np.float32, seed=6)
+    g = sample((2, 3, 4), np.float32, seed=7, kinks=False)
+    w = np.array([0.1, -0.2, 0.3], np.float64)  # other dtype than x: cast on the device
+    assert_close(host(ga.prelu(dev(x), dev(w))), ref.prelu(x, w), np.float32)
+    gx, gw = ga.prelu_backward(dev(g), dev(x), dev(w))
+    rgx, rgw = ref.prelu_backward(g, x, w)
+    assert_close(host(gx), rgx, np.float32)
+    assert host(gw).dtype == np.float64
+    assert_close(host(gw), rgw, np.float32)
+    r = ga.rrelu(dev(x), training=True, seed=11)
+    assert_close(host(r), ref.rrelu(x, training=True, seed=11), np.float32)
+    r = ga.rrelu_backward(dev(g), dev(x), training=True, seed=11)
+    assert_close(host(r), ref.rrelu_backward(g, x, training=True, seed=11), np.float32)
+
+
+# ---------------------------------------------------------------- softmax family
+def _softmax_cases():
+    # (shape, axis, dtype, expected variant) on the SMALL device
+    return [
+        ((3, 1), -1, np.float32, "warp"),
+        ((5, 33), -1, np.float32, "warp"),
+        ((2, 1024), -1, np.float16, "warp"),
+        ((2, 1025), -1, np.float32, "block-shared"),
+        ((1, 4096), -1, np.float32, "block-shared"),
+        ((1, 4097), -1, np.float16, "block"),
+        ((1, 1536), -1, np.float64, "block-shared"),
+        ((1, 1537), -1, np.float64, "block"),
+        ((4, 6, 5), 1, np.float64, "thread"),
+        ((70, 3), 0, np.float16, "thread"),
+    ]
+
+
+@pytest.mark.parametrize("shape,axis,dtype,expect", _softmax_cases(), ids=lambda v: str(v))
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_softmax_variants(small_device, shape, axis, dtype, expect, log):
+    x = sample(shape, dtype, seed=8)
+    assert variant("softmax", x, axis) == expect
+    fwd = ga.log_softmax if log else ga.softmax
+    rfwd = ref.log_softmax if log else ref.softmax
+    y = fwd(dev(x), axis=axis, temperature=0.7)
+    assert_close(host(y), rfwd(x, axis=axis, temperature=0.7), dtype)
+    g = sample(shape, dtype, seed=9, kinks=False)
+    yr = host(y)
+    bwd = ga.log_softmax_backward if log else ga.softmax_backward
+    rbwd = ref.log_softmax_backward if log else ref.softmax_backward
+    dx = bwd(dev(g), dev(yr), axis=axis, temperature=0.7)
+    assert_close(host(dx), rbwd(g, yr, axis=axis, temperature=0.7), dtype)
+
+
+def test_softmax_real_shared_memory_boundary():
+    # the simulator's 48 KiB device: float32 rows up to (49152 - 4096)/4 = 11264 stay in shared memory
+    for n, expect in ((11264, "block-shared"), (11265, "block")):
+        x = sample((1, n), np.float32, seed=n)
+        assert variant("softmax", x) == expect
+        assert_close(host(ga.softmax(dev(x))), ref.softmax(x), np.float32)
+
+
+SPECIAL_ROWS = np.array(
+    [
+        [1.0, np.nan, 2.0, 3.0],
+        [1.0, np.inf, 2.0, 3.0],
+        [-np.inf, -np.inf, -np.inf, -np.inf],
+        [-np.inf, 1.0, -np.inf, 2.0],
+        [np.inf, np.inf, 0.0, 0.0],
+        [-1e30, 1e30, 0.0, 5.0],
+    ]
+)
+
+
+@pytest.mark.parametrize("width", [4, 1100], ids=["warp", "block"])
+@pytest.mark.parametrize("axis", [-1, 0], ids=["rows", "strided"])
+def test_softmax_special_values(small_device, width, axis):
+    x = np.tile(SPECIAL_ROWS, (1, width // 4)).astype(np.float32)
+    if axis == 0:
+        x = np.ascontiguousarray(x.T)
+    for fwd, rfwd in ((ga.softmax, ref.softmax), (ga.log_softmax, ref.log_softmax)):
+        assert_close(host(fwd(dev(x), axis=axis)), rfwd(x, axis=axis), np.float32)
+    xs = np.tile(SPECIAL_ROWS, (1, 5000 // 4)).astype(np.float32)  # block (online) variant
+    assert variant("softmax", xs) == "block"
+    assert_close(host(ga.softmax(dev(xs))), ref.softmax(xs), np.float32)
+
+
+@pytest.mark.parametrize(
+    "shape,axis,expect",
+    [((6, 5), -1, "warp"), ((2, 1030), -1, "block"), ((5, 4, 3), 1, "thread")],
+    ids=["warp", "block", "thread"],
+)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_variants(shape, axis, expect, dtype):
+    z = sample(shape, dtype, seed=12)
+    assert variant("cross_entropy", z, axis) == expect
+    ax = axis % len(shape)
+    rows_shape = shape[:ax] + shape[ax + 1 :]
+    rng = np.random.default_rng(13)
+    t = rng.integers(0, shape[ax], rows_shape)
+    t.flat[0] = -100
+    for reduction in ("mean", "sum", "none"):
+        for eps in (0.0, 0.1):
+            loss, grad = ga.cross_entropy(
+                dev(z), dev(t), axis, reduction=reduction, label_smoothing=eps, return_grad=True
+            )
+            rl, rg = ref.cross_entropy(z, t, axis, reduction=reduction, label_smoothing=eps)
+            assert_close(host(loss), rl, dtype)
+            assert_close(host(grad), rg, dtype)
+    p = rng.random(shape)
+    p /= p.sum(axis=ax, keepdims=True)
+    p = p.astype(dtype)
+    loss, grad = ga.cross_entropy(dev(z), dev(p), axis, label_smoothing=0.2, return_grad=True)
+    rl, rg = ref.cross_entropy(z, p, axis, label_smoothing=0.2)
+    assert_close(host(loss), rl, dtype)
+    assert_close(host(grad), rg, dtype)
+
+
+def test_cross_entropy_target_out_of_range():
+    z = dev(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="target index 7 is out of range"):
+        ga.cross_entropy(z, dev(np.array([0, 7, 1])))
+    loss = ga.cross_entropy(z, dev(np.array([-100, -100, -100])))
+    assert np.isnan(host(loss))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_maxout(dtype, axis):
+    x = sample((6, 4), dtype, seed=14)
+    x[1, 1] = np.nan
+    y = ga.maxout(dev(x), 2, axis)
+    assert_close(host(y), ref.maxout(x, 2, axis), dtype)
+    g = sample(host(y).shape, dtype, seed=15, kinks=False)
+    assert_close(host(ga.maxout_backward(dev(g), dev(x), 2, axis)), ref.maxout_backward(g, x, 2, axis), dtype)
