@@ -27,6 +27,8 @@ def kind_of(obj):
         return "cupy"
     if module == "numpy":
         return "cpu"
+    if module == "numba" and getattr(type(obj), "__cuda_ndarray__", False):
+        return "cuda"  # Numba device arrays, including the CUDA simulator's
     if module == "torch":
         return "cuda" if obj.is_cuda else "cpu"
     if hasattr(obj, "__cuda_array_interface__"):
