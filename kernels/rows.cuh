@@ -9,11 +9,13 @@
 // memory, e.g. a non-last axis), one warp (TEAM_WARP: warp shuffles) or one
 // block (TEAM_BLOCK: shuffles, then shared memory across warps). Rows are
 // unbounded: every pass streams the row; the max and the sum of exponentials
-// come from one online pass (running max, sum rescaled when the max grows).
+// come from one online pass (online.cuh: running max, sum rescaled when the
+// max grows).
 // Contiguous rows whose operands are 16-byte aligned are read and written
 // 16 bytes at a time.
 #pragma once
 #include <cuda_fp16.h>
+#include "online.cuh"
 
 namespace ga {
 
@@ -28,40 +30,6 @@ __device__ __forceinline__ double load(const double* p) { return *p; }
 __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(double* p, double v) { *p = v; }
-
-// d/T with 0/T = 0 even when 1/T overflowed to inf
-template <typename C> __device__ __forceinline__ C scaled(C d, C inv_t) { return d == C(0) ? C(0) : d * inv_t; }
-// e^{d/T}
-template <typename C> __device__ __forceinline__ C expt(C d, C inv_t) { return exp(scaled(d, inv_t)); }
-// m - m is 0 for finite m and NaN for NaN and +-inf
-template <typename C> __device__ __forceinline__ bool finite(C m) { return m - m == C(0); }
-
-// ------------------------------------------------ running max and sum of e^{(x-m)/T}
-template <typename C> struct MaxSum {
-    C m, s;
-    __device__ __forceinline__ static MaxSum empty() { return MaxSum{-C(1) / C(0), C(0)}; }
-    // one element; a NaN sticks in m, making the row NaN
-    __device__ __forceinline__ void add(C x, C inv_t) {
-        if (x > m) {
-            s = s * expt(m - x, inv_t) + C(1);
-            m = x;
-        } else if (x == m) {
-            s += C(1);
-        } else if (x != x) {
-            m = x;
-        } else {
-            s += expt(x - m, inv_t);
-        }
-    }
-    // two partial states; a non-finite max (NaN, +inf, all -inf) makes the row NaN
-    __device__ __forceinline__ static MaxSum merge(MaxSum a, MaxSum b, C inv_t) {
-        C M = (a.m != a.m) ? a.m : ((b.m > a.m || b.m != b.m) ? b.m : a.m);
-        if (!finite(M)) return MaxSum{M, M - M};
-        return MaxSum{M, a.s * expt(a.m - M, inv_t) + b.s * expt(b.m - M, inv_t)};
-    }
-    // the row's state once every element is in: s is NaN where m is not finite
-    __device__ __forceinline__ MaxSum finish() const { return MaxSum{m, finite(m) ? s : m - m}; }
-};
 
 // ------------------------------------------------ warp shuffles of the reduced values
 __device__ __forceinline__ float shfl(float v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }

@@ -25,10 +25,7 @@ __global__ void softmax_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i6
         each(team, n, xr, xn, [&](i64, C v) { ms.add(v, inv_t); });
         ms = team.reduce(ms, Merge<C>{inv_t}).finish();
         const C m = ms.m, ls = log(ms.s), inv_s = C(1) / ms.s;
-        map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C {
-            const C d = scaled(v - m, inv_t);
-            return LOG ? d - ls : exp(d) * inv_s;
-        });
+        map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C { return softmax_out<LOG>(v, m, ls, inv_s, inv_t); });
     }
 }
 
