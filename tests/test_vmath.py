@@ -74,7 +74,8 @@ def test_special_values(name, dtype):
     out = np.empty_like(x)
     _kernel(name, dtype)(x, out)
     np.testing.assert_array_equal(out, want)
-    assert np.array_equal(np.signbit(out), np.signbit(want)), f"{name}: signs {out} vs {want}"
+    num = ~np.isnan(want)
+    assert np.array_equal(np.signbit(out[num]), np.signbit(want[num])), f"{name}: signs {out} vs {want}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import check, machine, ops, peers, timer
+from . import check, machine, peers, timer
+from .ops import ALL, ELEMENTWISE_SIZE, ROW_SHAPES, SWEEP_COLS, SWEEP_ELEMENTS
 
 DEFAULT_DTYPES = ("float32",)
 FULL_DTYPES = ("float32", "float16")
@@ -25,11 +26,11 @@ OVERHEAD_SIZE = 1024
 
 @dataclass
 class Options:
-    ops: tuple = tuple(ops.ALL)
-    shapes: tuple = ops.ROW_SHAPES
-    sweep: tuple = ops.SWEEP_COLS
+    ops: tuple = tuple(ALL)
+    shapes: tuple = ROW_SHAPES
+    sweep: tuple = SWEEP_COLS
     sweep_ops: tuple = ("softmax", "log_softmax")
-    size: int = ops.ELEMENTWISE_SIZE
+    size: int = ELEMENTWISE_SIZE
     dtypes: tuple = DEFAULT_DTYPES
     peers: tuple = ()  # names to keep; empty: all that are available
     reps: int = 5
@@ -50,11 +51,11 @@ def cases(o):
     out = []
     for dt in o.dtypes:
         for name in o.ops:
-            op = ops.ALL[name]
+            op = ALL[name]
             if op.group == "rowwise":
                 out += [Case(name, s, dt, "shapes") for s in o.shapes]
                 if name in o.sweep_ops:
-                    out += [Case(name, (max(1, ops.SWEEP_ELEMENTS // c), c), dt, "sweep") for c in o.sweep]
+                    out += [Case(name, (max(1, SWEEP_ELEMENTS // c), c), dt, "sweep") for c in o.sweep]
             else:
                 out.append(Case(name, (o.size,), dt, "elementwise"))
     return out
@@ -99,7 +100,7 @@ class Progress:
 
 def _time_case(case, group, clock, o, rng, step):
     """Copy floor and every peer of one device on one case: list of records."""
-    op = ops.ALL[case.op]
+    op = ALL[case.op]
     traffic = op.traffic(case.shape, case.dtype)
     nsets = timer.rotation(traffic, CPU_CACHE_BYTES if group[0].device == "cpu" else GPU_CACHE_BYTES)
     host = [op.inputs(case.shape, case.dtype, rng) for _ in range(nsets)]
@@ -143,7 +144,7 @@ def _overhead(group, clock, o):
 
     rows = []
     for name in OVERHEAD_OPS:
-        op = ops.ALL[name]
+        op = ALL[name]
         shape = (OVERHEAD_SIZE,) if op.group == "elementwise" else (1, OVERHEAD_SIZE)
         host = op.inputs(shape, "float32", np.random.default_rng(1))
         for peer in group:
