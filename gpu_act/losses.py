@@ -10,6 +10,7 @@ from ._dtypes import check_float
 REDUCTIONS = ("mean", "sum", "none")
 
 
+@_dispatch.lazy
 def cross_entropy(
     logits,
     target,

@@ -1,0 +1,191 @@
+"""Softmax family and maxout on Dask arrays.
+
+An axis held in one chunk: one gpu_act call per block. An axis split into
+several chunks is never gathered; with x/T in row units and per block b
+    m_b = max_b x,   l_b = log s_b = log sum_b e^{(x - m_b)/T}
+(l_b = -max of gpu_act's log_softmax of the block, which is -log s_b at the
+block's maximum), the online-normalizer rule gives the row's
+    M = max_b m_b,   S = sum_b e^{w_b},   w_b = (m_b - M)/T + l_b = log(s_b e^{(m_b - M)/T})
+and each block is normalised by f_b = w_b - log S (log of its share of the row):
+    log_softmax = log_softmax_b(x) + f_b,   softmax = softmax_b(x) e^{f_b},
+block-local results of gpu_act times the share. A block of only -inf (or none)
+holds no mass: w_b = -inf, and its outputs are -inf / 0 when the row has a
+finite maximum; NaN, +inf or a row of only -inf make the row NaN as in memory.
+Backward passes combine per-block sums the same way (sum(g y) or sum(g)).
+Every partial and combination runs in the compute dtype (float32 for half).
+"""
+
+import functools
+
+import dask.array as da
+import numpy as np
+
+from .. import _validate
+from .. import rowwise as _rw
+from .._dtypes import COMPUTE
+from ._blocks import as_dask, compute_meta, inverse_temperature, kept, one_per_block, run, task
+
+
+def _axis_kwargs(a):
+    return {"axis": a["axis"], "temperature": a["temperature"], "backend": a["backend"]}
+
+
+def softmax(name, a):
+    fname = f"gpu_act.{name}"
+    x = as_dask(fname, "x", a["x"])
+    kw = _axis_kwargs(a)
+    meta = run(name, x._meta, **kw)  # checks dtype, axis and temperature now
+    ax = _validate.axis(fname, kw["axis"], x.ndim)
+    if x.ndim == 0 or len(x.chunks[ax]) == 1:
+        return x.map_blocks(task(name, **kw), dtype=meta.dtype, meta=meta)
+    t = _validate.temperature(fname, kw["temperature"])
+    _, _, share = row_statistics(x, ax, t, kw["backend"])
+    block = functools.partial(_normalised, name, ax, t, kw["backend"])
+    return da.map_blocks(block, x, share, dtype=meta.dtype, meta=meta)
+
+
+def row_statistics(x, ax, t, backend):
+    """(M, log S, f) as lazy arrays in the compute dtype: the row max and log of the
+    row's sum (axis ``ax`` of length 1) and each block's log share f_b (one per block)."""
+    ctype = COMPUTE[np.dtype(x.dtype)]
+    cmeta = compute_meta(x)
+    chunks = one_per_block(x.chunks, ax)
+    m = x.map_blocks(functools.partial(_block_max, ax), chunks=chunks, dtype=ctype, meta=cmeta)
+    lsum = x.map_blocks(functools.partial(_block_log_sum, ax, t, backend), chunks=chunks, dtype=ctype, meta=cmeta)
+    # not m.max: Dask's max fails on blocks with no rows; every block of m has one entry per row
+    big_m = da.reduction(m, np.max, np.max, axis=ax, keepdims=True, dtype=ctype, meta=cmeta)
+    w = da.map_blocks(_log_weight, m, lsum, big_m, inverse_temperature(t, ctype), dtype=ctype, meta=cmeta)
+    log_s = da.map_blocks(_log, da.exp(w).sum(axis=ax, keepdims=True), dtype=ctype, meta=cmeta)
+    return big_m, log_s, da.map_blocks(_share, w, log_s, dtype=ctype, meta=cmeta)
+
+
+def _block_max(ax, xb):
+    ctype = COMPUTE[xb.dtype]
+    if xb.shape[ax] == 0:
+        return np.full_like(xb, -np.inf, shape=kept(xb.shape, ax), dtype=ctype)
+    return xb.max(axis=ax, keepdims=True).astype(ctype)
+
+
+def _block_log_sum(ax, t, backend, xb):
+    ctype = COMPUTE[xb.dtype]
+    if xb.shape[ax] == 0:
+        return np.full_like(xb, -np.inf, shape=kept(xb.shape, ax), dtype=ctype)
+    y = run("log_softmax", xb.astype(ctype, copy=False), axis=ax, temperature=t, backend=backend)
+    return -y.max(axis=ax, keepdims=True)
+
+
+def _log_weight(m, lsum, big_m, inv_t):
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = m - big_m
+        w = np.where(d == 0, 0, d * inv_t) + lsum  # d/T with 0/T = 0 as in the kernels
+    return np.where(m == -np.inf, -np.inf, w)  # no mass in a block of only -inf
+
+
+def _share(w, log_s):
+    with np.errstate(invalid="ignore"):  # -inf - -inf: a row of only -inf
+        return w - log_s
+
+
+def _log(s):
+    with np.errstate(divide="ignore"):
+        return np.log(s)
+
+
+def normalised_block(name, ax, t, backend, xb, share):
+    """The block's softmax / log_softmax within the whole row, in the compute dtype."""
+    y = run(name, xb.astype(COMPUTE[xb.dtype], copy=False), axis=ax, temperature=t, backend=backend)
+    with np.errstate(invalid="ignore"):
+        if name == "log_softmax":
+            return np.where(share == -np.inf, -np.inf, y + share)
+        return np.where(share == -np.inf, 0, y * np.exp(share))
+
+
+def _normalised(name, ax, t, backend, xb, share):
+    return normalised_block(name, ax, t, backend, xb, share).astype(xb.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- backward
+def softmax_backward(name, a):
+    """softmax: dx = y (g - sum(g y)) / T;  log_softmax: dx = (g - e^y sum(g)) / T
+    (the kernels' formulas, gpu_act.backends.cpu.softmax), the row sums added up over blocks."""
+    fname = f"gpu_act.{name}"
+    y = as_dask(fname, "output", a["output"])
+    g = as_dask(fname, "grad_output", a["grad_output"], y.shape, y.chunks)
+    kw = _axis_kwargs(a)
+    meta = run(name, g._meta, y._meta, **kw)
+    ax = _validate.axis(fname, kw["axis"], y.ndim)
+    if y.ndim == 0 or len(y.chunks[ax]) == 1:
+        return da.map_blocks(task(name, **kw), g, y, dtype=meta.dtype, meta=meta)
+    t = _validate.temperature(fname, kw["temperature"])
+    log = name == "log_softmax_backward"
+    ctype = COMPUTE[np.dtype(y.dtype)]
+    cmeta = compute_meta(y)
+    part = da.map_blocks(
+        functools.partial(_block_sum, ax, log), g, y, chunks=one_per_block(y.chunks, ax), dtype=ctype, meta=cmeta
+    )
+    total = part.sum(axis=ax, keepdims=True)
+    block = functools.partial(_backward_block, log, inverse_temperature(t, ctype))
+    return da.map_blocks(block, g, y, total, dtype=meta.dtype, meta=meta)
+
+
+def _block_sum(ax, log, g, y):
+    ctype = COMPUTE[y.dtype]
+    g = g.astype(ctype, copy=False)
+    return (g if log else g * y.astype(ctype, copy=False)).sum(axis=ax, keepdims=True)
+
+
+def _backward_block(log, inv_t, g, y, total):
+    ctype = COMPUTE[y.dtype]
+    gc, yc = g.astype(ctype, copy=False), y.astype(ctype, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dx = (gc - np.exp(yc) * total) * inv_t if log else yc * (gc - total) * inv_t
+    return dx.astype(y.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- maxout
+def pool_aligned(chunks, p):
+    """Chunk lengths along the pooled axis, each a multiple of ``p``: unchanged when
+    they already are, else every boundary moved down to a multiple of ``p``. A
+    boundary moves by < p entries, so the rechunk copies fewer than p entries per
+    row and boundary between neighbouring blocks and never gathers a row."""
+    if all(c % p == 0 for c in chunks):
+        return tuple(chunks)
+    total = sum(chunks)
+    bounds = sorted({b - b % p for b in np.cumsum(chunks[:-1]).tolist()} - {0})
+    edges = [0, *bounds, total]
+    return tuple(hi - lo for lo, hi in zip(edges, edges[1:]))
+
+
+def _pooled(x, ax, p):
+    """(x rechunked so blocks hold whole groups, chunks of the pooled output)."""
+    x = x.rechunk({ax: pool_aligned(x.chunks[ax], p)})
+    chunks = x.chunks[:ax] + (tuple(c // p for c in x.chunks[ax]),) + x.chunks[ax + 1 :]
+    return x, chunks
+
+
+def maxout(name, a):
+    fname = f"gpu_act.{name}"
+    x = as_dask(fname, "x", a["x"])
+    kw = {"axis": a["axis"], "backend": a["backend"]}
+    meta = run(name, x._meta, a["pool_size"], **kw)  # checks dtype, axis, pool_size's type
+    if x.ndim == 0:
+        return x.map_blocks(task(name, pool_size=a["pool_size"], **kw), dtype=meta.dtype, meta=meta)
+    ax = _validate.axis(fname, kw["axis"], x.ndim)
+    p = _rw._pool(fname, a["pool_size"], x.shape[ax])
+    x, chunks = _pooled(x, ax, p)
+    return x.map_blocks(task(name, pool_size=p, **kw), chunks=chunks, dtype=meta.dtype, meta=meta)
+
+
+def maxout_backward(name, a):
+    fname = f"gpu_act.{name}"
+    x = as_dask(fname, "x", a["x"])
+    g = as_dask(fname, "grad_output", a["grad_output"])
+    kw = {"axis": a["axis"], "backend": a["backend"]}
+    meta = run(name, g._meta, x._meta, a["pool_size"], **kw)
+    if x.ndim == 0:
+        return da.map_blocks(task(name, pool_size=a["pool_size"], **kw), g, x, dtype=meta.dtype, meta=meta)
+    ax = _validate.axis(fname, kw["axis"], x.ndim)
+    p = _rw._pool(fname, a["pool_size"], x.shape[ax])
+    x, g_chunks = _pooled(x, ax, p)
+    g = as_dask(fname, "grad_output", g, _rw._pooled_shape(x.shape, ax, p), g_chunks)
+    return da.map_blocks(task(name, pool_size=p, **kw), g, x, dtype=meta.dtype, meta=meta)
