@@ -118,13 +118,19 @@ def _check(t, to, ts, shape, rows, classes, ignore, res):
         i += step
 
 
+def check_kernel():
+    return _launch.cached(
+        ("check_targets",), lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32)
+    )
+
+
 def check_targets(fname, target, classes, ignore_index):
     """The number of non-ignored targets; ValueError for one out of range.
     Raising needs the answer on the host: this synchronises the call's stream."""
     rows = target.size
     if rows == 0:
         return 0
-    k = _launch.cached(("check_targets",), lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32))
+    k = check_kernel()
     stream = _arrays.launch_stream()
     res = _cuda.cuda.to_device(np.array([0, rows], np.int64), stream=stream)
     shape, (op,) = _launch.row_operands([target], None)

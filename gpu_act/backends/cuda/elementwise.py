@@ -150,15 +150,18 @@ def convert(src, dst):
     _run("_copy", None, [src], (), dst, ctype=dst.dtype)
 
 
+def slopes_kernel(ctype):
+    ctype = np.dtype(ctype)
+    return _launch.cached(
+        ("slopes", ctype),
+        lambda: _launch.kernel(_fill_slopes, {"_slope": _launch.formulas(ctype)[rrelu_slope.__name__]}, "slopes", ctype),
+    )
+
+
 def rrelu_slopes(shape, key, lower, upper, dtype):
     """Per-element slopes U(lower, upper) keyed by (key, C-order flat index)."""
     ctype = COMPUTE[np.dtype(dtype)]
-    fill = _launch.cached(
-        ("slopes", ctype),
-        lambda: _launch.kernel(
-            _fill_slopes, {"_slope": _launch.formulas(ctype)[rrelu_slope.__name__]}, "slopes", ctype
-        ),
-    )
+    fill = slopes_kernel(ctype)
     n = int(np.prod(shape))
     out = _arrays.empty((n,), ctype)
     _, _, (view,) = _launch.elementwise_operands([out])

@@ -1,0 +1,164 @@
+"""Every CUDA kernel, for every dtype and variant, compiles to PTX for sm_80
+and sm_90 (no driver needed: numba-cuda[cu12] brings NVVM).
+
+The argument types are those the backend launches with: 1-D views of each
+operand plus int64 offsets and UniTuple(int64, R) strides (``_launch``).
+"""
+
+import importlib
+
+import numpy as np
+import pytest
+
+numba_cuda = pytest.importorskip("numba.cuda")
+
+from gpu_act import _cuda  # noqa: E402
+from gpu_act import formulas as F  # noqa: E402
+from gpu_act.registry import ACTIVATIONS  # noqa: E402
+
+pytestmark = pytest.mark.skipif(_cuda.SIMULATOR, reason="PTX needs the real CUDA target, not the simulator")
+
+from numba import types as T  # noqa: E402
+from numba.np.numpy_support import from_dtype  # noqa: E402
+
+ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
+sm = importlib.import_module("gpu_act.backends.cuda.softmax")
+ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
+mo = importlib.import_module("gpu_act.backends.cuda.maxout")
+rd = importlib.import_module("gpu_act.backends.cuda.reduce")
+
+CCS = ((8, 0), (9, 0))
+DTYPES = (np.float16, np.float32, np.float64)
+I64 = T.int64
+R = 2  # rank of the merged outer shape in the signatures below
+
+
+def arr(dtype):
+    return T.Array(from_dtype(np.dtype(dtype)), 1, "C")
+
+
+def compute(dtype):
+    return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
+
+
+def scalar(dtype):
+    return from_dtype(compute(dtype))
+
+
+TUP = T.UniTuple(I64, R)
+
+
+def row_op(dtype):
+    """(view, offset, outer strides, axis stride) of a row operand."""
+    return (arr(dtype), I64, TUP, I64)
+
+
+def assert_ptx(kernel, sig):
+    for cc in CCS:
+        ptx = _cuda.compile_ptx(kernel.py_func, sig, cc)
+        assert f".target sm_{cc[0]}{cc[1]}" in ptx
+        assert ".entry" in ptx
+
+
+# ---------------------------------------------------------------- elementwise
+def _nparams(f):
+    for act in ACTIVATIONS.values():
+        for fwd, der in [(act.forward, act.derivative), *act.variants.values()]:
+            if f in (fwd, der):
+                return len([p for p in act.params if not p.choices])
+    return 0
+
+
+FORMULAS = sorted(
+    {f for a in ACTIVATIONS.values() for pair in [(a.forward, a.derivative), *a.variants.values()] for f in pair},
+    key=lambda f: f.__name__,
+)
+
+
+def _ew_sig(dtype, path, nparams, slope=False):
+    p = T.UniTuple(scalar(dtype), nparams) if nparams else T.Tuple(())
+    if path == "flat":
+        return (arr(dtype),) * 4 + (p,)
+    op = (arr(dtype), I64, TUP)
+    return op * 4 + (TUP, p)
+
+
+@pytest.mark.parametrize("formula", FORMULAS, ids=lambda f: f.__name__)
+def test_elementwise_kernels_compile(formula):
+    n = _nparams(formula)
+    wrapper = "_apply" if formula.__name__.endswith("_fwd") else "_scaled"
+    for dtype in DTYPES:
+        for path in ("flat", "strided"):
+            assert_ptx(ew.kernel(wrapper, formula, compute(dtype), path), _ew_sig(dtype, path, n))
+
+
+@pytest.mark.parametrize(
+    "wrapper,formula",
+    [("_apply_slope", F.leaky_relu_fwd), ("_scaled_slope", F.leaky_relu_der), ("_scaled_slope", F.leaky_relu_slope_der), ("_copy", None)],
+    ids=["prelu", "prelu_backward", "prelu_weight", "copy"],
+)
+def test_slope_and_copy_kernels_compile(wrapper, formula):
+    for dtype in DTYPES:
+        for path in ("flat", "strided"):
+            ctype = np.dtype(dtype) if formula is None else compute(dtype)
+            assert_ptx(ew.kernel(wrapper, formula, ctype, path), _ew_sig(dtype, path, 0))
+
+
+def test_rrelu_slopes_kernel_compiles():
+    for ctype in (np.float32, np.float64):
+        c = from_dtype(np.dtype(ctype))
+        assert_ptx(ew.slopes_kernel(ctype), (arr(ctype), T.uint64, c, c))
+
+
+# ---------------------------------------------------------------- row-wise
+VARIANTS = ("thread", "warp", "block")
+
+
+@pytest.mark.parametrize("variant", VARIANTS + ("block-shared",))
+def test_softmax_kernels_compile(variant):
+    for dtype in DTYPES:
+        k = sm.kernel("forward", compute(dtype), variant)
+        assert_ptx(k, row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean))
+        if variant != "block-shared":
+            k = sm.kernel("backward", compute(dtype), variant)
+            assert_ptx(k, row_op(dtype) * 3 + (TUP, I64, I64, scalar(dtype), T.boolean))
+
+
+def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
+    sig = row_op(np.float32) * 2 + (TUP, I64, I64, T.float32, T.boolean)
+    warp = _cuda.compile_ptx(sm.kernel("forward", np.float32, "warp").py_func, sig, (9, 0))
+    assert "shfl.sync.bfly" in warp
+    shared = _cuda.compile_ptx(sm.kernel("forward", np.float32, "block-shared").py_func, sig, (9, 0))
+    assert ".shared" in shared and "bar.sync" in shared
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("target", ["index", "prob"])
+def test_cross_entropy_kernels_compile(variant, target):
+    for dtype in DTYPES:
+        c = scalar(dtype)
+        t = (T.Array(T.int64, 1, "C"), I64, TUP, I64) if target == "index" else row_op(dtype)
+        for loss in (arr(np.float64), arr(dtype)):
+            sig = row_op(dtype) * 2 + t + (loss, TUP, I64, I64, I64, c, c, c, c, T.boolean)
+            assert_ptx(ce.kernel(target, compute(dtype), variant), sig)
+
+
+def test_check_targets_kernel_compiles():
+    k = ce.check_kernel()
+    for tdt in (np.int64, np.int32):
+        sig = (T.Array(from_dtype(np.dtype(tdt)), 1, "C"), I64, TUP, TUP, I64, I64, I64, T.Array(T.int64, 1, "C"))
+        assert_ptx(k, sig)
+
+
+@pytest.mark.parametrize("name", ["forward", "backward"])
+def test_maxout_kernels_compile(name):
+    for dtype in DTYPES:
+        ops = 2 if name == "forward" else 3
+        assert_ptx(mo.kernel(name, compute(dtype)), row_op(dtype) * ops + (TUP, I64, I64, I64))
+
+
+def test_group_sum_kernel_compiles():
+    for dtype in DTYPES:  # channel sums of x's dtype, and cross-entropy's float64 per-row losses
+        c = compute(dtype)
+        for out in DTYPES:
+            assert_ptx(rd.kernel(c), row_op(dtype) + (TUP, I64, arr(out), from_dtype(c)))
