@@ -18,25 +18,28 @@ ARG CUDA_13=13.0.2
 FROM nvidia/cuda:${CUDA_12}-runtime-ubuntu24.04 AS cuda-12
 FROM nvidia/cuda:${CUDA_13}-runtime-ubuntu24.04 AS cuda-13
 
+# a stage above, not an image: hadolint's "tag the image" rule does not apply
 # hadolint ignore=DL3006
 FROM cuda-${CUDA_MAJOR}
 ARG CUDA_MAJOR
 
-# Ubuntu's Python (3.12) with venv; no compiler: Numba and NVRTC compile at run time
+# Ubuntu's Python (3.12) with venv; no compiler: Numba and NVRTC compile at run
+# time. Unpinned: Ubuntu's archive keeps only the current version of each package.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
-# the user (gpuact, uid 10001) owns the environment, so Numba caches compiled
-# kernels beside gpu_act
+# the user (gpuact, uid 10001) owns the environment and the checkout
 RUN useradd --uid 10001 --user-group --create-home --shell /bin/bash gpuact \
     && install -d -o gpuact -g gpuact /opt/venv /src
 USER 10001:10001
 WORKDIR /src
+# Numba's compiled-kernel cache goes where any user may write (docker run --user)
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
 
 COPY --chown=10001:10001 . .
 RUN sh install-venv.sh /opt/venv "$CUDA_MAJOR"

