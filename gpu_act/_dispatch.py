@@ -10,6 +10,7 @@ use, so ``import gpu_act`` imports neither CuPy nor CUDA.
 
 import functools
 import importlib
+import inspect
 import threading
 
 KNOWN = ("cpu", "cuda", "cupy")
@@ -62,19 +63,31 @@ def available_backends():
     return _available
 
 
+_request = threading.local()  # the stream= of the call running in this thread
+
+
 def lazy(fn):
-    """``fn`` extended to Dask arrays: a call passing a ``dask.array.Array`` goes to
-    ``gpu_act._dask`` (imported only then), which maps ``fn`` over the blocks."""
+    """``fn`` as a public function: a call passing a ``dask.array.Array`` goes to
+    ``gpu_act._dask`` (imported only then), which maps ``fn`` over the blocks;
+    ``stream=`` (GPU backends) is held for ``resolve`` during the call."""
 
     @functools.wraps(fn)
-    def call(*args, **kwargs):
+    def call(*args, stream=None, **kwargs):
         for a in (*args, *kwargs.values()):
             if type(a).__module__.startswith("dask"):
                 from . import _dask
 
                 return _dask.call(fn, args, kwargs)
-        return fn(*args, **kwargs)
+        _request.stream = stream
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _request.stream = None
 
+    sig = inspect.signature(fn)
+    call.__signature__ = sig.replace(
+        parameters=[*sig.parameters.values(), inspect.Parameter("stream", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    )
     return call
 
 
@@ -103,4 +116,9 @@ def resolve(fname, arrays, backend):
         raise TypeError(
             f"{fname}: backend {name!r} cannot run on {where} arrays; gpu_act never copies between host and device"
         )
+    stream = getattr(_request, "stream", None)
+    if hasattr(mod, "use_stream"):
+        mod.use_stream(stream)  # None: the inputs' own stream
+    elif stream is not None:
+        raise ValueError(f"{fname}: stream= is for the GPU backends (cuda, cupy); backend {name!r} runs on the host")
     return mod

@@ -8,6 +8,7 @@ two counts back) and returns CuPy arrays on the input's device. Arrays from
 other CUDA libraries (``__cuda_array_interface__``) are wrapped without copies.
 """
 
+import contextlib
 import threading
 
 import cupy
@@ -59,8 +60,39 @@ def wrap(result, like):
     return result
 
 
+def use_stream(stream):
+    """Run this thread's next calls on ``stream`` (a CuPy stream, a Numba stream,
+    a torch.cuda.Stream or an object with ``__cuda_stream__``); None: CuPy's current stream."""
+    _call.stream = None if stream is None else _as_cupy_stream(stream)
+
+
+def _as_cupy_stream(s):
+    if isinstance(s, cupy.cuda.Stream):
+        return s
+    if hasattr(s, "__cuda_stream__"):
+        handle = s.__cuda_stream__()[1]
+    elif hasattr(s, "cuda_stream"):  # torch.cuda.Stream
+        handle = s.cuda_stream
+    elif hasattr(s, "handle"):  # numba stream
+        handle = s.handle.value
+    else:
+        raise TypeError(
+            f"stream must be a CuPy stream, a Numba stream, a torch.cuda.Stream or an object with __cuda_stream__, "
+            f"got {type(s).__name__}"
+        )
+    return cupy.cuda.ExternalStream(int(handle or 0))
+
+
+@contextlib.contextmanager
 def _on(a):
-    return cupy.cuda.Device(a.device.id)
+    # the array's device, and the stream= of the call if one was given
+    with cupy.cuda.Device(a.device.id):
+        stream = getattr(_call, "stream", None)
+        if stream is None:
+            yield
+        else:
+            with stream:
+                yield
 
 
 def unary(f, x, params, out):
