@@ -1,8 +1,8 @@
 """Turn a run's figures into a table, a JSON file and a throughput plot.
 
-Speed-ups are gpu_act's time over each peer's time for the same case in the
-same run (above 1: gpu_act is faster); "floor" is the copy of the same number
-of bytes over gpu_act's time (1 would be memory-bandwidth bound).
+Speed-ups are each peer's time over gpu_act's time for the same case in the
+same run (above 1: gpu_act is faster); "of copy" is the time of a copy with the
+same traffic over gpu_act's time (1: at the memory-bandwidth floor).
 """
 
 import json
@@ -33,7 +33,10 @@ def table(data, sections=("shapes", "elementwise")):
         others = [p for p in data["peers"] if data["peers"][p]["device"] == device and not p.startswith("gpu_act")]
         head = ["op", "shape", "dtype"] + [f"{p} GB/s" for p in mine + others] + ["copy GB/s"]
         head += [f"x {p}" for p in others] + ["of copy"]
-        out.append(f"{device.upper()} (GB/s of minimum traffic; x PEER = gpu_act time / peer time inverted: >1 is faster)")
+        out.append(
+            f"{device.upper()}: GB/s of minimum traffic; x PEER = peer time / gpu_act time (above 1: gpu_act is "
+            "faster); of copy = copy time / gpu_act time (1 = at the bandwidth floor)"
+        )
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         for key in keys:

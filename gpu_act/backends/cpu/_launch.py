@@ -11,7 +11,8 @@ import threading
 import numpy as np
 
 from ... import _compile
-from ._numba import jit
+from . import _vmath
+from ._numba import ijit, jit, pjit
 from ._views import needs_staging
 
 _lock = threading.RLock()
@@ -27,9 +28,24 @@ def cached(key, build):
 
 
 def formulas(ctype):
-    """The scalar formulas compiled for the CPU in compute type ``ctype``."""
+    """The scalar formulas compiled for the CPU in compute type ``ctype``, calling the
+    vectorizable exp, expm1, ... of ``_vmath`` instead of ``math``'s."""
     ctype = np.dtype(ctype)
-    return cached(("formulas", ctype), lambda: _compile.namespace(jit, ctype, "cpu"))
+    return cached(
+        ("formulas", ctype),
+        lambda: _compile.namespace(ijit, ctype, f"cpu.{_vmath.SOURCE_HASH}", overrides=_vmath.functions(ctype)),
+    )
+
+
+# below this many elements a kernel runs on the calling thread: waking the
+# thread pool costs more than it saves (and much more on a busy machine)
+PARALLEL_MIN = 1 << 16
+
+
+def decorator(size):
+    """How to compile the kernel for an array of ``size`` elements: ``pjit``
+    (all threads) or ``jit`` (serial; ``prange`` is then a plain range)."""
+    return pjit if size >= PARALLEL_MIN else jit
 
 
 def launch(run, view, inputs, out, ctype):

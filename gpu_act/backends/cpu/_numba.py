@@ -6,6 +6,8 @@
 - ``cache=True`` so a second process loads kernels from disk.
 - fastmath only with flags that keep NaN/inf semantics: reassociation and
   contraction let LLVM vectorize sums; no ``nnan``/``ninf``/``afn``.
+- NumPy's error model: x/0 gives inf/NaN instead of a ZeroDivisionError
+  check, a branch that would stop loops from vectorizing.
 """
 
 import os
@@ -20,9 +22,15 @@ FASTMATH = {"reassoc", "contract"}
 
 def jit(fn=None, **kw):
     """``numba.njit`` with the project's cache/fastmath settings."""
-    opts = {"cache": True, "nogil": True, "fastmath": set(FASTMATH)}
+    opts = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
     opts.update(kw)
     return numba.njit(**opts) if fn is None else numba.njit(**opts)(fn)
+
+
+def ijit(fn):
+    """A function always inlined into its callers (LLVM ``alwaysinline``): a
+    call left in a kernel's loop would keep the loop from vectorizing."""
+    return jit(fn, forceinline=True)
 
 
 def pjit(fn):

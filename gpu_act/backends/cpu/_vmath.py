@@ -19,10 +19,12 @@ Methods (x the argument, all with special values handled by selects):
          log m = f - s (f - R), R = 2s^2/3 + 2s^4/5 + ... (atanh series),
          plus c/u, c = (1 + x) - u, for the rounding of u.
 - tanh:  tanh|x| = -e/(2 + e), e = expm1(-2|x|); sign copied from x.
+- maximum: llvm.maximum (NaN-propagating), for row maxima that vectorize.
 - erfc:  |x| < ERF_CUT: 1 - erf(x), erf from its Taylor series in x^2;
          beyond: e^{-x^2} E(t) / (1 + 2|x|), E a Chebyshev fit of
-         (1 + 2x) erfcx(x) in t = (x - K)/(x + K); x^2 split so its rounding
-         does not reach e^{-x^2}; erfc(-x) = 2 - erfc(x).
+         (1 + 2x) erfcx(x) in t = (x - K)/(x + K); the rounding error of x^2
+         (exact by FMA) is applied as a factor, so it does not reach e^{-x^2};
+         erfc(-x) = 2 - erfc(x).
 """
 
 import hashlib
@@ -31,7 +33,9 @@ import pathlib
 import threading
 
 import numpy as np
+import llvmlite.ir as llvmir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ... import _compile
@@ -39,7 +43,7 @@ from . import _erfc_fit
 from ._numba import jit
 
 # in the kernels' qualified names, so Numba's disk cache never serves a stale version
-_SOURCE_HASH = hashlib.sha1(
+SOURCE_HASH = hashlib.sha1(
     (pathlib.Path(__file__).read_text() + pathlib.Path(_erfc_fit.__file__).read_text()).encode()
 ).hexdigest()[:8]
 
@@ -64,6 +68,31 @@ def _float_as_bits(typingctx, x):
         return builder.bitcast(args[0], context.get_value_type(it))
 
     return it(x), codegen
+
+
+def _call_llvm(name, builder, args):
+    ty = args[0].type
+    suffix = "f32" if ty == llvmir.FloatType() else "f64"
+    fn = cgutils.get_or_insert_function(builder.module, llvmir.FunctionType(ty, [ty] * len(args)), f"llvm.{name}.{suffix}")
+    return builder.call(fn, args)
+
+
+_FLOATS = (types.float32, types.float64)
+
+
+@intrinsic
+def maximum(typingctx, a, b):
+    """IEEE maximum (NaN if either is NaN), LLVM's ``llvm.maximum``: unlike a
+    compare-and-select it vectorizes as a reduction."""
+    if a in _FLOATS and b == a:
+        return a(a, b), lambda context, builder, sig, args: _call_llvm("maximum", builder, args)
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a*b + c with one rounding (LLVM's ``llvm.fma``)."""
+    if a in _FLOATS and b == a and c == a:
+        return a(a, b, c), lambda context, builder, sig, args: _call_llvm("fma", builder, args)
 
 
 def _taylor_exp(n):
@@ -100,7 +129,6 @@ _CONSTANTS = {
         N_BIG=np.int64(60),  # 2^n - 1 == 2^n to working precision above
         EXP_POLY=_taylor_exp(13),
         LOG_POLY=_atanh_series(10),
-        HALF_MASK=np.int64(-(1 << 27)),  # keeps 26 significant bits: their square is exact
         ERFC_HI=27.3,  # erfc rounds to 0 beyond
         ERF_POLY=_erf_series(13),
         **_erfc_fit.ERFC_FIT[np.float64],
@@ -122,7 +150,6 @@ _CONSTANTS = {
         N_BIG=np.int32(30),
         EXP_POLY=_taylor_exp(8),
         LOG_POLY=_atanh_series(5),
-        HALF_MASK=np.int32(-(1 << 12)),
         ERFC_HI=10.1,
         ERF_POLY=_erf_series(8),
         **_erfc_fit.ERFC_FIT[np.float32],
@@ -155,7 +182,7 @@ def _reduce(x, lo):
     # (Numba widens int32 arithmetic to int64: INT(...) narrows it back before a bitcast)
     xc = x if x > lo else lo
     xc = xc if xc < EXP_HI else EXP_HI  # noqa: F821
-    nf = math.floor(xc * LOG2E + 0.5)  # noqa: F821
+    nf = np.floor(xc * LOG2E + 0.5)  # noqa: F821  (math.floor would return an int64)
     r = (xc - nf * LN2_HI) - nf * LN2_LO  # noqa: F821
     return INT(nf), r  # noqa: F821
 
@@ -180,7 +207,7 @@ def _expm1(x):
     h = n >> ONE_I  # noqa: F821
     big = (q + 1.0) * _pow2(h) * _pow2(n - h)
     y = small if n < N_BIG else big  # noqa: F821
-    return y if x == x else x
+    return y if x == x and x != 0.0 else x  # NaN and +-0 are their own expm1
 
 
 def _log1p(x):
@@ -210,11 +237,12 @@ def _erfc(x):
     # near 0: 1 - erf|x|
     z = a * a
     near = 1.0 - a * _poly(z, ERF_POLY)  # noqa: F821
-    # tail: e^{-a^2} E(t)/(1 + 2a); a^2 = ah^2 + (a - ah)(a + ah) with ah^2 exact
+    # tail: e^{-a^2} E(t)/(1 + 2a); a^2 = p + e exactly (p = a*a rounded, e by FMA),
+    # e^{-a^2} = e^{-p} (1 - e) as |e| <= ulp(p)/2
     ac = a if a < ERFC_HI else ERFC_HI  # noqa: F821  (erfc rounds to 0 beyond; also catches inf)
     t = (ac - ERFC_K) / (ac + ERFC_K)  # noqa: F821
-    ah = _bits_as_float(INT(_float_as_bits(ac) & HALF_MASK))  # noqa: F821
-    g = _exp(-ah * ah) * _exp(-(ac - ah) * (ac + ah))
+    p = ac * ac
+    g = _exp(-p) * (1.0 - fma(ac, ac, -p))
     far = g * _poly(t, ERFC_POLY) / (1.0 + 2.0 * ac)  # noqa: F821
     far = far if a < ERFC_HI else 0.0  # noqa: F821
     y = near if a < ERF_CUT else far  # noqa: F821
@@ -247,6 +275,7 @@ def functions(ctype):
                 "NAN": ft(np.nan),
                 "_bits_as_float": _bits_as_float,
                 "_float_as_bits": _float_as_bits,
+                "fma": fma,
             }
             for k, v in _CONSTANTS[ctype].items():
                 if isinstance(v, float):
@@ -255,7 +284,7 @@ def functions(ctype):
                     v = tuple(ft(c) for c in v)
                 bound[k] = v
             for t in _TEMPLATES:
-                tag = f"{ft.__name__}.{_SOURCE_HASH}"
+                tag = f"{ft.__name__}.{SOURCE_HASH}"
                 bound[t.__name__] = _compile.instantiate(t, bound, tag, _decorate, ft)
             _built[ctype] = {name: bound["_" + name] for name in EXPORTED}
         return _built[ctype]

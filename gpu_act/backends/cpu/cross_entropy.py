@@ -13,8 +13,9 @@ from numba import prange
 
 from ... import _compile
 from ..._dtypes import COMPUTE
-from ._launch import cached
-from ._numba import jit, pjit
+from ._launch import cached, decorator
+from . import _vmath
+from ._numba import ijit
 from ._views import rows3
 
 
@@ -23,11 +24,10 @@ def _lse(zr):
     n = zr.shape[0]
     m = zr[0]
     for j in range(1, n):
-        if zr[j] > m:
-            m = zr[j]
+        m = _vmath.maximum(m, zr[j])
     s = np.float64(0.0)
     for j in range(n):
-        s += np.exp(zr[j] - m)
+        s += _exp(zr[j] - m)
     return m, s, m + np.log(s)
 
 
@@ -57,7 +57,7 @@ def _index_rows(z, t, ignore, eps, scale, loss, grad, want_grad):
             inv_s = 1.0 / s
             base = eps / C
             for j in range(C):
-                gr[j] = (np.exp(zr[j] - m) * inv_s - base) * scale
+                gr[j] = (_exp(zr[j] - m) * inv_s - base) * scale
             gr[ti] -= (1.0 - eps) * scale
 
 
@@ -82,15 +82,19 @@ def _prob_rows(z, t, eps, scale, loss, grad, want_grad):
             gr = grad[i, k]
             inv_s = 1.0 / s
             for j in range(C):
-                gr[j] = (np.exp(zr[j] - m) * inv_s * st - ((1.0 - eps) * tr[j] + base)) * scale
+                gr[j] = (_exp(zr[j] - m) * inv_s * st - ((1.0 - eps) * tr[j] + base)) * scale
 
 
-def _kernel(template, ctype):
+def _kernel(template, ctype, size):
+    how = decorator(size)
+
     def build():
-        lse = _compile.instantiate(_lse, {}, ctype.name, jit, ctype)
-        return _compile.instantiate(template, {"_lse": lse}, ctype.name, pjit, ctype)
+        tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
+        exp = _vmath.functions(ctype)["exp"]  # vectorizes, unlike np.exp
+        lse = _compile.instantiate(_lse, {"_exp": exp}, tag, ijit, ctype)
+        return _compile.instantiate(template, {"_lse": lse, "_exp": exp}, tag, how, ctype)
 
-    return cached((template.__name__, ctype), build)
+    return cached((template.__name__, ctype, how), build)
 
 
 def per_row(z, target, axis, index, ignore, eps, scale, want_grad):
@@ -111,7 +115,7 @@ def per_row(z, target, axis, index, ignore, eps, scale, want_grad):
     P, Q = views[0].shape[:2]
     loss2 = loss.reshape(P, Q)
     grad3 = grad.reshape(P, Q, C) if want_grad else np.empty((1, 1, 1), ctype)
-    k = _kernel(_index_rows if index else _prob_rows, ctype)
+    k = _kernel(_index_rows if index else _prob_rows, ctype, z.size)
     if index:
         t2 = np.ascontiguousarray(target, dtype=np.int64).reshape(P, Q)
         k(views[0], t2, np.int64(ignore), ctype.type(eps), ctype.type(scale), loss2, grad3, want_grad)

@@ -12,8 +12,9 @@ from numba import prange
 from ... import _compile
 from ..._dtypes import COMPUTE
 from ...formulas import rrelu_slope
-from ._launch import cached, formulas, launch
-from ._numba import jit, pjit
+from . import _vmath
+from ._launch import cached, decorator, formulas, launch
+from ._numba import ijit, pjit
 from ._views import flat2
 
 CHUNK = 1 << 14
@@ -62,12 +63,13 @@ def _fill_slopes(out, key, lower, upper):
 _WRAPPERS = {w.__name__: w for w in (_apply, _scaled, _apply_slope, _scaled_slope)}
 
 
-def _kernel(wrapper, formula, ctype):
-    tag = f"{wrapper}.{formula.__name__}.{ctype.name}"
+def _kernel(wrapper, formula, ctype, size):
+    how = decorator(size)
+    tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
 
     def build():
-        w = _compile.instantiate(_WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, jit)
-        return _compile.instantiate(_template, {"_w": w}, tag, pjit)
+        w = _compile.instantiate(_WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
+        return _compile.instantiate(_template, {"_w": w}, tag, how)
 
     return cached(("ew", tag), build)
 
@@ -75,7 +77,7 @@ def _kernel(wrapper, formula, ctype):
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     ctype = COMPUTE[np.result_type(*arrays)]
-    k = _kernel(wrapper, formula, ctype)
+    k = _kernel(wrapper, formula, ctype, out.size)
     p = tuple(ctype.type(v) for v in params)
     # the template takes three inputs: repeat the last one (its loads are dead code)
     pick = [min(i, len(arrays) - 1) for i in range(3)]

@@ -17,8 +17,9 @@ from numba import prange
 
 from ... import _compile
 from ..._dtypes import COMPUTE
-from ._launch import cached, launch
-from ._numba import jit, pjit
+from ._launch import cached, decorator, launch
+from . import _vmath
+from ._numba import ijit
 from ._views import rows3
 
 
@@ -35,18 +36,17 @@ def _forward(x, out, inv_t, log):
         o = out[i, r - i * Q]
         m = xr[0]
         for j in range(1, n):
-            if xr[j] > m:
-                m = xr[j]
+            m = _vmath.maximum(m, xr[j])
         s = np.float64(0.0)
         if log:
             for j in range(n):
-                s += np.exp(_scaled(xr[j] - m, inv_t))
+                s += _exp(_scaled(xr[j] - m, inv_t))
             ls = np.log(s)
             for j in range(n):
                 o[j] = _scaled(xr[j] - m, inv_t) - ls
         else:
             for j in range(n):
-                e = np.exp(_scaled(xr[j] - m, inv_t))
+                e = _exp(_scaled(xr[j] - m, inv_t))
                 o[j] = e
                 s += e
             inv_s = 1.0 / s
@@ -66,7 +66,7 @@ def _backward(g, y, out, inv_t, log):
             for j in range(n):
                 s += gr[j]
             for j in range(n):
-                o[j] = (gr[j] - np.exp(yr[j]) * s) * inv_t
+                o[j] = (gr[j] - _exp(yr[j]) * s) * inv_t
         else:
             for j in range(n):
                 s += gr[j] * yr[j]
@@ -74,12 +74,16 @@ def _backward(g, y, out, inv_t, log):
                 o[j] = yr[j] * (gr[j] - s) * inv_t
 
 
-def _kernel(template, ctype):
-    def build():
-        scaled = _compile.instantiate(_scaled, {}, ctype.name, jit, ctype)
-        return _compile.instantiate(template, {"_scaled": scaled}, ctype.name, pjit, ctype)
+def _kernel(template, ctype, size):
+    how = decorator(size)
 
-    return cached((template.__name__, ctype), build)
+    def build():
+        tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
+        scaled = _compile.instantiate(_scaled, {}, tag, ijit, ctype)
+        bindings = {"_scaled": scaled, "_exp": _vmath.functions(ctype)["exp"]}
+        return _compile.instantiate(template, bindings, tag, how, ctype)
+
+    return cached((template.__name__, ctype, how), build)
 
 
 def _inv_t(temperature, ctype):
@@ -89,13 +93,13 @@ def _inv_t(temperature, ctype):
 
 def forward(x, axis, temperature, log, out):
     ctype = COMPUTE[x.dtype]
-    k = _kernel(_forward, ctype)
+    k = _kernel(_forward, ctype, x.size)
     inv_t = _inv_t(temperature, ctype)
     launch(lambda xv, ov: k(xv, ov, inv_t, log), lambda a: rows3(a, axis), [x], out, ctype)
 
 
 def backward(g, y, axis, temperature, log, out):
     ctype = COMPUTE[np.result_type(g, y)]
-    k = _kernel(_backward, ctype)
+    k = _kernel(_backward, ctype, y.size)
     inv_t = _inv_t(temperature, ctype)
     launch(lambda gv, yv, ov: k(gv, yv, ov, inv_t, log), lambda a: rows3(a, axis), [g, y], out, ctype)
