@@ -7,10 +7,10 @@
 #   docker run --rm --gpus all gpu-act:cu12                    # gpu-act bench
 #   docker run --rm --gpus all gpu-act:cu12 pytest -n auto     # the test suite
 #
-# CUDA_MAJOR picks the base image and the matching extra (gpu_act[cu12] or
-# gpu_act[cu13]); CUDA_12 / CUDA_13 pick the base image's release, e.g.
-# --build-arg CUDA_12=12.6.3 for a driver older than 12.9. The install steps
-# live in install-venv.sh, which CI runs too.
+# CUDA_MAJOR (12, the default, or 13) picks the base image and the matching
+# extra, gpu_act[cu12] or gpu_act[cu13]; CUDA_12 / CUDA_13 pick the base image's
+# release, e.g. --build-arg CUDA_12=12.6.3 for a driver older than 12.9. The
+# install steps live in install-venv.sh, which CI runs too.
 ARG CUDA_MAJOR=12
 ARG CUDA_12=12.9.1
 ARG CUDA_13=13.0.2
