@@ -149,6 +149,23 @@ def _cross_entropy(target_kind, reduction, smoothing):
     return case
 
 
+def _cross_entropy_axis0(target_kind):
+    # classes on axis 0 of a 3-D array, split unevenly with an empty chunk
+    def case(dtype):
+        z = sample((9, 4, 5), dtype, seed=14)
+        rng = np.random.default_rng(15)
+        if target_kind == "index":
+            t = rng.integers(0, 9, (4, 5))
+            dt = lazy(t, (3, 2))
+        else:
+            t = rng.random(z.shape).astype(dtype)
+            dt = lazy(t, 3)
+        kw = {"axis": 0, "reduction": "none", "label_smoothing": 0.2, "return_grad": True}
+        return ga.cross_entropy(lazy(z, ((4, 0, 5), 2, (3, 2))), dt, **kw), ga.cross_entropy(z, t, **kw), False
+
+    return case
+
+
 CASES = {}
 for _n in PLAIN:
     CASES[_n] = _plain(_n, False)
@@ -168,6 +185,7 @@ for _k in ("index", "prob"):
     for _r in ("mean", "sum", "none"):
         for _e in (0.0, 0.1):
             CASES[f"cross_entropy-{_k}-{_r}-eps{_e}"] = _cross_entropy(_k, _r, _e)
+    CASES[f"cross_entropy-{_k}-axis0"] = _cross_entropy_axis0(_k)
 
 
 def check_case(case, dtype, compute):
@@ -365,3 +383,27 @@ def test_import_gpu_act_does_not_import_dask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- CuPy chunks
+@pytest.mark.gpu
+def test_cupy_chunks_run_on_the_cupy_backend():
+    cupy = pytest.importorskip("cupy")
+    if "cupy" not in ga.available_backends():
+        pytest.skip("the cupy backend is not available")
+    x = with_specials(sample(SHAPE_2D, np.float32, seed=40))
+    t = np.array([0, 3, 22, 7, 12])
+    xc = cupy.asarray(x)
+    dx = da.from_array(xc, chunks=CHUNKS_2D)
+    results = {
+        "relu": (ga.relu(dx), ga.relu(xc)),
+        "softmax": (ga.softmax(dx), ga.softmax(xc)),
+        "log_softmax": (ga.log_softmax(dx), ga.log_softmax(xc)),
+        "cross_entropy": (ga.cross_entropy(dx, da.from_array(cupy.asarray(t), chunks=2), reduction="none"),
+                          ga.cross_entropy(xc, cupy.asarray(t), reduction="none")),
+    }
+    for name, (got, want) in results.items():
+        assert isinstance(got._meta, cupy.ndarray), name
+        value = got.compute(scheduler="threads")
+        assert isinstance(value, cupy.ndarray), name
+        assert_close(cupy.asnumpy(value), cupy.asnumpy(want).astype(np.float64), np.float32, msg=name)
