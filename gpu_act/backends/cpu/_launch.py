@@ -21,6 +21,9 @@ _built = {}
 
 def cached(key, build):
     """``build()`` once per key (kernel factories are called from many threads)."""
+    hit = _built.get(key)
+    if hit is not None:
+        return hit
     with _lock:
         if key not in _built:
             _built[key] = build()

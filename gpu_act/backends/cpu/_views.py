@@ -37,8 +37,14 @@ def _views(arrays, groups, rank, tail):
     return out
 
 
+def _contiguous(arrays):
+    return all(a.flags.c_contiguous for a in arrays)
+
+
 def flat2(arrays):
     """2-D views of same-shape operands, or None."""
+    if _contiguous(arrays):  # the common case, without as_strided's cost
+        return [a.reshape(1, a.size) for a in arrays]
     groups = _groups(arrays[0].shape, [a.strides for a in arrays])
     if len(groups) > 2:
         return None
@@ -47,6 +53,8 @@ def flat2(arrays):
 
 def rows3(arrays, axis):
     """(P, Q, n_k) views with `axis` moved last; the leading dims must agree."""
+    if axis in (-1, arrays[0].ndim - 1) and _contiguous(arrays):
+        return [a.reshape(1, a.size // max(a.shape[-1], 1), a.shape[-1]) for a in arrays]
     moved = [np.moveaxis(a, axis, -1) for a in arrays]
     groups = _groups(moved[0].shape[:-1], [a.strides[:-1] for a in moved])
     if len(groups) > 2:

@@ -46,8 +46,10 @@ def _template(a, b, c, out, p):
         col = start - r * cols
         while start < stop:
             m = min(stop - start, cols - col)
-            for j in range(col, col + m):
-                out[r, j] = _w(a[r, j], b[r, j], c[r, j], p)  # noqa: F821
+            # 1-D segments indexed from 0: LLVM vectorizes this loop, not one over range(col, col + m)
+            sa, sb, sc, so = a[r, col : col + m], b[r, col : col + m], c[r, col : col + m], out[r, col : col + m]
+            for j in range(m):
+                so[j] = _w(sa[j], sb[j], sc[j], p)  # noqa: F821
             start += m
             r += 1
             col = 0
@@ -65,13 +67,13 @@ _WRAPPERS = {w.__name__: w for w in (_apply, _scaled, _apply_slope, _scaled_slop
 
 def _kernel(wrapper, formula, ctype, size):
     how = decorator(size)
-    tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
 
     def build():
+        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
         w = _compile.instantiate(_WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
         return _compile.instantiate(_template, {"_w": w}, tag, how)
 
-    return cached(("ew", tag), build)
+    return cached(("ew", wrapper, formula, ctype, how), build)
 
 
 def _run(wrapper, formula, arrays, params, out):
