@@ -81,7 +81,7 @@ def _prelu_setup(fname, named, weight, out, backend):
             "(one per channel, axis 1 of x)"
         )
     shape = [1] * x.ndim
-    if w.size > 1:
+    if w.size != 1:  # one per channel (also zero channels)
         shape[1] = w.size
     return be, arrays, w, w.reshape(tuple(shape)).astype(x.dtype, copy=False)
 
@@ -110,7 +110,7 @@ def prelu_backward(grad_output, x, weight, *, backend=None):
     if xa.size:
         be.scaled_slope(F.leaky_relu_der, g, xa, slope, gx)
         be.scaled_slope(F.leaky_relu_slope_der, g, xa, slope, contrib)
-    gw = be.channel_sum(contrib, 1 if w.size > 1 else None, w.dtype).reshape(w.shape)
+    gw = be.channel_sum(contrib, 1 if w.size != 1 else None, w.dtype).reshape(w.shape)
     return be.wrap(gx, x), be.wrap(gw, weight)
 
 
