@@ -9,7 +9,9 @@ NaN or +inf in a row, or a row of all -inf, makes d NaN somewhere and so the
 whole row NaN (as PyTorch); -inf entries of a finite row give e^{d} = 0.
 Elementwise work runs in the compute dtype (kernels are retyped per compute
 dtype); row sums accumulate in float64, which keeps log_softmax's
-(x - m) - log s accurate to float32 rounding even for long rows.
+(x - m) - log s accurate to float32 rounding even for long rows, and are
+rounded to the compute dtype (_C) once per row, so the per-element loops
+stay in it.
 """
 
 import numpy as np
@@ -41,7 +43,7 @@ def _forward(x, out, inv_t, log):
         if log:
             for j in range(n):
                 s += _exp(_scaled(xr[j] - m, inv_t))
-            ls = np.log(s)
+            ls = _C(np.log(s))
             for j in range(n):
                 o[j] = _scaled(xr[j] - m, inv_t) - ls
         else:
@@ -49,7 +51,7 @@ def _forward(x, out, inv_t, log):
                 e = _exp(_scaled(xr[j] - m, inv_t))
                 o[j] = e
                 s += e
-            inv_s = 1.0 / s
+            inv_s = _C(1.0 / s)
             for j in range(n):
                 o[j] *= inv_s
 
@@ -65,13 +67,15 @@ def _backward(g, y, out, inv_t, log):
         if log:
             for j in range(n):
                 s += gr[j]
+            sc = _C(s)
             for j in range(n):
-                o[j] = (gr[j] - _exp(yr[j]) * s) * inv_t
+                o[j] = (gr[j] - _exp(yr[j]) * sc) * inv_t
         else:
             for j in range(n):
                 s += gr[j] * yr[j]
+            sc = _C(s)
             for j in range(n):
-                o[j] = yr[j] * (gr[j] - s) * inv_t
+                o[j] = yr[j] * (gr[j] - sc) * inv_t
 
 
 def _kernel(template, ctype, size):
@@ -80,7 +84,7 @@ def _kernel(template, ctype, size):
     def build():
         tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
         scaled = _compile.instantiate(_scaled, {}, tag, ijit, ctype)
-        bindings = {"_scaled": scaled, "_exp": _vmath.functions(ctype)["exp"]}
+        bindings = {"_scaled": scaled, "_exp": _vmath.functions(ctype)["exp"], "_C": ctype.type}
         return _compile.instantiate(template, bindings, tag, how, ctype)
 
     return cached((template.__name__, ctype, how), build)
