@@ -15,7 +15,7 @@ import gpu_act as ga
 from gpu_act.registry import PLAIN
 
 ROW_SHAPES = ((4096, 4096), (256, 32000), (65536, 128), (32, 262144))
-SWEEP_COLS = tuple(2**k for k in range(7, 19))  # 128 ... 262144
+SWEEP_COLS = (128, 512, 2048, 8192, 32768, 131072, 262144)
 SWEEP_ELEMENTS = 1 << 22  # rows x cols of each sweep point
 ELEMENTWISE_SIZE = 1 << 24
 
