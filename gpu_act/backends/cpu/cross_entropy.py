@@ -22,9 +22,11 @@ from ._views import rows3
 def _lse(zr):
     # (m, s, lse): row max, sum of e^{z - m}, log-sum-exp
     n = zr.shape[0]
-    m = zr[0]
+    # max through integer keys (vectorizes cheaply); a NaN it skips still makes the row NaN via the sum
+    k = _max_key(zr[0])
     for j in range(1, n):
-        m = _vmath.maximum(m, zr[j])
+        k = max(k, _max_key(zr[j]))
+    m = _from_max_key(k)
     s = np.float64(0.0)
     for j in range(n):
         s += _exp(zr[j] - m)
@@ -90,8 +92,9 @@ def _kernel(template, ctype, size):
 
     def build():
         tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
-        exp = _vmath.functions(ctype)["exp"]  # vectorizes, unlike np.exp
-        lse = _compile.instantiate(_lse, {"_exp": exp}, tag, ijit, ctype)
+        vm = _vmath.functions(ctype)
+        exp = vm["exp"]  # vectorizes, unlike np.exp
+        lse = _compile.instantiate(_lse, {"_" + k: vm[k] for k in ("exp", "max_key", "from_max_key")}, tag, ijit, ctype)
         return _compile.instantiate(template, {"_lse": lse, "_exp": exp}, tag, how, ctype)
 
     return cached((template.__name__, ctype, how), build)

@@ -36,9 +36,11 @@ def _forward(x, out, inv_t, log):
         i = r // Q
         xr = x[i, r - i * Q]
         o = out[i, r - i * Q]
-        m = xr[0]
+        # max through integer keys (vectorizes cheaply); a NaN it skips still makes the row NaN via the sum
+        k = _max_key(xr[0])
         for j in range(1, n):
-            m = _vmath.maximum(m, xr[j])
+            k = max(k, _max_key(xr[j]))
+        m = _from_max_key(k)
         s = np.float64(0.0)
         if log:
             for j in range(n):
@@ -84,7 +86,8 @@ def _kernel(template, ctype, size):
     def build():
         tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
         scaled = _compile.instantiate(_scaled, {}, tag, ijit, ctype)
-        bindings = {"_scaled": scaled, "_exp": _vmath.functions(ctype)["exp"], "_C": ctype.type}
+        vm = _vmath.functions(ctype)
+        bindings = {"_scaled": scaled, "_C": ctype.type, **{"_" + k: vm[k] for k in ("exp", "max_key", "from_max_key")}}
         return _compile.instantiate(template, bindings, tag, how, ctype)
 
     return cached((template.__name__, ctype, how), build)
