@@ -182,8 +182,10 @@ def gelu_tanh_der(x):
 
 
 def swish_arg(x, beta):
-    # beta*x, with beta == 0 giving 0 even at x = +-inf
-    return beta * x if beta != 0.0 else 0.0
+    # beta*x, with beta == 0 giving 0 even at x = +-inf (and NaN at NaN)
+    if beta != 0.0:
+        return beta * x
+    return 0.0 if x == x else x
 
 
 def swish_fwd(x, beta):

@@ -149,7 +149,8 @@ template <typename C> GA_FN C gelu_tanh_der(C x) {
 }
 
 // beta*x, with beta == 0 giving 0 even at x = +-inf
-template <typename C> GA_FN C swish_arg(C x, C beta) { return beta != C(0) ? beta * x : C(0); }
+// beta*x, with beta == 0 giving 0 even at x = +-inf (and NaN at NaN)
+template <typename C> GA_FN C swish_arg(C x, C beta) { return beta != C(0) ? beta * x : (x == x ? C(0) : x); }
 template <typename C> GA_FN C swish_fwd(C x, C beta) { return mul0(x, sigmoid_fwd(swish_arg(x, beta))); }
 // s + beta x s(1-s), s = sigmoid(beta x)
 template <typename C> GA_FN C swish_der(C x, C beta) {
