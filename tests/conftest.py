@@ -23,6 +23,9 @@ settings.register_profile(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# a longer run for manual bug hunting: pytest --hypothesis-profile=gpu_act_long
+settings.register_profile("gpu_act_long", parent=settings.get_profile("gpu_act"),
+                          max_examples=1000)
 settings.load_profile("gpu_act")
 
 BACKENDS = tuple(ga.available_backends())

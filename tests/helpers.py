@@ -146,6 +146,8 @@ OP_PARAMS = [
     ("gelu", {"approximate": "none"}),
     ("swish", {"beta": 1.7}),
     ("swish", {"beta": 0.25}),
+    ("swish", {"beta": -0.8}),
+    ("swish", {"beta": 0.0}),
     ("softplus", {"beta": 2.0, "threshold": 5.0}),
     ("softplus", {"beta": 0.5, "threshold": 10.0}),
     ("hardtanh", {"min_val": -2.0, "max_val": 0.5}),

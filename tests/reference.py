@@ -165,6 +165,8 @@ def _d_gelu(x, approximate="none"):
 
 
 def _swish(x, beta=1.0):
+    if beta == 0:
+        return 0.5 * x  # beta * x would be 0 * inf = NaN at +-inf
     r = x * special.expit(beta * x)
     if beta > 0:
         r = np.where(x == -np.inf, 0.0, r)
@@ -174,9 +176,13 @@ def _swish(x, beta=1.0):
 
 
 def _d_swish(x, beta=1.0):
+    if beta == 0:
+        return np.full(x.shape, 0.5)
     bx = beta * x
     s = special.expit(bx)
     r = s + bx * s * special.expit(-bx)
+    # beta*x may overflow (|x| near the float64 max); the correction term is 0 there
+    r = np.where(bx > 1e3, 1.0, np.where(bx < -1e3, 0.0, r))
     inf_hi = 1.0 if beta > 0 else (0.0 if beta < 0 else 0.5)
     inf_lo = 0.0 if beta > 0 else (1.0 if beta < 0 else 0.5)
     r = np.where(x == np.inf, inf_hi, r)
@@ -414,10 +420,12 @@ def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
         else:
             m = np.max(zl, axis=-1, keepdims=True)
             msafe = np.where(np.isfinite(m), m, 0.0)
-            s = np.sum(np.exp(zl - msafe), axis=-1, keepdims=True)
+            e = np.exp(zl - msafe)
+            s = np.sum(e, axis=-1, keepdims=True)
             lse_k = msafe + np.log(s)
             lse = lse_k[..., 0]
-            soft = np.exp(zl - lse_k)
+            soft = e / s  # not exp(z - lse): m + log(s) may round to m for huge m
+            soft = np.where(np.isfinite(m), soft, np.nan)
         if index_mode:
             t = target.astype(np.int64)
             valid = t != ignore_index

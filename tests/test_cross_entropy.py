@@ -233,3 +233,57 @@ def test_large_batch_float32(backend):
     loss, grad = _ce(z0, t, backend, axis=0, reduction="sum", return_grad=True)
     assert_close(loss, exp_loss, np.float32)
     assert_close(grad, exp_grad, np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_axis_3d_4d(backend, dtype):
+    for shape in ((3, 4, 5), (2, 3, 4, 5)):
+        for axis in range(-len(shape), len(shape)):
+            C = shape[axis]
+            z = sample(shape, dtype, seed=axis + 30)
+            t = _index_target(_wo_axis(shape, axis), C, seed=axis + 40)
+            p = ref.softmax(sample(shape, np.float64, seed=axis + 50), axis=axis).astype(dtype)
+            for target in (t, p):
+                for reduction in REDUCTIONS:
+                    el, eg = ref.cross_entropy(z, target, axis=axis, reduction=reduction,
+                                               label_smoothing=0.05)
+                    loss, grad = _ce(z, target, backend, axis=axis, reduction=reduction,
+                                     label_smoothing=0.05, return_grad=True)
+                    msg = f"{shape} axis={axis} {target.dtype} {reduction}"
+                    assert_close(loss, el, dtype, msg=msg)
+                    assert_close(grad, eg, dtype, msg=msg)
+
+
+def _class_cases():
+    from helpers import SIZES_FULL, SIZES_SMALL
+
+    return [pytest.param(d, n, id=f"{np.dtype(d).name}-C{n}") for d in DTYPES
+            for n in (SIZES_FULL if d == np.float32 else SIZES_SMALL) if n > 0]
+
+
+@pytest.mark.parametrize("dtype,C", _class_cases())
+def test_class_count_edges(backend, dtype, C):
+    z = sample((5, C), dtype, seed=C)
+    t = _index_target((5,), C, seed=C + 1)
+    el, eg = ref.cross_entropy(z, t, label_smoothing=0.1)
+    loss, grad = _ce(z, t, backend, label_smoothing=0.1, return_grad=True)
+    assert_close(loss, el, dtype)
+    assert_close(grad, eg, dtype)
+    zt = np.ascontiguousarray(z.T)
+    el, eg = ref.cross_entropy(zt, t, axis=0, reduction="none")
+    loss, grad = _ce(zt, t, backend, axis=0, reduction="none", return_grad=True)
+    assert_close(loss, el, dtype)
+    assert_close(grad, eg, dtype)
+
+
+def test_reduced_loss_is_0d_ndarray():
+    z = sample((4, 3), np.float32, seed=20)
+    t = np.array([0, 1, 2, 1])
+    for reduction in ("mean", "sum"):
+        loss = ga.cross_entropy(z, t, reduction=reduction)
+        assert isinstance(loss, np.ndarray) and loss.shape == () and loss.dtype == np.float32
+        loss, grad = ga.cross_entropy(z, t, reduction=reduction, return_grad=True)
+        assert isinstance(loss, np.ndarray) and loss.shape == () and loss.dtype == np.float32
+        assert isinstance(grad, np.ndarray) and grad.dtype == np.float32
+    loss = ga.cross_entropy(z, t, reduction="none")
+    assert isinstance(loss, np.ndarray) and loss.shape == (4,) and loss.dtype == np.float32

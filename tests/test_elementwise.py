@@ -278,3 +278,17 @@ def test_float16_computed_in_float32():
         with np.errstate(all="ignore"):
             ok = (r16 == r32) | (np.isnan(r16) & np.isnan(r32)) | (diff <= ulp)
         assert np.all(ok), (name, x[~ok][:5], r16[~ok][:5], r32[~ok][:5])
+
+
+@pytest.mark.gpu
+def test_gpu_results_stay_on_device(gpu_backend):
+    """A device input gives a device result (no silent host round trip) that is correct."""
+    x = sample((1025,), np.float32, seed=6)
+    for name, params in OP_DEFAULTS:
+        d = to_backend(x, gpu_backend)
+        r = getattr(ga, name)(d, **params)  # backend inferred from the array kind
+        assert not isinstance(r, np.ndarray), name
+        assert_close(to_numpy(r), ref.forward(name, x, **params), np.float32, msg=name)
+        rb = getattr(ga, name + "_backward")(d, d, **params, backend=gpu_backend)
+        assert not isinstance(rb, np.ndarray), name
+        assert_close(to_numpy(rb), ref.backward(name, x, x, **params), np.float32, msg=name)
