@@ -61,8 +61,8 @@ def _parser():
     b.add_argument("--size", type=int, default=None, help="elements of the elementwise inputs (default 2**24)")
     b.add_argument("--dtypes", type=_dtypes_arg, default=None, help="comma list (default float32)")
     b.add_argument("--peers", default="", help="comma list of providers to keep (default: all available)")
-    b.add_argument("--reps", type=int, default=None, help="timed repetitions per case (median; default 5)")
-    b.add_argument("--full", action="store_true", help="float32 and float16, 10 repetitions")
+    b.add_argument("--reps", type=int, default=None, help="timed repetitions per case (median; default 7)")
+    b.add_argument("--full", action="store_true", help="float32 and float16, 15 repetitions")
     b.add_argument("--no-gpu", action="store_true", help="CPU only")
     b.add_argument("--no-check", action="store_true", help="skip the correctness check")
     b.add_argument("--output", default="gpu_act_bench", help="path prefix of the .json and .png (default gpu_act_bench)")
@@ -74,7 +74,7 @@ def _options(a):
 
     o = Options()
     if a.full:
-        o.dtypes, o.reps = FULL_DTYPES, 10
+        o.dtypes, o.reps = FULL_DTYPES, 15
     for name in ("ops", "shapes", "size", "dtypes", "reps"):
         v = getattr(a, name)
         if v is not None:

@@ -1,11 +1,10 @@
 """The one timing helper, and the bandwidth floor (a plain copy).
 
-``median_seconds(fn, sets, reps, device)`` calls ``fn(*sets[i % len(sets)])``
-once per input set to warm up (compiles, caches), then ``reps`` times,
-rotating through the input sets so that no call finds its inputs in cache
-from the previous one; it returns the median. On the CPU each call is timed
-with ``perf_counter``; on a GPU with CUDA events around the call after a
-synchronize, so the figure is device time.
+``median_seconds(calls, reps, clock)`` times several callables one after the
+other, each rotating through its input sets so that no call finds its inputs in
+cache from the previous one, and returns each one's median. On the CPU each
+call is timed with ``perf_counter``; on a GPU with CUDA events around the call
+after a synchronize, so the figure is device time.
 """
 
 import statistics
@@ -52,12 +51,21 @@ class CudaClock:
         self._sync()
 
 
-def median_seconds(fn, sets, reps, clock):
-    for args in sets:
-        fn(*args)
-    clock.sync()
-    times = [clock.time(lambda: fn(*sets[i % len(sets)])) for i in range(reps)]
-    return statistics.median(times)
+def median_seconds(calls, reps, clock):
+    """{name: median seconds} for ``calls`` = {name: (fn, input sets)}.
+
+    Each call is warmed up once per input set right before its ``reps`` timed
+    calls. Calls are not interleaved: CPU libraries keep their thread pools
+    spinning for a while after a call (OpenMP), which would slow whichever
+    library runs next.
+    """
+    out = {}
+    for name, (fn, sets) in calls.items():
+        for args in sets:
+            fn(*args)
+        clock.sync()
+        out[name] = statistics.median(clock.time(lambda: fn(*sets[i % len(sets)])) for i in range(reps))
+    return out
 
 
 def rotation(nbytes, budget):
