@@ -1,7 +1,7 @@
 """Elementwise kernels for the CPU, one per (wrapper, formula, compute dtype).
 
 A kernel applies ``_w`` to every element of 2-D views (see ``_views.flat2``);
-``_w`` is one of the wrappers below bound to a registry formula ``_g``. The
+``_w`` is one of ``gpu_act._wrappers`` bound to a registry formula ``_g``. The
 flat element range is split into chunks run in parallel; inside a chunk the
 loop runs along a row so LLVM can vectorize contiguous data.
 """
@@ -11,6 +11,7 @@ from numba import prange
 
 from ... import _compile
 from ..._dtypes import COMPUTE
+from ..._wrappers import WRAPPERS
 from ...formulas import rrelu_slope
 from . import _vmath
 from ._launch import cached, decorator, formulas, launch
@@ -18,22 +19,6 @@ from ._numba import ijit, pjit
 from ._views import flat2
 
 CHUNK = 1 << 14
-
-
-def _apply(a, b, c, p):
-    return _g(a, *p)  # noqa: F821 (bound by instantiate)
-
-
-def _scaled(a, b, c, p):
-    return a * _g(b, *p)  # noqa: F821
-
-
-def _apply_slope(a, b, c, p):
-    return _g(a, b)  # noqa: F821
-
-
-def _scaled_slope(a, b, c, p):
-    return a * _g(b, c)  # noqa: F821
 
 
 def _template(a, b, c, out, p):
@@ -62,15 +47,12 @@ def _fill_slopes(out, key, lower, upper):
             out[i] = _slope(key, np.uint64(i), lower, upper)  # noqa: F821
 
 
-_WRAPPERS = {w.__name__: w for w in (_apply, _scaled, _apply_slope, _scaled_slope)}
-
-
 def _kernel(wrapper, formula, ctype, size):
     how = decorator(size)
 
     def build():
         tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
-        w = _compile.instantiate(_WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
+        w = _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
         return _compile.instantiate(_template, {"_w": w}, tag, how)
 
     return cached(("ew", wrapper, formula, ctype, how), build)

@@ -1,6 +1,6 @@
 """Elementwise kernels, one per (wrapper, formula, compute dtype, path).
 
-``_w`` is one of the wrappers below bound to a registry formula ``_g``
+``_w`` is one of ``gpu_act._wrappers`` bound to a registry formula ``_g``
 compiled as a device function (``_launch.formulas``); operands are loaded in
 their dtype, converted to the compute dtype ``_C`` (float16 -> float32) and
 the result is stored in the output's dtype. Paths: "flat" (every operand one
@@ -13,30 +13,11 @@ import numpy as np
 
 from ... import _compile, _cuda
 from ..._dtypes import COMPUTE
+from ..._wrappers import WRAPPERS
 from ...formulas import rrelu_slope
 from . import _arrays, _launch
 
 cuda = _cuda.cuda
-
-
-def _apply(a, b, c, p):
-    return _g(a, *p)  # noqa: F821 (bound by instantiate)
-
-
-def _scaled(a, b, c, p):
-    return a * _g(b, *p)  # noqa: F821
-
-
-def _apply_slope(a, b, c, p):
-    return _g(a, b)  # noqa: F821
-
-
-def _scaled_slope(a, b, c, p):
-    return a * _g(b, c)  # noqa: F821
-
-
-def _copy(a, b, c, p):
-    return a
 
 
 def _flat(a, b, c, out, p):
@@ -78,7 +59,6 @@ def _fill_slopes(out, key, lower, upper):
         i += step
 
 
-WRAPPERS = {w.__name__: w for w in (_apply, _scaled, _apply_slope, _scaled_slope, _copy)}
 PATHS = {"flat": _flat, "strided": _strided}
 
 
