@@ -56,20 +56,10 @@ def channel_sum(a, channel_axis, dtype):
     return np.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
 
 
-def softmax(x, axis, temperature, log, out):
-    _softmax.forward(x, axis, temperature, log, out)
-
-
-def softmax_backward(g, y, axis, temperature, log, out):
-    _softmax.backward(g, y, axis, temperature, log, out)
-
-
-def maxout(x, pool, axis, out):
-    _maxout.forward(x, pool, axis, out)
-
-
-def maxout_backward(g, x, pool, axis, out):
-    _maxout.backward(g, x, pool, axis, out)
+softmax = _softmax.forward  # (x, axis, temperature, log, out)
+softmax_backward = _softmax.backward  # (g, y, axis, temperature, log, out)
+maxout = _maxout.forward  # (x, pool, axis, out)
+maxout_backward = _maxout.backward  # (g, x, pool, axis, out)
 
 
 def check_targets(fname, target, classes, ignore_index):
