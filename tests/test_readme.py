@@ -1,0 +1,26 @@
+"""The README's activation table is the registry's, row for row."""
+
+import os
+
+from gpu_act.registry import ACTIVATIONS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_activation_has_its_readme_row():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        rows = {line.split("|")[1].strip(): line for line in f if line.startswith("| `")}
+    for act in ACTIVATIONS.values():
+        line = rows.get(f"`{act.name}`")
+        assert line is not None, f"README has no table row for {act.name}"
+        assert act.formula in line and act.derivative_text in line, f"README row of {act.name} differs from the registry"
+        for p in act.params:
+            assert f"{p.name}=" in line, f"README row of {act.name} lacks parameter {p.name}"
+
+
+def test_readme_names_the_two_commands():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert "`bash tests/run.sh`" in text
+    with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
+        assert "tests/run.sh" in f.read()
