@@ -239,10 +239,14 @@ def _erfc(x):
     # tail: e^{-a^2} E(t)/(1 + 2a); a^2 = p + e exactly (p = a*a rounded, e by FMA),
     # e^{-a^2} = e^{-p} (1 - e) as |e| <= ulp(p)/2
     ac = a if a < ERFC_HI else ERFC_HI  # noqa: F821  (erfc rounds to 0 beyond; also catches inf)
-    t = (ac - ERFC_K) / (ac + ERFC_K)  # noqa: F821
+    # one division for both quotients: t = (a - K)/(a + K) and 1/(1 + 2a)
+    d1 = ac + ERFC_K  # noqa: F821
+    d2 = 1.0 + 2.0 * ac
+    inv = 1.0 / (d1 * d2)
+    t = (ac - ERFC_K) * d2 * inv  # noqa: F821
     p = ac * ac
     g = _exp(-p) * (1.0 - fma(ac, ac, -p))
-    far = g * _poly(t, ERFC_POLY) / (1.0 + 2.0 * ac)  # noqa: F821
+    far = g * _poly(t, ERFC_POLY) * (d1 * inv)  # noqa: F821
     far = far if a < ERFC_HI else 0.0  # noqa: F821
     y = near if a < ERF_CUT else far  # noqa: F821
     y = y if x >= 0.0 else 2.0 - y
