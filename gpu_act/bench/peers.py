@@ -16,6 +16,7 @@ cell in the table). Peers whose library is missing are simply not listed.
 import importlib
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 import gpu_act as ga
@@ -246,10 +247,18 @@ def discover(device_peers=True):
     return peers
 
 
+@numba.njit(parallel=True, cache=True)
+def _parallel_copy(src, dst):
+    # on all of Numba's threads, as gpu_act's kernels (np.copyto uses one thread,
+    # which does not reach this machine's bandwidth)
+    for i in numba.prange(src.shape[0]):
+        dst[i] = src[i]
+
+
 def bandwidth_copy(device, to):
-    """A copy callable (dst <- src) for the bandwidth floor on this device."""
+    """A copy callable (src -> dst) for the bandwidth floor on this device."""
     if device == "cpu":
-        return lambda src, dst: np.copyto(dst, src)
+        return _parallel_copy
     return lambda src, dst: dst.__setitem__(slice(None), src)
 
 

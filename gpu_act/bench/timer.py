@@ -12,6 +12,8 @@ import time
 
 
 class CpuClock:
+    settle = 0.1  # seconds: longer than thread pools spin after a call
+
     def time(self, call):
         t0 = time.perf_counter()
         call()
@@ -23,6 +25,8 @@ class CpuClock:
 
 class CudaClock:
     """CUDA events from CuPy, or from PyTorch when CuPy is absent."""
+
+    settle = 0.0
 
     def __init__(self):
         try:
@@ -55,12 +59,14 @@ def median_seconds(calls, reps, clock):
     """{name: median seconds} for ``calls`` = {name: (fn, input sets)}.
 
     Each call is warmed up once per input set right before its ``reps`` timed
-    calls. Calls are not interleaved: CPU libraries keep their thread pools
-    spinning for a while after a call (OpenMP), which would slow whichever
-    library runs next.
+    calls. Calls are not interleaved, and each starts after ``clock.settle``
+    seconds of idleness: CPU libraries keep their thread pools spinning for a
+    while after a call (OpenMP, TBB), which would slow whichever library ran
+    next (measured: PyTorch right after gpu_act ran up to 10x slower).
     """
     out = {}
     for name, (fn, sets) in calls.items():
+        time.sleep(clock.settle)
         for args in sets:
             fn(*args)
         clock.sync()
