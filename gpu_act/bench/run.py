@@ -18,7 +18,7 @@ from .ops import ALL, ELEMENTWISE_SIZE, ROW_SHAPES, SWEEP_COLS, SWEEP_ELEMENTS
 
 DEFAULT_DTYPES = ("float32",)
 FULL_DTYPES = ("float32", "float16")
-CPU_CACHE_BYTES = 64 << 20  # rotate inputs until a set of them exceeds this (CPU L3)
+CPU_CACHE_BYTES = 256 << 20  # rotate inputs until together they exceed this (several times a CPU L3)
 GPU_CACHE_BYTES = 256 << 20  # and the GPU's L2
 OVERHEAD_OPS = ("relu", "softmax")
 OVERHEAD_SIZE = 1024
