@@ -1,4 +1,4 @@
-"""THE per-dtype tolerance table of the gpu_act test suite, and ``assert_close``.
+"""The per-dtype tolerances of the gpu_act test suite (the table is gpu_act._tolerances), and ``assert_close``.
 
 Every comparison of a gpu_act result with the float64 reference goes through
 ``assert_close(actual, expected, dtype)``:
@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TOLERANCES = {
-    np.dtype(np.float16): {"rtol": 2e-3, "atol": 2e-3},
-    np.dtype(np.float32): {"rtol": 2e-5, "atol": 1e-6},
-    np.dtype(np.float64): {"rtol": 1e-11, "atol": 1e-13},
-}
+from gpu_act._tolerances import TOLERANCES  # the table lives in the package, shared with gpu-act selfcheck
 
 FD_RTOL = 1e-6
 FD_ATOL = 1e-7

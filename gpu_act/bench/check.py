@@ -14,17 +14,13 @@ import math
 import numpy as np
 
 from gpu_act import _compile
+from gpu_act._tolerances import TOLERANCES
 from gpu_act.registry import ACTIVATIONS
 
 from .ops import ALL
 from .peers import _COMPOSE
 
 SHAPE = (64, 257)  # rows x cols; odd row length exercises the loops' remainders
-TOLERANCE = {  # (rtol, atol) against the float64 reference
-    np.dtype(np.float16): (4e-3, 4e-3),
-    np.dtype(np.float32): (2e-5, 1e-6),
-    np.dtype(np.float64): (1e-11, 1e-13),
-}
 SPECIAL = (0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 30.0, -30.0, 88.0, -88.0)
 
 _python = _compile.namespace(lambda f: f, np.float64, "python")
@@ -60,7 +56,7 @@ def inputs(op, dtype, rng):
 
 def max_error(actual, expected, dtype):
     """(worst |a - e| / (atol + rtol |e|), NaN/inf positions agree)."""
-    rtol, atol = TOLERANCE[np.dtype(dtype)]
+    rtol, atol = TOLERANCES[np.dtype(dtype)]["rtol"], TOLERANCES[np.dtype(dtype)]["atol"]
     a = np.asarray(actual, np.float64)
     with np.errstate(all="ignore"):
         e = np.asarray(expected, np.float64).astype(dtype).astype(np.float64)

@@ -1,0 +1,16 @@
+"""The one table of per-dtype tolerances (rtol, atol) for comparing a result
+with a float64 reference: the test suite (tests/tolerances.py) and the
+self-check of ``gpu-act selfcheck`` / ``gpu-act bench`` both use it.
+
+float16 is computed in float32 and rounded to half (unit roundoff 2**-11 ~
+4.9e-4), hence 2e-3; float32 allows a few ulps (2**-24 ~ 6e-8) of accumulated
+error in exp/log/erf chains and row reductions; float64 allows ~100 ulps.
+"""
+
+import numpy as np
+
+TOLERANCES = {
+    np.dtype(np.float16): {"rtol": 2e-3, "atol": 2e-3},
+    np.dtype(np.float32): {"rtol": 2e-5, "atol": 1e-6},
+    np.dtype(np.float64): {"rtol": 1e-11, "atol": 1e-13},
+}
