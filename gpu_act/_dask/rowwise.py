@@ -121,7 +121,12 @@ def softmax_backward(name, a):
     ctype = COMPUTE[np.dtype(y.dtype)]
     cmeta = compute_meta(y)
     part = da.map_blocks(
-        functools.partial(_block_sum, ax, log), g, y, chunks=one_per_block(y.chunks, ax), dtype=ctype, meta=cmeta
+        functools.partial(_block_sum, ax, log),
+        g,
+        y,
+        chunks=one_per_block(y.chunks, ax),
+        dtype=np.float64,
+        meta=cmeta.astype(np.float64),
     )
     total = part.sum(axis=ax, keepdims=True)
     block = functools.partial(_backward_block, log, inverse_temperature(t, ctype))
@@ -129,14 +134,15 @@ def softmax_backward(name, a):
 
 
 def _block_sum(ax, log, g, y):
-    ctype = COMPUTE[y.dtype]
-    g = g.astype(ctype, copy=False)
-    return (g if log else g * y.astype(ctype, copy=False)).sum(axis=ax, keepdims=True)
+    # in float64, as the kernels' row sums: g - sum(g y) cancels
+    g = g.astype(np.float64)
+    return (g if log else g * y).sum(axis=ax, keepdims=True)
 
 
 def _backward_block(log, inv_t, g, y, total):
     ctype = COMPUTE[y.dtype]
     gc, yc = g.astype(ctype, copy=False), y.astype(ctype, copy=False)
+    total = total.astype(ctype)  # the row sum rounded once, as the kernels do
     with np.errstate(invalid="ignore", over="ignore"):
         dx = (gc - np.exp(yc) * total) * inv_t if log else yc * (gc - total) * inv_t
     return dx.astype(y.dtype, copy=False)

@@ -74,7 +74,8 @@ def _backward(g, y, out, inv_t, log):
                 o[j] = (gr[j] - _exp(yr[j]) * sc) * inv_t
         else:
             for j in range(n):
-                s += gr[j] * yr[j]
+                # products in float64 too: g - sum(g y) cancels, float32 products cost ~1e-6
+                s += np.float64(gr[j]) * yr[j]
             sc = _C(s)
             for j in range(n):
                 o[j] = yr[j] * (gr[j] - sc) * inv_t
