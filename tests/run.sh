@@ -10,4 +10,4 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e ".[test,cu12]"
 .venv/bin/python -m pytest -n 2 -p no:cacheprovider --ignore=tests/test_cuda_sim.py "$@"
 # the CUDA simulator replaces numba.cuda for a whole process: its own run
-NUMBA_ENABLE_CUDASIM=1 .venv/bin/python -m pytest -p no:cacheprovider tests/test_cuda_sim.py
+NUMBA_ENABLE_CUDASIM=1 .venv/bin/python -m pytest -n 2 -p no:cacheprovider tests/test_cuda_sim.py
