@@ -45,6 +45,8 @@ _available = None
 
 
 def _load(name):
+    if name in _modules:  # every call after the first: no lock on the per-call path
+        return _modules[name]
     with _lock:
         if name not in _modules:
             try:

@@ -14,7 +14,7 @@ cell in the table). Peers whose library is missing are simply not listed.
 """
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -99,7 +99,6 @@ class Peer:
     to: object  # host arrays -> this peer's arrays
     impl: object  # op name -> callable or None
     gpu_act: bool = False
-    notes: dict = field(default_factory=dict)
 
 
 def _module(name):
