@@ -42,6 +42,12 @@ def same_dtype(fname, what, a, dtype):
         raise TypeError(f"{fname}: {what} has dtype {a.dtype}; expected {np.dtype(dtype)}")
 
 
+def grad_like(fname, g, a):
+    """grad_output must have the shape and dtype of the array it is the gradient for."""
+    same_shape(fname, "grad_output", g, a.shape)
+    same_dtype(fname, "grad_output", g, a.dtype)
+
+
 def out(fname, be, obj, shape, dtype):
     """A native array to write the result into: ``obj`` checked, or a new one."""
     if obj is None:

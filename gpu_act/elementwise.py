@@ -43,8 +43,7 @@ def _make(act):
         name = fname + "_backward"
         be = _dispatch.resolve(name, (grad_output, x, out), backend)
         g, xa = _validate.inputs(name, be, [("grad_output", grad_output), ("x", x)])
-        _validate.same_shape(name, "grad_output", g, xa.shape)
-        _validate.same_dtype(name, "grad_output", g, xa.dtype)
+        _validate.grad_like(name, g, xa)
         _, d, params = act.kernels(act.bind(name, args, kwargs))
         o = _validate.out(name, be, out, xa.shape, xa.dtype)
         if xa.size:
@@ -103,8 +102,7 @@ def prelu_backward(grad_output, x, weight, *, backend=None):
     grad_weight[c] = sum of g x over channel c where x <= 0."""
     fname = "gpu_act.prelu_backward"
     be, (g, xa), w, slope = _prelu_setup(fname, [("grad_output", grad_output), ("x", x)], weight, None, backend)
-    _validate.same_shape(fname, "grad_output", g, xa.shape)
-    _validate.same_dtype(fname, "grad_output", g, xa.dtype)
+    _validate.grad_like(fname, g, xa)
     gx = be.empty(xa.shape, xa.dtype)
     contrib = be.empty(xa.shape, COMPUTE[xa.dtype])  # summed below: keep float16 terms unrounded
     if xa.size:
@@ -151,8 +149,7 @@ def rrelu_backward(
     act = ACTIVATIONS["rrelu"]
     be = _dispatch.resolve(fname, (grad_output, x, out), backend)
     g, xa = _validate.inputs(fname, be, [("grad_output", grad_output), ("x", x)])
-    _validate.same_shape(fname, "grad_output", g, xa.shape)
-    _validate.same_dtype(fname, "grad_output", g, xa.dtype)
+    _validate.grad_like(fname, g, xa)
     params = act.bind(fname, (lower, upper), {})
     key = _rrelu_key(fname, seed)
     o = _validate.out(fname, be, out, xa.shape, xa.dtype)

@@ -27,8 +27,7 @@ def _softmax_forward(fname, log, x, axis, temperature, out, backend):
 def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, backend):
     be = _dispatch.resolve(fname, (grad_output, output, out), backend)
     g, y = _validate.inputs(fname, be, [("grad_output", grad_output), ("output", output)])
-    _validate.same_shape(fname, "grad_output", g, y.shape)
-    _validate.same_dtype(fname, "grad_output", g, y.dtype)
+    _validate.grad_like(fname, g, y)
     ax = _validate.axis(fname, axis, y.ndim)
     t = _validate.temperature(fname, temperature)
     o = _validate.out(fname, be, out, y.shape, y.dtype)
