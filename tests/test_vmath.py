@@ -32,9 +32,14 @@ def _loop(x, out):
         out[i] = _f(x[i])  # noqa: F821
 
 
-def _kernel(name, dtype):
-    f = _vmath.functions(dtype)[name]
-    return instantiate(_loop, {"_f": f}, f"test_vmath.{name}.{np.dtype(dtype).name}", lambda g: njit(g, error_model="numpy"), dtype)
+def _kernel(name, dtype, native_ldexp=None):
+    f = _vmath.functions(dtype, native_ldexp)[name]
+    tag = f"test_vmath.{name}.{np.dtype(dtype).name}.{native_ldexp}"
+    return instantiate(_loop, {"_f": f}, tag, lambda g: njit(g, error_model="numpy"), dtype)
+
+
+# 2^n scaling: this CPU's choice, and the exponent-bits version CPUs without AVX-512 get
+SCALINGS = pytest.mark.parametrize("native_ldexp", [None, False], ids=["host", "bits"])
 
 
 def _reference(name, x):
@@ -51,11 +56,12 @@ def _points(name, dtype, n):
     return x[(x > lo) & (x < hi)].astype(dtype)
 
 
+@SCALINGS
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", NAMES)
-def test_accuracy_in_ulps(name, dtype):
+def test_accuracy_in_ulps(name, dtype, native_ldexp):
     x = _points(name, dtype, 1500 if name == "erfc" else 20000)
-    k = _kernel(name, dtype)
+    k = _kernel(name, dtype, native_ldexp)
     out = np.empty_like(x)
     k(x, out)
     ref = _reference(name, x)
@@ -65,14 +71,15 @@ def test_accuracy_in_ulps(name, dtype):
     assert err.max() <= MAX_ULP[dtype], f"{name} {np.dtype(dtype).name}: {err.max():.2f} ulp at x={x[normal][err.argmax()]!r}"
 
 
+@SCALINGS
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", NAMES)
-def test_special_values(name, dtype):
+def test_special_values(name, dtype, native_ldexp):
     cases = SPECIAL[name] + [(np.nan, np.nan)]
     x = np.array([c[0] for c in cases], dtype)
     want = np.array([c[1] for c in cases], dtype)
     out = np.empty_like(x)
-    _kernel(name, dtype)(x, out)
+    _kernel(name, dtype, native_ldexp)(x, out)
     np.testing.assert_array_equal(out, want)
     num = ~np.isnan(want)
     assert np.array_equal(np.signbit(out[num]), np.signbit(want[num])), f"{name}: signs {out} vs {want}"
@@ -109,3 +116,17 @@ def test_max_key_orders_like_the_floats(dtype):
     back = np.array([fs["from_max_key"](k) for k in keys], dtype)
     assert np.array_equal(back, x) and np.array_equal(np.signbit(back), np.signbit(x))
     assert fs["max_key"](dtype(np.nan)) > fs["max_key"](dtype(np.inf))  # a default NaN wins a row max
+
+
+@SCALINGS
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_subnormal_results(dtype, native_ldexp):
+    # e^x below the smallest normal float: within one subnormal step of the rounded value
+    lo, hi = {np.float32: (-103.9, -87.4), np.float64: (-745.1, -708.4)}[dtype]
+    x = np.linspace(lo, hi, 3001).astype(dtype)
+    out = np.empty_like(x)
+    _kernel("exp", dtype, native_ldexp)(x, out)
+    ref = np.array([float(mpmath.exp(mpmath.mpf(float(v)))) for v in x])
+    step = np.finfo(dtype).smallest_subnormal
+    assert np.all(np.abs(out.astype(np.float64) - ref) <= step), f"{np.abs(out - ref).max() / step} steps"
+    assert out[0] == 0 or out[0] <= 2 * step and out[-1] > 0

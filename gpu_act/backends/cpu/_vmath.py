@@ -11,9 +11,10 @@ touches float64.
 
 Methods (x the argument, all with special values handled by selects):
 - exp:   n = round(x/ln2), r = x - n ln2 (Cody-Waite split, n*LN2_HI exact),
-         e^x = 2^(n/2) 2^(n - n/2) (1 + q(r)), q the Taylor polynomial of
-         e^r - 1 on |r| <= ln2/2 (error < 1 ulp); two scalings keep 2^n
-         representable down to subnormal results.
+         e^x = 2^n (1 + q(r)), q the Taylor polynomial of e^r - 1 on
+         |r| <= ln2/2 (error < 1 ulp). The 2^n scaling is llvm.ldexp where the
+         CPU has it as one instruction (AVX-512 vscalef), else two normal
+         powers of two 2^(n/2) 2^(n - n/2), which reach subnormal results too.
 - expm1: 2^n q + (2^n - 1): exact scalings, one rounding, and q itself for n = 0.
 - log1p: u = 1 + x = 2^k m, m in [sqrt(1/2), sqrt 2), f = m - 1, s = f/(2+f):
          log m = f - s (f - R), R = 2s^2/3 + 2s^4/5 + ... (atanh series),
@@ -35,7 +36,9 @@ import math
 import pathlib
 import threading
 
+import numba
 import numpy as np
+import llvmlite.binding as llvmbind
 import llvmlite.ir as llvmir
 from numba import types
 from numba.core import cgutils
@@ -90,6 +93,33 @@ def fma(typingctx, a, b, c):
         return a(a, b, c), lambda context, builder, sig, args: _call_llvm("fma", builder, args)
 
 
+@intrinsic
+def ldexp(typingctx, y, n):
+    """y 2^n, one rounding (LLVM's ``llvm.ldexp``: one ``vscalef`` with AVX-512)."""
+    if y in _FLOATS and isinstance(n, types.Integer):
+
+        def codegen(context, builder, sig, args):
+            ty = args[0].type
+            it = llvmir.IntType(32)
+            fn = cgutils.get_or_insert_function(
+                builder.module, llvmir.FunctionType(ty, [ty, it]), f"llvm.ldexp.{'f32' if ty == llvmir.FloatType() else 'f64'}.i32"
+            )
+            return builder.call(fn, [args[0], builder.trunc(args[1], it) if args[1].type.width > 32 else args[1]])
+
+        return y(y, n), codegen
+
+
+def _has_avx512():
+    # llvm.ldexp is one instruction with AVX-512 (vscalef); elsewhere a libm call per
+    # element, which keeps loops scalar: then 2^n is built from exponent bits instead
+    if numba.config.CPU_NAME is not None:  # a portable (NUMBA_CPU_NAME) build
+        return False
+    return bool(llvmbind.get_host_cpu_features().get("avx512f"))
+
+
+LDEXP_NATIVE = _has_avx512()
+
+
 def _taylor_exp(n):
     # 1/2!, 1/3!, ..., 1/n!, highest order first (for Horner)
     return tuple(1.0 / math.factorial(k) for k in range(n, 1, -1))
@@ -118,6 +148,7 @@ _CONSTANTS = {
         SQRTH_BITS=np.int64(0x3FE6A09E667F3BCD),
         ONE_BITS=np.int64(0x3FF0000000000000),
         LOG2E=1.4426950408889634,
+        SHIFTER=1.5 * 2.0**52,
         LN2_HI=6.93147180369123816490e-01,
         LN2_LO=1.9082149292705877e-10,
         EXP_LO=-746.0,  # e^x rounds to 0 below
@@ -141,6 +172,7 @@ _CONSTANTS = {
         SQRTH_BITS=np.int32(0x3F3504F3),
         ONE_BITS=np.int32(0x3F800000),
         LOG2E=1.4426950408889634,
+        SHIFTER=1.5 * 2.0**23,
         LN2_HI=0.693359375,
         LN2_LO=-0.00021219444170128554,
         EXP_LO=-104.0,
@@ -177,13 +209,16 @@ def _pow2(n):
 
 
 def _reduce(x, lo):
-    # (n, r, n as float) with x clamped to [lo, EXP_HI] (NaN -> lo), x = n ln2 + r
-    # (Numba widens int32 arithmetic to int64: INT(...) narrows it back before a bitcast)
-    xc = x if x > lo else lo
-    xc = xc if xc < EXP_HI else EXP_HI  # noqa: F821
-    nf = np.floor(xc * LOG2E + 0.5)  # noqa: F821  (math.floor would return an int64)
+    # (n, r) with x = n ln2 + r, |r| <= ln2/2, for x clamped to [lo, EXP_HI]; a NaN
+    # passes the clamps (x86 min/max order) and makes r NaN. n = round(x/ln2) by
+    # adding SHIFTER = 1.5 2^MBITS: the sum's low mantissa bits are n, read without a
+    # float->int conversion (which would be undefined for NaN)
+    xc = lo if x < lo else x
+    xc = EXP_HI if xc > EXP_HI else xc  # noqa: F821
+    t = xc * LOG2E + SHIFTER  # noqa: F821
+    nf = t - SHIFTER  # noqa: F821
     r = (xc - nf * LN2_HI) - nf * LN2_LO  # noqa: F821
-    return INT(nf), r  # noqa: F821
+    return INT(_float_as_bits(t) - _float_as_bits(SHIFTER)), r  # noqa: F821
 
 
 def _expm1_small(r):
@@ -191,11 +226,15 @@ def _expm1_small(r):
     return r + r * r * _poly(r, EXP_POLY)  # noqa: F821
 
 
+def _scale2(y, n):
+    # y 2^n for n down to subnormal results: two normal powers of two
+    h = n >> ONE_I  # noqa: F821
+    return y * _pow2(h) * _pow2(n - h)
+
+
 def _exp(x):
     n, r = _reduce(x, EXP_LO)  # noqa: F821
-    h = n >> ONE_I  # noqa: F821
-    y = (_expm1_small(r) + 1.0) * _pow2(h) * _pow2(n - h)
-    return y if x == x else x
+    return _ldexp(_expm1_small(r) + 1.0, n)  # noqa: F821
 
 
 def _expm1(x):
@@ -203,8 +242,7 @@ def _expm1(x):
     q = _expm1_small(r)
     s = _pow2(n if n < N_BIG else N_BIG)  # noqa: F821
     small = s * q + (s - 1.0)
-    h = n >> ONE_I  # noqa: F821
-    big = (q + 1.0) * _pow2(h) * _pow2(n - h)
+    big = _ldexp(q + 1.0, n)  # noqa: F821
     y = small if n < N_BIG else big  # noqa: F821
     return y if x == x and x != 0.0 else x  # NaN and +-0 are their own expm1
 
@@ -264,7 +302,7 @@ def _from_max_key(k):
     return _bits_as_float(_max_key(_bits_as_float(k)))  # noqa: F821
 
 
-_TEMPLATES = (_poly, _pow2, _reduce, _expm1_small, _exp, _expm1, _log1p, _tanh, _erfc, _max_key, _from_max_key)
+_TEMPLATES = (_poly, _pow2, _scale2, _reduce, _expm1_small, _exp, _expm1, _log1p, _tanh, _erfc, _max_key, _from_max_key)
 EXPORTED = ("exp", "expm1", "log1p", "tanh", "erfc", "max_key", "from_max_key")
 
 _lock = threading.Lock()
@@ -277,12 +315,14 @@ def _decorate(fn):
     return jit(fn, fastmath={"contract"}, error_model="numpy", forceinline=True)
 
 
-def functions(ctype):
+def functions(ctype, native_ldexp=None):
     """{"exp": ..., "expm1": ..., "log1p": ..., "tanh": ..., "erfc": ..., "max_key": ...,
-    "from_max_key": ...} compiled for ``ctype``."""
+    "from_max_key": ...} compiled for ``ctype``; 2^n scaling by ``llvm.ldexp`` or by
+    exponent bits (``native_ldexp``, default: what this CPU does in one instruction)."""
     ctype = np.dtype(ctype).type
+    native = LDEXP_NATIVE if native_ldexp is None else native_ldexp
     with _lock:
-        if ctype not in _built:
+        if (ctype, native) not in _built:
             ft = ctype
             bound = {
                 "FLOAT": ft,
@@ -298,8 +338,10 @@ def functions(ctype):
                 elif isinstance(v, tuple):
                     v = tuple(ft(c) for c in v)
                 bound[k] = v
+            tag = f"{ft.__name__}.{SOURCE_HASH}.{'ldexp' if native else 'bits'}"
             for t in _TEMPLATES:
-                tag = f"{ft.__name__}.{SOURCE_HASH}"
                 bound[t.__name__] = _compile.instantiate(t, bound, tag, _decorate, ft)
-            _built[ctype] = {name: bound["_" + name] for name in EXPORTED}
-        return _built[ctype]
+                if t is _scale2:  # the templates after it see the chosen scaling as _ldexp
+                    bound["_ldexp"] = ldexp if native else bound["_scale2"]
+            _built[ctype, native] = {name: bound["_" + name] for name in EXPORTED}
+        return _built[ctype, native]
