@@ -61,7 +61,7 @@ def _parser():
     b.add_argument("--size", type=int, default=None, help="elements of the elementwise inputs (default 2**24)")
     b.add_argument("--dtypes", type=_dtypes_arg, default=None, help="comma list (default float32)")
     b.add_argument("--peers", default="", help="comma list of providers to keep (default: all available)")
-    b.add_argument("--reps", type=int, default=None, help="timed repetitions per case (median; default 7)")
+    b.add_argument("--reps", type=int, default=None, help="timed repetitions per case (median; default 6)")
     b.add_argument("--full", action="store_true", help="float32 and float16, 15 repetitions")
     b.add_argument("--no-gpu", action="store_true", help="CPU only")
     b.add_argument("--no-check", action="store_true", help="skip the correctness check")

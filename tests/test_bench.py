@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpu_act import cli
-from gpu_act.bench import check, ops, peers, report, run
+from gpu_act.bench import check, ops, peers, report, run, timer
 
 
 def test_tiny_bench_writes_json_and_png(tmp_path, capsys):
@@ -71,3 +71,31 @@ def test_selfcheck_command_prints_a_table():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "| gpu_act | float64 | 2 | 2 |" in out.stdout
+
+
+class _FakeClock:
+    """Each call takes the next (seconds, faulted) pair of the script."""
+
+    settle = 0.0
+
+    def __init__(self, script):
+        self.script, self.faulted = list(script), False
+
+    def time(self, call):
+        call()
+        t, self.faulted = self.script.pop(0)
+        return t
+
+
+def test_calls_take_turns_and_faulted_calls_are_retried():
+    seen = []
+    calls = {"a": (lambda: seen.append("a"), [()]), "b": (lambda: seen.append("b"), [()])}
+    # per round and call: warm-up, then 1 timed call (reps 2 over 2 rounds); b's first
+    # timed call faults twice, then runs clean
+    script = [(9, False), (1.0, False), (9, False), (5, True), (5, True), (2.0, False),
+              (9, False), (3.0, False), (9, False), (4.0, False)]
+    got = timer.median_seconds(calls, reps=2, clock=_FakeClock(script), rounds=2, slow=100)
+    assert seen == ["a", "a", "b", "b", "b", "b", "a", "a", "b", "b"]
+    assert got == {"a": (2.0, 0.0), "b": (3.0, 0.0)}
+    always = _FakeClock([(9, False)] + [(7.0, True)] * 3)
+    assert timer.median_seconds({"c": (lambda: None, [()])}, 1, always, rounds=1, slow=100) == {"c": (7.0, 1.0)}

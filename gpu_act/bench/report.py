@@ -43,10 +43,15 @@ def table(data, sections=("shapes", "elementwise")):
             row = cases[key]
             base = row.get(mine[0]) if mine else None
             cells = [key[1], _shape(key[2]), key[3]]
-            cells += [_fmt(row.get(p, {}).get("gbps")) for p in mine + others + ["copy"]]
+            cells += [_gbps(row.get(p)) for p in mine + others + ["copy"]]
             cells += [_ratio(row.get(p), base) for p in others]
             cells.append(_ratio(base, row.get("copy"), invert=True))
             out.append("| " + " | ".join(cells) + " |")
+        if any((r.get("page_faulted") or 0) > 0.5 for r in data["results"] if r["device"] == device):
+            out.append(
+                "pf: most timed calls of that provider took page faults on every try (its output got fresh "
+                "pages from the allocator), so its figure includes them"
+            )
         out.append("")
     if data.get("overhead"):
         out.append("Per-call time on a 1024-element array (microseconds)")
@@ -57,6 +62,12 @@ def table(data, sections=("shapes", "elementwise")):
             got = {r["provider"]: r["seconds"] for r in data["overhead"] if r["op"] == op}
             out.append(f"| {op} | " + " | ".join(_fmt(got[p] * 1e6 if p in got else None) for p in provs) + " |")
     return "\n".join(out)
+
+
+def _gbps(r):
+    if not r:
+        return ""
+    return _fmt(r.get("gbps")) + (" pf" if (r.get("page_faulted") or 0) > 0.5 else "")
 
 
 def _fmt(v):

@@ -20,6 +20,7 @@ DEFAULT_DTYPES = ("float32",)
 FULL_DTYPES = ("float32", "float16")
 CPU_CACHE_BYTES = 256 << 20  # rotate inputs until together they exceed this (several times a CPU L3)
 GPU_CACHE_BYTES = 256 << 20  # and the GPU's L2
+PREFAULT_MAX = 1 << 30
 OVERHEAD_OPS = ("relu", "softmax")
 OVERHEAD_SIZE = 1024
 
@@ -33,7 +34,7 @@ class Options:
     size: int = ELEMENTWISE_SIZE
     dtypes: tuple = DEFAULT_DTYPES
     peers: tuple = ()  # names to keep; empty: all that are available
-    reps: int = 7
+    reps: int = 6
     gpu: bool = True
     check: bool = True
     overhead_reps: int = 200
@@ -61,9 +62,13 @@ def cases(o):
     return out
 
 
-def keep_freed_memory():
-    """glibc: serve every allocation from the heap and never give it back, so
-    re-allocating an output reuses mapped pages (no page faults)."""
+def keep_freed_memory(prefault_bytes=0):
+    """glibc: serve every allocation from the heap, never give it back, and touch
+    ``prefault_bytes`` of heap once up front, so that the output each call
+    allocates lands on pages already mapped: no provider pays page faults. Without
+    the touch the heap still grows for a while, and a call that gets fresh pages
+    pays for them (PyTorch's 16,384 faults on a new 64 MB output cost it 15-25 ms,
+    several times the op itself)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -72,7 +77,12 @@ def keep_freed_memory():
         return
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
     libc.mallopt(M_MMAP_MAX, 0)
-    libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    libc.malloc.restype = ctypes.c_void_p
+    block = libc.malloc(ctypes.c_size_t(prefault_bytes)) if prefault_bytes else None
+    if block:
+        ctypes.memset(block, 0, prefault_bytes)
+        libc.free(ctypes.c_void_p(block))
 
 
 class Progress:
@@ -98,14 +108,43 @@ class Progress:
             self.stream.flush()
 
 
-def _time_case(case, group, clock, o, rng, step):
+class HostArrays:
+    """Host inputs and copy buffers, made once and shared by the cases that take the
+    same kind (every elementwise op of one arity, shape and dtype): making 16M-element
+    inputs costs more than timing most ops on them. Holds the last few kinds only."""
+
+    def __init__(self, keep=4):
+        self.keep, self.made = keep, {}
+
+    def get(self, key, make):
+        if key not in self.made:
+            if len(self.made) >= self.keep:
+                self.made.pop(next(iter(self.made)))
+            self.made[key] = make()
+        return self.made[key]
+
+    def inputs(self, op, shape, dtype, nsets):
+        kind = op.name if op.group == "rowwise" else op.arity
+        return self.get(
+            ("inputs", kind, shape, dtype, nsets),
+            lambda: [op.inputs(shape, dtype, np.random.default_rng(i)) for i in range(nsets)],
+        )
+
+    def copy_buffers(self, nbytes, nsets):
+        return self.get(
+            ("copy", nbytes, nsets),
+            lambda: [(np.zeros(nbytes, np.uint8), np.empty(nbytes, np.uint8)) for _ in range(nsets)],
+        )
+
+
+def _time_case(case, group, clock, o, host_arrays, step):
     """Copy floor and every peer of one device on one case, timed side by side."""
     op = ALL[case.op]
     traffic = op.traffic(case.shape, case.dtype)
     nsets = timer.rotation(traffic, CPU_CACHE_BYTES if group[0].device == "cpu" else GPU_CACHE_BYTES)
-    host = [op.inputs(case.shape, case.dtype, rng) for _ in range(nsets)]
+    host = host_arrays.inputs(op, case.shape, case.dtype, nsets)
     to = group[0].to
-    copy = [to(np.zeros(traffic // 2, np.uint8), np.empty(traffic // 2, np.uint8)) for _ in range(nsets)]
+    copy = [to(*bufs) for bufs in host_arrays.copy_buffers(traffic // 2, nsets)]
     calls = {"copy": (peers.bandwidth_copy(group[0].device, to), copy)}
     records = []
     for peer in group:
@@ -118,12 +157,12 @@ def _time_case(case, group, clock, o, rng, step):
             calls[peer.name] = (fn, sets)
         except Exception as exc:
             records.append({**_record(case, peer.name, peer.device, None, traffic), "error": f"{type(exc).__name__}: {exc}"})
-    seconds = timer.median_seconds(calls, o.reps, clock)
+    timed = timer.median_seconds(calls, o.reps, clock)
     step(f"{case.op} {'x'.join(map(str, case.shape))} {case.dtype}")
-    return [_record(case, name, group[0].device, t, traffic) for name, t in seconds.items()] + records
+    return [_record(case, name, group[0].device, t, traffic, f) for name, (t, f) in timed.items()] + records
 
 
-def _record(case, provider, device, seconds, traffic):
+def _record(case, provider, device, seconds, traffic, faulted=0.0):
     return {
         "op": case.op,
         "section": case.section,
@@ -134,6 +173,7 @@ def _record(case, provider, device, seconds, traffic):
         "seconds": seconds,
         "bytes": traffic,
         "gbps": None if not seconds else traffic / seconds / 1e9,
+        "page_faulted": faulted,  # fraction of timed calls that took page faults on every try
     }
 
 
@@ -177,12 +217,16 @@ def run(o, stream=sys.stderr):
     n_timed = len(groups) * len(todo)
     bar = Progress(n_checks + n_timed, stream)
     checks = check.run(chosen, o.ops, o.dtypes, lambda: bar.step("check")) if o.check else []
+    # after the check has compiled every kernel: room for the inputs, copy buffers and
+    # outputs alive at once (HostArrays keeps 4 kinds)
+    largest = max((ALL[c.op].traffic(c.shape, c.dtype) for c in todo), default=0)
+    keep_freed_memory(min(PREFAULT_MAX, 6 * largest))
     results, overhead = [], []
-    rng = np.random.default_rng(0)
     for device, group in groups.items():
         clock = timer.CpuClock() if device == "cpu" else timer.CudaClock()
+        host_arrays = HostArrays()
         for case in todo:
-            results += _time_case(case, group, clock, o, rng, bar.step)
+            results += _time_case(case, group, clock, o, host_arrays, bar.step)
         overhead += _overhead(group, clock, o)
     bar.close()
     options = asdict(o)

@@ -1,8 +1,8 @@
 """The one timing helper, and the bandwidth floor (a plain copy).
 
-``median_seconds(calls, reps, clock)`` times several callables one after the
-other, each rotating through its input sets so that no call finds its inputs in
-cache from the previous one, and returns each one's median. On the CPU each
+``median_seconds(calls, reps, clock)`` times several callables in turns, each
+rotating through its input sets so that no call finds its inputs in cache from
+the previous one, and returns each one's median. On the CPU each
 call is timed with ``perf_counter``; on a GPU with CUDA events around the call
 after a synchronize, so the figure is device time.
 """
@@ -11,13 +11,28 @@ import statistics
 import time
 
 
+def _minor_faults():
+    try:
+        import resource
+    except ImportError:  # not on Windows: no fault counts, no retries
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 class CpuClock:
-    settle = 0.1  # seconds: longer than thread pools spin after a call
+    settle = 0.005  # seconds: longer than thread pools spin after a call
+    fault_pages = 256  # a call that faulted on more pages got fresh memory for its output
+
+    def __init__(self):
+        self.faulted = False
 
     def time(self, call):
+        f0 = _minor_faults()
         t0 = time.perf_counter()
         call()
-        return time.perf_counter() - t0
+        t = time.perf_counter() - t0
+        self.faulted = _minor_faults() - f0 > self.fault_pages
+        return t
 
     def sync(self):
         pass
@@ -27,6 +42,7 @@ class CudaClock:
     """CUDA events from CuPy, or from PyTorch when CuPy is absent."""
 
     settle = 0.0
+    faulted = False
 
     def __init__(self):
         try:
@@ -55,23 +71,47 @@ class CudaClock:
         self._sync()
 
 
-def median_seconds(calls, reps, clock):
-    """{name: median seconds} for ``calls`` = {name: (fn, input sets)}.
+def median_seconds(calls, reps, clock, rounds=3, slow=0.05):
+    """{name: (median seconds, fraction of samples that still took page faults)}
+    for ``calls`` = {name: (fn, input sets)}.
 
-    Each call is warmed up once per input set right before its ``reps`` timed
-    calls. Calls are not interleaved, and each starts after ``clock.settle``
-    seconds of idleness: CPU libraries keep their thread pools spinning for a
-    while after a call (OpenMP, TBB), which would slow whichever library ran
-    next (measured: PyTorch right after gpu_act ran up to 10x slower).
+    The calls take turns over ``rounds`` rounds, so that a slow spell of a shared
+    machine hits all of them instead of whichever was running: in each round
+    every call, after ``clock.settle`` seconds of idleness, is warmed up once per
+    input set and then timed ``ceil(reps / rounds)`` times; a call whose first
+    warm-up took over ``slow`` seconds per set is timed once per round and warmed
+    up in the first round only (slow peers would otherwise dominate the run). The
+    pause matters: CPU libraries keep their thread pools spinning for a while
+    after a call (OpenMP, TBB), which slows whichever library runs next
+    (measured: PyTorch right after gpu_act ran up to 10x slower); the warm-up
+    then wakes the threads up again.
     """
-    out = {}
-    for name, (fn, sets) in calls.items():
-        time.sleep(clock.settle)
-        for args in sets:
-            fn(*args)
-        clock.sync()
-        out[name] = statistics.median(clock.time(lambda: fn(*sets[i % len(sets)])) for i in range(reps))
-    return out
+    samples = {name: [] for name in calls}
+    faulted = {name: 0 for name in calls}
+    is_slow = {}
+    for r in range(rounds):
+        for name, (fn, sets) in calls.items():
+            time.sleep(clock.settle)
+            if r == 0 or not is_slow[name]:
+                warm = clock.time(lambda: [fn(*args) for args in sets])
+                is_slow.setdefault(name, warm > slow * len(sets))
+            for i in range(1 if is_slow[name] else -(-reps // rounds)):
+                t, f = _sample(clock, lambda: fn(*sets[i % len(sets)]))
+                samples[name].append(t)
+                faulted[name] += f
+    return {name: (statistics.median(v), faulted[name] / len(v)) for name, v in samples.items()}
+
+
+def _sample(clock, call, tries=3):
+    """(seconds, faulted) of one call. A call that took page faults got fresh pages
+    for its output from the allocator (glibc's heap grows when an aligned large
+    block does not fit a freed one): that is the allocator's cost, not the op's,
+    so such a call is timed again, up to ``tries`` times in all."""
+    for _ in range(tries):
+        t = clock.time(call)
+        if not clock.faulted:
+            return t, False
+    return t, True
 
 
 def rotation(nbytes, budget):
