@@ -302,8 +302,17 @@ def _from_max_key(k):
     return _bits_as_float(_max_key(_bits_as_float(k)))  # noqa: F821
 
 
-_TEMPLATES = (_poly, _pow2, _scale2, _reduce, _expm1_small, _exp, _expm1, _log1p, _tanh, _erfc, _max_key, _from_max_key)
-EXPORTED = ("exp", "expm1", "log1p", "tanh", "erfc", "max_key", "from_max_key")
+def _row_max(xr):
+    # a 1-D array's maximum as an integer max reduction over max_key; a NaN it skips
+    # still makes the callers' rows NaN through their sums of e^(x - max)
+    k = _max_key(xr[0])
+    for j in range(1, xr.shape[0]):
+        k = max(k, _max_key(xr[j]))
+    return _from_max_key(k)
+
+
+_TEMPLATES = (_poly, _pow2, _scale2, _reduce, _expm1_small, _exp, _expm1, _log1p, _tanh, _erfc, _max_key, _from_max_key, _row_max)
+EXPORTED = ("exp", "expm1", "log1p", "tanh", "erfc", "max_key", "from_max_key", "row_max")
 
 _lock = threading.Lock()
 _built = {}
@@ -317,7 +326,7 @@ def _decorate(fn):
 
 def functions(ctype, native_ldexp=None):
     """{"exp": ..., "expm1": ..., "log1p": ..., "tanh": ..., "erfc": ..., "max_key": ...,
-    "from_max_key": ...} compiled for ``ctype``; 2^n scaling by ``llvm.ldexp`` or by
+    "from_max_key": ..., "row_max": ...} compiled for ``ctype``; 2^n scaling by ``llvm.ldexp`` or by
     exponent bits (``native_ldexp``, default: what this CPU does in one instruction)."""
     ctype = np.dtype(ctype).type
     native = LDEXP_NATIVE if native_ldexp is None else native_ldexp

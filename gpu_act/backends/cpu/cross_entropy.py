@@ -21,14 +21,9 @@ from ._views import rows3
 
 def _lse(zr):
     # (m, s, lse): row max, sum of e^{z - m}, log-sum-exp
-    n = zr.shape[0]
-    # max through integer keys (vectorizes cheaply); a NaN it skips still makes the row NaN via the sum
-    k = _max_key(zr[0])
-    for j in range(1, n):
-        k = max(k, _max_key(zr[j]))
-    m = _from_max_key(k)
+    m = _row_max(zr)
     s = np.float64(0.0)
-    for j in range(n):
+    for j in range(zr.shape[0]):
         s += _exp(zr[j] - m)
     return m, s, m + np.log(s)
 
@@ -94,7 +89,7 @@ def _kernel(template, ctype, size):
         tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
         vm = _vmath.functions(ctype)
         exp = vm["exp"]  # vectorizes, unlike np.exp
-        lse = _compile.instantiate(_lse, {"_" + k: vm[k] for k in ("exp", "max_key", "from_max_key")}, tag, ijit, ctype)
+        lse = _compile.instantiate(_lse, {"_" + k: vm[k] for k in ("exp", "row_max")}, tag, ijit, ctype)
         return _compile.instantiate(template, {"_lse": lse, "_exp": exp}, tag, how, ctype)
 
     return cached((template.__name__, ctype, how), build)

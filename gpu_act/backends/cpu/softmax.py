@@ -48,11 +48,7 @@ def _times(v, inv_t):
 
 def _row_forward(xr, o, inv_t, log):
     n = xr.shape[0]
-    # max through integer keys (vectorizes cheaply); a NaN it skips still makes the row NaN via the sum
-    k = _max_key(xr[0])
-    for j in range(1, n):
-        k = max(k, _max_key(xr[j]))
-    m = _from_max_key(k)
+    m = _row_max(xr)
     s = np.float64(0.0)
     # strided rows are summed one term after another: shorter blocks keep that accurate
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
@@ -119,7 +115,7 @@ def _kernel(template, ctype, size):
     def build():
         tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
         vm = _vmath.functions(ctype)
-        bindings = {"_C": ctype.type, **{"_" + k: vm[k] for k in ("exp", "max_key", "from_max_key")}}
+        bindings = {"_C": ctype.type, **{"_" + k: vm[k] for k in ("exp", "row_max")}}
         bindings["_scaled"] = _compile.instantiate(_scaled, {}, tag, ijit, ctype)
         bindings["_times"] = _compile.instantiate(_times, {}, tag, ijit, ctype)
         bindings["_row_forward"] = _compile.instantiate(_row_forward, bindings, tag, ijit, ctype)
