@@ -60,7 +60,7 @@ def _parser():
     b.add_argument("--no-sweep", action="store_true", help="skip the row-length sweep (and the plot)")
     b.add_argument("--size", type=int, default=None, help="elements of the elementwise inputs (default 2**24)")
     b.add_argument("--dtypes", type=_dtypes_arg, default=None, help="comma list (default float32)")
-    b.add_argument("--peers", default="", help="comma list of providers to keep (default: all available)")
+    b.add_argument("--peers", default="", help="comma list of peers to compare with (default: all available; gpu_act is always timed)")
     b.add_argument("--reps", type=int, default=None, help="timed repetitions per case (median; default 6)")
     b.add_argument("--full", action="store_true", help="float32 and float16, 15 repetitions")
     b.add_argument("--no-gpu", action="store_true", help="CPU only")

@@ -15,7 +15,7 @@ def test_tiny_bench_writes_json_and_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     prefix = tmp_path / "b"
     argv = ["bench", "--ops", "softmax,relu,relu_backward,cross_entropy", "--shapes", "8x96", "--size", "1000",
-            "--reps", "1", "--no-gpu", "--peers", "gpu_act,numpy", "--output", str(prefix)]
+            "--reps", "1", "--no-gpu", "--peers", "numpy", "--output", str(prefix)]
     o = cli._options(cli._parser().parse_args(argv))
     o.sweep, o.overhead_reps = (64, 256), 3
     data = run.run(o)

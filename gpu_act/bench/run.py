@@ -33,7 +33,7 @@ class Options:
     sweep_ops: tuple = ("softmax", "log_softmax")
     size: int = ELEMENTWISE_SIZE
     dtypes: tuple = DEFAULT_DTYPES
-    peers: tuple = ()  # names to keep; empty: all that are available
+    peers: tuple = ()  # peers to keep besides gpu_act, which is always timed; empty: all available
     reps: int = 6
     gpu: bool = True
     check: bool = True
@@ -208,7 +208,9 @@ def run(o, stream=sys.stderr):
     """Everything the report needs, as one JSON-able dict."""
     keep_freed_memory()
     found = peers.discover(device_peers=o.gpu)
-    chosen = [p for p in found if not o.peers or p.name in o.peers]
+    # gpu_act's own backends stay: the copy floor is timed on their arrays, and a
+    # ratio needs them
+    chosen = [p for p in found if p.gpu_act or not o.peers or p.name in o.peers]
     groups = {}
     for p in chosen:
         groups.setdefault(p.device, []).append(p)
