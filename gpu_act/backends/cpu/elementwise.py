@@ -13,31 +13,53 @@ from ... import _compile
 from ..._dtypes import COMPUTE
 from ..._wrappers import WRAPPERS
 from ...formulas import rrelu_slope
-from . import _vmath
+from . import _stream, _vmath
+from ._stream import STAGE, aligned_head, buffer, fence, write_aligned
 from ._launch import cached, decorator, formulas, launch
 from ._numba import ijit, pjit
 from ._views import flat2
 
 CHUNK = 1 << 14
+STREAM_CHUNK = 1 << 16  # streamed: fewer fences and stage buffers (measured ~8% faster than 1 << 14)
+
+
+def _segment(sa, sb, sc, so, p):
+    # 1-D segments indexed from 0: LLVM vectorizes this loop, not one over range(col, col + m)
+    for j in range(so.shape[0]):
+        so[j] = _w(sa[j], sb[j], sc[j], p)  # noqa: F821
 
 
 def _template(a, b, c, out, p):
     rows, cols = out.shape
     total = rows * cols
-    for k in prange((total + CHUNK - 1) // CHUNK):
-        start = k * CHUNK
-        stop = min(start + CHUNK, total)
+    for k in prange((total + _CHUNK - 1) // _CHUNK):  # noqa: F821
+        start = k * _CHUNK  # noqa: F821
+        stop = min(start + _CHUNK, total)  # noqa: F821
         r = start // cols
         col = start - r * cols
+        if _STREAM:  # noqa: F821
+            buf = buffer(STAGE, out.dtype)
         while start < stop:
             m = min(stop - start, cols - col)
-            # 1-D segments indexed from 0: LLVM vectorizes this loop, not one over range(col, col + m)
             sa, sb, sc, so = a[r, col : col + m], b[r, col : col + m], c[r, col : col + m], out[r, col : col + m]
-            for j in range(m):
-                so[j] = _w(sa[j], sb[j], sc[j], p)  # noqa: F821
+            head = aligned_head(so) if _STREAM else -1  # noqa: F821
+            if head < 0:
+                _segment(sa, sb, sc, so, p)
+            else:
+                # plain up to a cache-line boundary of out, then computed into an
+                # aligned L1 buffer and streamed out (see _stream)
+                h = min(head, m)
+                _segment(sa[:h], sb[:h], sc[:h], so[:h], p)
+                for s in range(h, m, STAGE):
+                    e = min(s + STAGE, m)
+                    t = buf[: e - s]
+                    _segment(sa[s:e], sb[s:e], sc[s:e], t, p)
+                    write_aligned(so[s:e], t)
             start += m
             r += 1
             col = 0
+        if _STREAM:  # noqa: F821
+            fence()
 
 
 def _fill_slopes(out, key, lower, upper):
@@ -47,21 +69,23 @@ def _fill_slopes(out, key, lower, upper):
             out[i] = _slope(key, np.uint64(i), lower, upper)  # noqa: F821
 
 
-def _kernel(wrapper, formula, ctype, size):
+def _kernel(wrapper, formula, ctype, size, stream):
     how = decorator(size)
 
     def build():
-        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
+        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{'stream' if stream else 'store'}.{_vmath.SOURCE_HASH}"
         w = _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
-        return _compile.instantiate(_template, {"_w": w}, tag, how)
+        seg = _compile.instantiate(_segment, {"_w": w}, tag, ijit)
+        chunk = STREAM_CHUNK if stream else CHUNK
+        return _compile.instantiate(_template, {"_segment": seg, "_STREAM": stream, "_CHUNK": chunk}, tag, how)
 
-    return cached(("ew", wrapper, formula, ctype, how), build)
+    return cached(("ew", wrapper, formula, ctype, how, stream), build)
 
 
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     ctype = COMPUTE[np.result_type(*arrays)]
-    k = _kernel(wrapper, formula, ctype, out.size)
+    k = _kernel(wrapper, formula, ctype, out.size, _stream.wanted(out.size * ctype.itemsize))
     p = tuple(ctype.type(v) for v in params)
     # the template takes three inputs: repeat the last one (its loads are dead code)
     pick = [min(i, len(arrays) - 1) for i in range(3)]
