@@ -1,10 +1,15 @@
-"""Fit the tail polynomial of the CPU's vectorizable erfc (gpu_act/backends/cpu/_vmath.py).
+"""Fit the polynomial of the CPU's vectorizable erfc (gpu_act/backends/cpu/_vmath.py).
 
-For x >= ERF_CUT, erfc(x) = e^{-x^2} E(t) / (1 + 2x) with t = (x - K)/(x + K) in
-[(ERF_CUT - K)/(ERF_CUT + K), 1): E(t) = (1 + 2x) erfcx(x) is smooth on the whole
-half-line (it tends to 2/sqrt(pi)), so one polynomial in t covers it. The fit is a
-Chebyshev least-squares fit against mpmath at 40 digits, converted to the power
-basis (its coefficients stay below 1.3, so Horner in t loses nothing).
+For ERF_CUT <= a <= HI, with t = (a - K)/(a + K):
+- float32 ("u" form): erfc(a) = e^{-a^2} u G(t), u = 1/(a + K), t = 1 - 2K u,
+  G(t) = (a + K) erfcx(a); fitted from a = 0, so erfc needs no second branch;
+- float64 ("1+2a" form): erfc(a) = e^{-a^2} E(t)/(1 + 2a), E(t) = (1 + 2a) erfcx(a);
+  fitted from ERF_CUT = 0.5 (1 - erf(a) below). The "u" form stalls near 1.5e-15
+  there (degree 22-28), this one reaches 5.6e-16 at degree 22.
+Both are smooth on the whole half-line (erfcx(a) ~ 1/(a sqrt(pi))), so one
+polynomial in t covers it. The fit is a Chebyshev least-squares fit against
+mpmath at 40 digits, converted to the power basis (coefficients below 1.3, so
+Horner in t loses nothing).
 
     python bench/fit_erfc.py   # rewrites gpu_act/backends/cpu/_erfc_fit.py
 """
@@ -16,25 +21,25 @@ import numpy as np
 from numpy.polynomial import chebyshev, polynomial
 
 mp.mp.dps = 40
-ERF_CUT = 0.5
-K = 2.0
-DEGREE = {"float32": 10, "float64": 22}
+# dtype: (form, ERF_CUT, K, degree, fitted up to a = (None: infinity; float32's
+# erfc rounds to 0 beyond 10.1, and the fit to there needs one degree less))
+SETTINGS = {"float32": ("u", 0.0, 3.0, 9, 10.1), "float64": ("1+2a", 0.5, 2.0, 22, None)}
 TARGET = pathlib.Path(__file__).resolve().parents[1] / "gpu_act" / "backends" / "cpu" / "_erfc_fit.py"
 
 
-def tail(t):
-    x = K * (1 + mp.mpf(t)) / (1 - mp.mpf(t))
-    return float((1 + 2 * x) * mp.exp(x * x) * mp.erfc(x))
+def tail(t, k, form):
+    a = k * (1 + mp.mpf(t)) / (1 - mp.mpf(t))
+    return float(((a + k) if form == "u" else (1 + 2 * a)) * mp.exp(a * a) * mp.erfc(a))
 
 
-def fit(degree, nodes=800):
-    tmin = (ERF_CUT - K) / (ERF_CUT + K)
-    t = (np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes) + 1) * (1 - tmin) / 2 + tmin
-    y = np.array([tail(v) for v in t])
-    series = chebyshev.Chebyshev.fit(t, y, degree, domain=[tmin, 1])
+def fit(form, cut, k, degree, hi, nodes=800):
+    tmin, tmax = (cut - k) / (cut + k), 1.0 if hi is None else (hi - k) / (hi + k)
+    t = (np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes) + 1) * (tmax - tmin) / 2 + tmin
+    y = np.array([tail(v, k, form) for v in t])
+    series = chebyshev.Chebyshev.fit(t, y, degree, domain=[tmin, tmax])
     coef = series.convert(kind=polynomial.Polynomial, domain=[-1, 1], window=[-1, 1]).coef
-    check = np.linspace(tmin, 1 - 1e-9, 4001)
-    err = np.max(np.abs(polynomial.polyval(check, coef) / np.array([tail(v) for v in check]) - 1))
+    check = np.linspace(tmin, min(tmax, 1 - 1e-9), 4001)
+    err = np.max(np.abs(polynomial.polyval(check, coef) / np.array([tail(v, k, form) for v in check]) - 1))
     return tuple(float(c) for c in coef[::-1]), err
 
 
@@ -46,12 +51,13 @@ def main():
         "",
         "ERFC_FIT = {",
     ]
-    for name, degree in DEGREE.items():
-        coef, err = fit(degree)
+    for name, (form, cut, k, degree, hi) in SETTINGS.items():
+        coef, err = fit(form, cut, k, degree, hi)
         print(f"{name}: degree {degree}, max relative fit error {err:.2e}")
         lines.append(f"    np.{name}: dict(  # max relative fit error {err:.1e}")
-        lines.append(f"        ERF_CUT={ERF_CUT!r},")
-        lines.append(f"        ERFC_K={K!r},")
+        lines.append(f"        ERFC_U_FORM={form == 'u'!r},")
+        lines.append(f"        ERF_CUT={cut!r},")
+        lines.append(f"        ERFC_K={k!r},")
         lines.append("        ERFC_POLY=(")
         lines += [f"            {c!r}," for c in coef]
         lines.append("        ),")

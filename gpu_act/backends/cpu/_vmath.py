@@ -24,10 +24,11 @@ Methods (x the argument, all with special values handled by selects):
          float, so a row maximum is an integer max reduction (native, cheap),
          where a float max reduction either does not vectorize or, through
          llvm.maximum, costs ~60 ns per row in its final reduction.
-- erfc:  |x| < ERF_CUT: 1 - erf(x), erf from its Taylor series in x^2;
-         beyond: e^{-x^2} E(t) / (1 + 2|x|), E a Chebyshev fit of
-         (1 + 2x) erfcx(x) in t = (x - K)/(x + K); the rounding error of x^2
-         (exact by FMA) is applied as a factor, so it does not reach e^{-x^2};
+- erfc:  a = |x|: e^{-a^2} times a Chebyshev fit in t = (a - K)/(a + K) of
+         erfcx (bench/fit_erfc.py): float32 from a = 0, one branch, with one
+         division u = 1/(a + K); float64 from a = 0.5 (1 - erf(a), erf from
+         its Taylor series, below). The rounding error of a^2 (exact by FMA)
+         is applied as a factor, so it does not reach e^{-a^2};
          erfc(-x) = 2 - erfc(x).
 """
 
@@ -181,8 +182,8 @@ _CONSTANTS = {
         N_BIG=np.int32(30),
         EXP_POLY=_taylor_exp(7),
         LOG_POLY=_atanh_series(5),
-        ERFC_HI=10.1,
-        ERF_POLY=_erf_series(8),
+        ERFC_HI=10.1,  # also where bench/fit_erfc.py ends float32's fit
+        ERF_POLY=_erf_series(8),  # compiled, never taken: float32's fit starts at 0 (ERF_CUT)
         **_erfc_fit.ERFC_FIT[np.float32],
     ),
 }
@@ -271,24 +272,24 @@ def _tanh(x):
 
 def _erfc(x):
     a = abs(x)
-    # near 0: 1 - erf|x|
-    z = a * a
-    near = 1.0 - a * _poly(z, ERF_POLY)  # noqa: F821
-    # tail: e^{-a^2} E(t)/(1 + 2a); a^2 = p + e exactly (p = a*a rounded, e by FMA),
-    # e^{-a^2} = e^{-p} (1 - e) as |e| <= ulp(p)/2
-    ac = a if a < ERFC_HI else ERFC_HI  # noqa: F821  (erfc rounds to 0 beyond; also catches inf)
-    # one division for both quotients: t = (a - K)/(a + K) and 1/(1 + 2a)
-    d1 = ac + ERFC_K  # noqa: F821
-    d2 = 1.0 + 2.0 * ac
-    inv = 1.0 / (d1 * d2)
-    t = (ac - ERFC_K) * d2 * inv  # noqa: F821
+    ac = ERFC_HI if a > ERFC_HI else a  # noqa: F821  (erfc rounds to 0 beyond; a NaN passes)
+    # e^{-a^2}: a^2 = p + e exactly (p = a*a rounded, e by FMA), e^{-a^2} = e^{-p} (1 - e)
+    # as |e| <= ulp(p)/2, so the rounding of a^2 does not reach e^{-a^2}
     p = ac * ac
     g = _exp(-p) * (1.0 - fma(ac, ac, -p))
-    far = g * _poly(t, ERFC_POLY) * (d1 * inv)  # noqa: F821
-    far = far if a < ERFC_HI else 0.0  # noqa: F821
-    y = near if a < ERF_CUT else far  # noqa: F821
-    y = y if x >= 0.0 else 2.0 - y
-    return y if x == x else x
+    if ERFC_U_FORM:  # noqa: F821  (float32) e^{-a^2} u G(t), u = 1/(a + K), t = 1 - 2K u
+        u = 1.0 / (ac + ERFC_K)  # noqa: F821
+        y = g * u * _poly(1.0 - (2.0 * ERFC_K) * u, ERFC_POLY)  # noqa: F821
+    else:  # (float64) e^{-a^2} E(t)/(1 + 2a), t = (a - K)/(a + K): one division for both
+        d1 = ac + ERFC_K  # noqa: F821
+        d2 = 1.0 + 2.0 * ac
+        inv = 1.0 / (d1 * d2)
+        y = g * _poly((ac - ERFC_K) * d2 * inv, ERFC_POLY) * (d1 * inv)  # noqa: F821
+    y = 0.0 if a >= ERFC_HI else y  # noqa: F821  (also inf)
+    if ERF_CUT > 0.0:  # noqa: F821  near 0: 1 - erf|x|, erf from its Taylor series
+        y = (1.0 - a * _poly(a * a, ERF_POLY)) if a < ERF_CUT else y  # noqa: F821
+    # erfc(-x) = 2 - erfc(x); NaN has come through
+    return y if x >= 0.0 else 2.0 - y
 
 
 def _max_key(x):
