@@ -68,3 +68,24 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
     g.update(bindings)
     qual = f"{template.__name__}.{tag}.{SOURCE_HASH}"
     return decorate(_clone(template, g, qual, None if ctype is None else np.dtype(ctype).type))
+
+
+TRANSCENDENTAL = ("erfc", "exp", "expm1", "log1p", "tanh")
+
+
+def calls_transcendental(fn):
+    """Whether formula ``fn`` (from ``gpu_act.formulas``) calls exp, erfc, ...,
+    directly or through other formulas: the CPU backend's cue that its loop is
+    bound by arithmetic rather than by memory."""
+    seen, todo = set(), [fn.__name__]
+    by_name = {f.__name__: f for f in FORMULAS}
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in TRANSCENDENTAL:
+            return True
+        if name in by_name:
+            todo += by_name[name].__code__.co_names
+    return False

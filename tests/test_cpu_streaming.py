@@ -34,12 +34,12 @@ def streamed(monkeypatch):
 @pytest.mark.parametrize("n", LENGTHS)
 def test_streamed_output_at_every_offset(streamed, n, dtype):
     x = np.random.default_rng(n).standard_normal(n).astype(dtype) * 4
-    want = ref.forward("sigmoid", x)
+    want = ref.forward("hardswish", x)
     width = _stream.VECTOR_BYTES // np.dtype(dtype).itemsize
     for offset in range(0, width, 3):
         backing = np.full(n + 2 * width, -7.0, dtype)
         out = backing[offset : offset + n]
-        assert ga.sigmoid(x, out=out) is out
+        assert ga.hardswish(x, out=out) is out
         assert_close(out, want, dtype)
         assert (backing[:offset] == -7.0).all() and (backing[offset + n :] == -7.0).all()
 
@@ -64,8 +64,18 @@ def test_streamed_2d_rows_and_broadcast_inputs(streamed):
     g = np.random.default_rng(3).standard_normal((7, 3 * STAGE + 9)).astype(np.float32)
     x = np.random.default_rng(4).standard_normal((7, 3 * STAGE + 9)).astype(np.float32)
     out = np.full((7, 4 * STAGE), -7.0, np.float32)[:, 5 : 5 + x.shape[1]]
-    ga.silu_backward(g, x, out=out)
-    assert_close(out, ref.backward("silu", g, x), np.float32)
+    ga.hardtanh_backward(g, x, out=out)
+    assert_close(out, ref.backward("hardtanh", g, x), np.float32)
+
+
+def test_only_memory_bound_formulas_stream():
+    from gpu_act import formulas
+
+    assert not _compile.calls_transcendental(formulas.hardswish_fwd)
+    assert not _compile.calls_transcendental(formulas.relu_der)
+    # through other formulas: gelu_fwd -> gelu_cdf -> erfc, silu_fwd -> swish_fwd -> sigmoid_fwd -> exp
+    assert _compile.calls_transcendental(formulas.gelu_fwd)
+    assert _compile.calls_transcendental(formulas.silu_fwd)
 
 
 @pytest.mark.skipif(not _stream.ENABLED, reason="non-temporal stores are used on x86-64 only")
