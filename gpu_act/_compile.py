@@ -17,6 +17,7 @@ on-disk cache (keyed by qualified name and bytecode) never mixes two ops, and
 an edited formula never reuses a stale kernel.
 """
 
+import functools
 import hashlib
 import inspect
 import math
@@ -71,14 +72,15 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
 
 
 TRANSCENDENTAL = ("erfc", "exp", "expm1", "log1p", "tanh")
+_BY_NAME = {f.__name__: f for f in FORMULAS}
 
 
+@functools.cache
 def calls_transcendental(fn):
     """Whether formula ``fn`` (from ``gpu_act.formulas``) calls exp, erfc, ...,
     directly or through other formulas: the CPU backend's cue that its loop is
-    bound by arithmetic rather than by memory."""
+    bound by arithmetic rather than by memory. Cached: asked on every call."""
     seen, todo = set(), [fn.__name__]
-    by_name = {f.__name__: f for f in FORMULAS}
     while todo:
         name = todo.pop()
         if name in seen:
@@ -86,6 +88,6 @@ def calls_transcendental(fn):
         seen.add(name)
         if name in TRANSCENDENTAL:
             return True
-        if name in by_name:
-            todo += by_name[name].__code__.co_names
+        if name in _BY_NAME:
+            todo += _BY_NAME[name].__code__.co_names
     return False
