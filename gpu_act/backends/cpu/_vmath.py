@@ -11,11 +11,14 @@ touches float64.
 
 Methods (x the argument, all with special values handled by selects):
 - exp:   n = round(x/ln2), r = x - n ln2 (Cody-Waite split, n*LN2_HI exact),
-         e^x = 2^n (1 + q(r)), q the Taylor polynomial of e^r - 1 on
-         |r| <= ln2/2 (error < 1 ulp). The 2^n scaling is llvm.ldexp where the
+         e^x = 2^n (1 + r q(r)), q a near-minimax fit of (e^r - 1)/r on
+         |r| <= ln2/2 (bench/fit_vmath.py; error < 1 ulp; one degree and two
+         operations fewer than Taylor's r + r^2 P(r) + 1, which expm1 keeps for
+         its accuracy near 0). The 2^n scaling is llvm.ldexp where the
          CPU has it as one instruction (AVX-512 vscalef), else two normal
          powers of two 2^(n/2) 2^(n - n/2), which reach subnormal results too.
-- expm1: 2^n q + (2^n - 1): exact scalings, one rounding, and q itself for n = 0.
+- expm1: 2^n q + (2^n - 1), q = e^r - 1 (Taylor): exact scalings, one rounding,
+         and q itself for n = 0.
 - log1p: u = 1 + x = 2^k m, m in [sqrt(1/2), sqrt 2), f = m - 1, s = f/(2+f):
          log m = f - s (f - R), R = 2s^2/3 + 2s^4/5 + ... (atanh series),
          plus c/u, c = (1 + x) - u, for the rounding of u.
@@ -25,10 +28,11 @@ Methods (x the argument, all with special values handled by selects):
          where a float max reduction either does not vectorize or, through
          llvm.maximum, costs ~60 ns per row in its final reduction.
 - erfc:  a = |x|: e^{-a^2} times a Chebyshev fit in t = (a - K)/(a + K) of
-         erfcx (bench/fit_erfc.py): float32 from a = 0, one branch, with one
+         erfcx (bench/fit_vmath.py): float32 from a = 0, one branch, with one
          division u = 1/(a + K); float64 from a = 0.5 (1 - erf(a), erf from
          its Taylor series, below). The rounding error of a^2 (exact by FMA)
-         is applied as a factor, so it does not reach e^{-a^2};
+         joins exp's reduced argument, so it does not reach e^{-a^2}. Beyond
+         ERFC_HI the argument is clamped there, where the result rounds to 0;
          erfc(-x) = 2 - erfc(x).
 """
 
@@ -46,12 +50,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ... import _compile
-from . import _erfc_fit
+from . import _fits
 from ._numba import jit
 
 # in the kernels' qualified names, so Numba's disk cache never serves a stale version
 SOURCE_HASH = hashlib.sha1(
-    (pathlib.Path(__file__).read_text() + pathlib.Path(_erfc_fit.__file__).read_text()).encode()
+    (pathlib.Path(__file__).read_text() + pathlib.Path(_fits.__file__).read_text()).encode()
 ).hexdigest()[:8]
 
 
@@ -156,11 +160,11 @@ _CONSTANTS = {
         EXP_HI=710.0,  # and to inf above
         EXPM1_LO=-40.0,  # e^x - 1 rounds to -1 below
         N_BIG=np.int64(60),  # 2^n - 1 == 2^n to working precision above
-        EXP_POLY=_taylor_exp(13),
+        EXPM1_POLY=_taylor_exp(13),
         LOG_POLY=_atanh_series(10),
         ERFC_HI=27.3,  # erfc rounds to 0 beyond
         ERF_POLY=_erf_series(13),
-        **_erfc_fit.ERFC_FIT[np.float64],
+        **_fits.FITS[np.float64],
     ),
     np.float32: dict(
         INT=np.int32,
@@ -180,11 +184,11 @@ _CONSTANTS = {
         EXP_HI=89.0,
         EXPM1_LO=-20.0,
         N_BIG=np.int32(30),
-        EXP_POLY=_taylor_exp(7),
+        EXPM1_POLY=_taylor_exp(7),
         LOG_POLY=_atanh_series(5),
-        ERFC_HI=10.1,  # also where bench/fit_erfc.py ends float32's fit
+        ERFC_HI=10.1,  # also where bench/fit_vmath.py ends float32's fit
         ERF_POLY=_erf_series(8),  # compiled, never taken: float32's fit starts at 0 (ERF_CUT)
-        **_erfc_fit.ERFC_FIT[np.float32],
+        **_fits.FITS[np.float32],
     ),
 }
 
@@ -209,22 +213,30 @@ def _pow2(n):
     return _bits_as_float(INT((n + BIAS) << MBITS))  # noqa: F821
 
 
-def _reduce(x, lo):
-    # (n, r) with x = n ln2 + r, |r| <= ln2/2, for x clamped to [lo, EXP_HI]; a NaN
-    # passes the clamps (x86 min/max order) and makes r NaN. n = round(x/ln2) by
-    # adding SHIFTER = 1.5 2^MBITS: the sum's low mantissa bits are n, read without a
-    # float->int conversion (which would be undefined for NaN)
-    xc = lo if x < lo else x
-    xc = EXP_HI if xc > EXP_HI else xc  # noqa: F821
-    t = xc * LOG2E + SHIFTER  # noqa: F821
+def _split(x):
+    # (n, r) with x = n ln2 + r, |r| <= ln2/2, for x in [EXP_LO, EXP_HI] (or NaN: r is
+    # NaN). n = round(x/ln2) by adding SHIFTER = 1.5 2^MBITS: the sum's low mantissa
+    # bits are n, read without a float->int conversion (which would be undefined for NaN)
+    t = x * LOG2E + SHIFTER  # noqa: F821
     nf = t - SHIFTER  # noqa: F821
-    r = (xc - nf * LN2_HI) - nf * LN2_LO  # noqa: F821
+    r = (x - nf * LN2_HI) - nf * LN2_LO  # noqa: F821
     return INT(_float_as_bits(t) - _float_as_bits(SHIFTER)), r  # noqa: F821
+
+
+def _reduce(x, lo):
+    # _split of x clamped to [lo, EXP_HI]; a NaN passes the clamps (x86 min/max order)
+    xc = lo if x < lo else x
+    return _split(EXP_HI if xc > EXP_HI else xc)  # noqa: F821
+
+
+def _exp_small(r):
+    # e^r for |r| <= ln2/2: 1 + r q(r), q a near-minimax fit of (e^r - 1)/r (bench/fit_vmath.py)
+    return 1.0 + r * _poly(r, EXP_POLY)  # noqa: F821
 
 
 def _expm1_small(r):
     # e^r - 1 for |r| <= ln2/2
-    return r + r * r * _poly(r, EXP_POLY)  # noqa: F821
+    return r + r * r * _poly(r, EXPM1_POLY)  # noqa: F821
 
 
 def _scale2(y, n):
@@ -235,7 +247,7 @@ def _scale2(y, n):
 
 def _exp(x):
     n, r = _reduce(x, EXP_LO)  # noqa: F821
-    return _ldexp(_expm1_small(r) + 1.0, n)  # noqa: F821
+    return _ldexp(_exp_small(r), n)  # noqa: F821
 
 
 def _expm1(x):
@@ -273,19 +285,20 @@ def _tanh(x):
 def _erfc(x):
     a = abs(x)
     ac = ERFC_HI if a > ERFC_HI else a  # noqa: F821  (erfc rounds to 0 beyond; a NaN passes)
-    # e^{-a^2}: a^2 = p + e exactly (p = a*a rounded, e by FMA), e^{-a^2} = e^{-p} (1 - e)
-    # as |e| <= ulp(p)/2, so the rounding of a^2 does not reach e^{-a^2}
+    # e^{-a^2} = e^{-p - e}, a^2 = p + e exactly (p = a*a rounded, e by FMA): e joins the
+    # reduced argument, so the rounding of a^2 does not reach e^{-a^2}. -p lies in
+    # [-ERFC_HI^2, 0] (or is NaN): no clamps needed
     p = ac * ac
-    g = _exp(-p) * (1.0 - fma(ac, ac, -p))
-    if ERFC_U_FORM:  # noqa: F821  (float32) e^{-a^2} u G(t), u = 1/(a + K), t = 1 - 2K u
+    n, r = _split(-p)
+    g = _ldexp(_exp_small(r - fma(ac, ac, -p)), n)  # noqa: F821
+    if ERFC_U_FORM:  # noqa: F821  (float32) e^{-a^2} u G, u = 1/(a + K), G a polynomial in u - 1/(2K)
         u = 1.0 / (ac + ERFC_K)  # noqa: F821
-        y = g * u * _poly(1.0 - (2.0 * ERFC_K) * u, ERFC_POLY)  # noqa: F821
+        y = g * (u * _poly(u - 0.5 / ERFC_K, ERFC_POLY))  # noqa: F821  (g last: it may be subnormal)
     else:  # (float64) e^{-a^2} E(t)/(1 + 2a), t = (a - K)/(a + K): one division for both
         d1 = ac + ERFC_K  # noqa: F821
         d2 = 1.0 + 2.0 * ac
         inv = 1.0 / (d1 * d2)
-        y = g * _poly((ac - ERFC_K) * d2 * inv, ERFC_POLY) * (d1 * inv)  # noqa: F821
-    y = 0.0 if a >= ERFC_HI else y  # noqa: F821  (also inf)
+        y = g * (_poly((ac - ERFC_K) * d2 * inv, ERFC_POLY) * (d1 * inv))  # noqa: F821
     if ERF_CUT > 0.0:  # noqa: F821  near 0: 1 - erf|x|, erf from its Taylor series
         y = (1.0 - a * _poly(a * a, ERF_POLY)) if a < ERF_CUT else y  # noqa: F821
     # erfc(-x) = 2 - erfc(x); NaN has come through
@@ -312,7 +325,7 @@ def _row_max(xr):
     return _from_max_key(k)
 
 
-_TEMPLATES = (_poly, _pow2, _scale2, _reduce, _expm1_small, _exp, _expm1, _log1p, _tanh, _erfc, _max_key, _from_max_key, _row_max)
+_TEMPLATES = (_poly, _pow2, _scale2, _split, _reduce, _exp_small, _expm1_small, _exp, _expm1, _log1p, _tanh, _erfc, _max_key, _from_max_key, _row_max)
 EXPORTED = ("exp", "expm1", "log1p", "tanh", "erfc", "max_key", "from_max_key", "row_max")
 
 _lock = threading.Lock()
