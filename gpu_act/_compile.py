@@ -71,23 +71,22 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
     return decorate(_clone(template, g, qual, None if ctype is None else np.dtype(ctype).type))
 
 
-TRANSCENDENTAL = ("erfc", "exp", "expm1", "log1p", "tanh")
+# the toolbox's costly functions, in units of about one exp's work (erfc: an exp,
+# a division and a degree-8 polynomial)
+TRANSCENDENTAL = {"exp": 1, "expm1": 1, "log1p": 1, "tanh": 1, "erfc": 2}
 _BY_NAME = {f.__name__: f for f in FORMULAS}
 
 
 @functools.cache
-def calls_transcendental(fn):
-    """Whether formula ``fn`` (from ``gpu_act.formulas``) calls exp, erfc, ...,
-    directly or through other formulas: the CPU backend's cue that its loop is
-    bound by arithmetic rather than by memory. Cached: asked on every call."""
-    seen, todo = set(), [fn.__name__]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
+def transcendental_cost(fn):
+    """The exp's worth of work formula ``fn`` (from ``gpu_act.formulas``) calls for,
+    directly or through other formulas (each distinct callee counted once per
+    caller): the CPU backend's cue for whether its loop waits on memory or on
+    arithmetic. Cached: asked on every call."""
+    cost = 0
+    for name in set(fn.__code__.co_names):
         if name in TRANSCENDENTAL:
-            return True
-        if name in _BY_NAME:
-            todo += _BY_NAME[name].__code__.co_names
-    return False
+            cost += TRANSCENDENTAL[name]
+        elif name in _BY_NAME:
+            cost += transcendental_cost(_BY_NAME[name])
+    return cost

@@ -68,14 +68,17 @@ def test_streamed_2d_rows_and_broadcast_inputs(streamed):
     assert_close(out, ref.backward("hardtanh", g, x), np.float32)
 
 
-def test_only_memory_bound_formulas_stream():
+def test_transcendental_cost_decides_streaming():
     from gpu_act import formulas
 
-    assert not _compile.calls_transcendental(formulas.hardswish_fwd)
-    assert not _compile.calls_transcendental(formulas.relu_der)
-    # through other formulas: gelu_fwd -> gelu_cdf -> erfc, silu_fwd -> swish_fwd -> sigmoid_fwd -> exp
-    assert _compile.calls_transcendental(formulas.gelu_fwd)
-    assert _compile.calls_transcendental(formulas.silu_fwd)
+    cost = _compile.transcendental_cost
+    assert cost(formulas.hardswish_fwd) == cost(formulas.relu_der) == 0
+    # through other formulas: silu_fwd -> swish_fwd -> sigmoid_fwd -> exp
+    assert cost(formulas.silu_fwd) == cost(formulas.mish_fwd) == 1
+    assert cost(formulas.gelu_fwd) == 2  # gelu_cdf -> erfc
+    assert cost(formulas.softplus_fwd) == 2  # exp and log1p
+    assert cost(formulas.mish_der) == 3  # exp, mish_tsp -> exp, sigmoid_fwd -> exp
+    assert cost(formulas.silu_fwd) <= _stream.MAX_COST < cost(formulas.silu_der)
 
 
 @pytest.mark.skipif(not _stream.ENABLED, reason="non-temporal stores are used on x86-64 only")

@@ -5,7 +5,6 @@ erfc where SciPy's float64 erfc is itself off by ~x^2 ulps), the special values,
 the compute dtype being kept, and LLVM vectorizing a loop over each function.
 """
 
-import math
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ import numpy as np
 
 from ... import _compile
 from . import _vmath
-from ._numba import ijit, jit, pjit
+from ._numba import SOURCE_HASH, ijit, jit, pjit
 from ._views import needs_staging
 
 _lock = threading.RLock()
@@ -36,7 +36,7 @@ def formulas(ctype):
     ctype = np.dtype(ctype)
     return cached(
         ("formulas", ctype),
-        lambda: _compile.namespace(ijit, ctype, f"cpu.{_vmath.SOURCE_HASH}", overrides=_vmath.functions(ctype)),
+        lambda: _compile.namespace(ijit, ctype, f"cpu.{SOURCE_HASH}", overrides=_vmath.functions(ctype)),
     )
 
 

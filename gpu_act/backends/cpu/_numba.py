@@ -8,9 +8,15 @@
   contraction let LLVM vectorize sums; no ``nnan``/``ninf``/``afn``.
 - NumPy's error model: x/0 gives inf/NaN instead of a ZeroDivisionError
   check, a branch that would stop loops from vectorizing.
+- ``SOURCE_HASH`` of this backend's sources goes into the kernels' qualified
+  names: Numba's disk cache checks only the timestamp of the file that defines
+  a function, and a kernel also depends on the toolbox, constants and fits of
+  the modules beside it.
 """
 
+import hashlib
 import os
+import pathlib
 
 import numba
 
@@ -18,6 +24,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
 FASTMATH = {"reassoc", "contract"}
+SOURCE_HASH = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(pathlib.Path(__file__).parent.glob("*.py")))).hexdigest()[:8]
 
 
 def jit(fn=None, **kw):

@@ -5,11 +5,13 @@ A plain store to a line that is not in cache first reads the line from memory
 store writes the line without reading it and without keeping it in cache.
 For outputs that would not stay in cache anyway that is a third less traffic
 for a one-input elementwise op (measured on the 2-core EPYC: relu on 16M
-float32, 4.1 ms with plain stores, 3.0-3.2 ms streamed, as C with
+float32, 4.1 ms with plain stores, 2.8-3.0 ms streamed, as C with
 ``_mm512_stream_ps``). Smaller outputs keep plain stores: they are likely read
-again soon, from cache. So do loops bound by arithmetic (formulas that call
-exp, erfc, ...; ``_compile.calls_transcendental``): there the staging copy
-measured 5-10% slower (silu, tanh).
+again soon, from cache. So do loops with more than about one exp's work per
+element (``_compile.transcendental_cost`` above ``MAX_COST``): they wait on
+arithmetic, not memory, and measured 1-6% slower streamed (gelu, softplus,
+mish's and silu's derivatives); loops with one exp measured 5-15% faster
+streamed (sigmoid, tanh, elu, mish; the derivatives of sigmoid, tanh, softplus).
 
 LLVM only vectorizes a loop of non-temporal stores whose alignment it knows.
 So a kernel writes the head of a destination plainly, up to its first 64-byte
@@ -17,13 +19,15 @@ boundary (``aligned_head``); from there it computes ``STAGE`` elements at a time
 into an aligned L1 buffer (``buffer``) and ``write_aligned`` streams the whole
 vectors out (plain stores for the rest). Buffer and destination share their
 alignment, so each vector load finds the one vector store that wrote it (a
-buffer at another offset measured ~20% slower on sigmoid). A kernel calls
-``fence`` once it has written (an ``sfence``: streamed stores are weakly
-ordered). Only on x86-64; elsewhere the stores are plain and ``fence`` is
-nothing.
+buffer at another offset measured ~20% slower on sigmoid). Short stages keep
+the streamed stores spread among the arithmetic: 64 elements (four AVX-512
+vectors) measured 5-10% faster than 512 on sigmoid, tanh, elu and relu. A
+kernel calls ``fence`` once it has written (an ``sfence``: streamed stores are
+weakly ordered). Only on x86-64; elsewhere the stores are plain and ``fence``
+is nothing.
 
-Softmax keeps plain stores: streamed per row through a buffer it measured
-slower (4096x4096: 6.1 ms against 4.9; 65536x128: 7 against 2.7).
+Softmax keeps plain stores: streamed per row through a buffer of 512-element
+stages it measured slower (4096x4096: 6.1 ms against 4.9; 65536x128: 7 against 2.7).
 """
 
 import pathlib
@@ -38,9 +42,10 @@ from numba.extending import intrinsic
 from ._numba import ijit
 
 VECTOR_BYTES = 64  # one cache line: one AVX-512 store, two AVX ones
-STAGE = 512  # elements per staged block: measured 256-512 best, 2048 ~12% slower
+STAGE = 64  # elements per staged block (see above)
 ENABLED = platform.machine().lower() in ("x86_64", "amd64")
 DEFAULT_CACHE_BYTES = 32 << 20
+MAX_COST = 1  # the most exp's worth of work per element a streamed loop may do
 
 
 def _last_level_cache_bytes():

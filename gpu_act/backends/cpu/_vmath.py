@@ -36,9 +36,7 @@ Methods (x the argument, all with special values handled by selects):
          erfc(-x) = 2 - erfc(x).
 """
 
-import hashlib
 import math
-import pathlib
 import threading
 
 import numba
@@ -51,13 +49,7 @@ from numba.extending import intrinsic
 
 from ... import _compile
 from . import _fits
-from ._numba import jit
-
-# in the kernels' qualified names, so Numba's disk cache never serves a stale version
-SOURCE_HASH = hashlib.sha1(
-    (pathlib.Path(__file__).read_text() + pathlib.Path(_fits.__file__).read_text()).encode()
-).hexdigest()[:8]
-
+from ._numba import SOURCE_HASH, jit
 
 @intrinsic
 def _bits_as_float(typingctx, bits):

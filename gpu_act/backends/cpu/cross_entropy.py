@@ -15,7 +15,7 @@ from ... import _compile
 from ..._dtypes import COMPUTE
 from ._launch import cached, decorator
 from . import _vmath
-from ._numba import ijit
+from ._numba import SOURCE_HASH, ijit
 from ._views import rows3
 
 
@@ -86,7 +86,7 @@ def _kernel(template, ctype, size):
     how = decorator(size)
 
     def build():
-        tag = f"{ctype.name}.{how.__name__}.{_vmath.SOURCE_HASH}"
+        tag = f"{ctype.name}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
         exp = vm["exp"]  # vectorizes, unlike np.exp
         lse = _compile.instantiate(_lse, {"_" + k: vm[k] for k in ("exp", "row_max")}, tag, ijit, ctype)

@@ -13,10 +13,10 @@ from ... import _compile
 from ..._dtypes import COMPUTE
 from ..._wrappers import WRAPPERS
 from ...formulas import rrelu_slope
-from . import _stream, _vmath
+from . import _stream
 from ._stream import STAGE, aligned_head, buffer, fence, write_aligned
 from ._launch import cached, decorator, formulas, launch
-from ._numba import ijit, pjit
+from ._numba import SOURCE_HASH, ijit, pjit
 from ._views import flat2
 
 CHUNK = 1 << 14
@@ -73,7 +73,7 @@ def _kernel(wrapper, formula, ctype, size, stream):
     how = decorator(size)
 
     def build():
-        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{'stream' if stream else 'store'}.{_vmath.SOURCE_HASH}"
+        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{'stream' if stream else 'store'}.{SOURCE_HASH}"
         w = _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
         seg = _compile.instantiate(_segment, {"_w": w}, tag, ijit)
         chunk = STREAM_CHUNK if stream else CHUNK
@@ -85,9 +85,7 @@ def _kernel(wrapper, formula, ctype, size, stream):
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     ctype = COMPUTE[np.result_type(*arrays)]
-    # streamed stores pay off where the loop waits on memory; a loop of exp, erfc, ...
-    # is bound by arithmetic, and the staging copy measured 5-10% slower there (silu, tanh)
-    stream = _stream.wanted(out.size * ctype.itemsize) and not _compile.calls_transcendental(formula)
+    stream = _stream.wanted(out.size * ctype.itemsize) and _compile.transcendental_cost(formula) <= _stream.MAX_COST
     k = _kernel(wrapper, formula, ctype, out.size, stream)
     p = tuple(ctype.type(v) for v in params)
     # the template takes three inputs: repeat the last one (its loads are dead code)
