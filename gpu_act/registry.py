@@ -6,6 +6,7 @@ functions (``gpu_act.elementwise``) and every backend's kernels are generated
 from these rows; the README's table is printed from them too.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -62,8 +63,14 @@ class Activation:
     # for choice parameters: choice value -> (forward, derivative) used instead
     variants: dict = field(default_factory=dict)
 
+    @functools.cached_property
+    def _defaults(self):
+        return tuple(p.convert(self.name, p.default) for p in self.params)
+
     def bind(self, fname, args, kwargs):
         """Positional/keyword parameters -> tuple of floats in declaration order."""
+        if not args and not kwargs:  # the common call: the defaults, converted once
+            return self._defaults
         if len(args) > len(self.params):
             raise TypeError(f"{fname}() takes at most {len(self.params)} parameter(s) after x, got {len(args)}")
         values = {}
