@@ -44,7 +44,8 @@ def _contiguous(arrays):
 def flat2(arrays):
     """2-D views of same-shape operands, or None."""
     if _contiguous(arrays):  # the common case, without as_strided's cost
-        return [a.reshape(1, a.size) for a in arrays]
+        shape = (1, arrays[0].size)
+        return [a.reshape(shape) for a in arrays]
     groups = _groups(arrays[0].shape, [a.strides for a in arrays])
     if len(groups) > 2:
         return None

@@ -82,17 +82,20 @@ def _kernel(wrapper, formula, ctype, size, stream):
     return cached(("ew", wrapper, formula, ctype, how, stream), build)
 
 
+# the template takes three inputs: with fewer, the last one repeats (its loads are dead code)
+_PICK = {1: (0, 0, 0), 2: (0, 1, 1), 3: (0, 1, 2)}
+
+
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     ctype = COMPUTE[np.result_type(*arrays)]
     stream = _stream.wanted(out.size * ctype.itemsize) and _compile.transcendental_cost(formula) <= _stream.MAX_COST
     k = _kernel(wrapper, formula, ctype, out.size, stream)
-    p = tuple(ctype.type(v) for v in params)
-    # the template takes three inputs: repeat the last one (its loads are dead code)
-    pick = [min(i, len(arrays) - 1) for i in range(3)]
+    p = tuple(map(ctype.type, params))
+    a, b, c = _PICK[len(arrays)]
 
     def run(*v):
-        k(v[pick[0]], v[pick[1]], v[pick[2]], v[-1], p)
+        k(v[a], v[b], v[c], v[-1], p)
 
     launch(run, flat2, arrays, out, ctype)
 
