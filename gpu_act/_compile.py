@@ -72,7 +72,7 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
 
 
 # the toolbox's costly functions, in units of about one exp's work (erfc: an exp,
-# a division and a degree-8 polynomial)
+# a division and a polynomial as long again)
 TRANSCENDENTAL = {"exp": 1, "expm1": 1, "log1p": 1, "tanh": 1, "erfc": 2}
 _BY_NAME = {f.__name__: f for f in FORMULAS}
 
@@ -81,8 +81,9 @@ _BY_NAME = {f.__name__: f for f in FORMULAS}
 def transcendental_cost(fn):
     """The exp's worth of work formula ``fn`` (from ``gpu_act.formulas``) calls for,
     directly or through other formulas (each distinct callee counted once per
-    caller): the CPU backend's cue for whether its loop waits on memory or on
-    arithmetic. Cached: asked on every call."""
+    caller, as written: an exp two callees share counts twice, though LLVM
+    computes it once): the CPU backend's cue for whether its loop waits on
+    memory or on arithmetic. Cached: asked on every call."""
     cost = 0
     for name in set(fn.__code__.co_names):
         if name in TRANSCENDENTAL:

@@ -32,14 +32,18 @@ def streamed(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", LENGTHS)
-def test_streamed_output_at_every_offset(streamed, n, dtype):
+@pytest.mark.parametrize("op", ["hardswish", "sigmoid"])  # no exp, and one: both stream
+def test_streamed_output_at_every_offset(streamed, op, n, dtype):
+    from gpu_act import formulas
+
+    assert _compile.transcendental_cost(getattr(formulas, op + "_fwd")) <= _stream.MAX_COST
     x = np.random.default_rng(n).standard_normal(n).astype(dtype) * 4
-    want = ref.forward("hardswish", x)
+    want = ref.forward(op, x)
     width = _stream.VECTOR_BYTES // np.dtype(dtype).itemsize
     for offset in range(0, width, 3):
         backing = np.full(n + 2 * width, -7.0, dtype)
         out = backing[offset : offset + n]
-        assert ga.hardswish(x, out=out) is out
+        assert getattr(ga, op)(x, out=out) is out
         assert_close(out, want, dtype)
         assert (backing[:offset] == -7.0).all() and (backing[offset + n :] == -7.0).all()
 

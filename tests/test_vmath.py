@@ -17,9 +17,12 @@ mpmath = pytest.importorskip("mpmath")
 
 NAMES = ("exp", "expm1", "log1p", "tanh", "erfc")
 MAX_ULP = {np.float32: 4.0, np.float64: 4.0}
-# float32 erfc is one branch, e^{-a^2} u G with u = 1/(a + K): four rounded factors
-# (measured: max 5.4 ulp, mean 1.3 near 0); 6 ulp is still 1/60 of float32's test tolerance
-MAX_ULP_ERFC32 = 6.0
+# erfc multiplies rounded factors: float32's one branch e^{-a^2} u G with u = 1/(a + K)
+# (measured on every float32 from 1e-3 to 9.19 against SciPy: max 5.8 ulp, at 1.106);
+# float64's e^{-a^2} E(t)/(1 + 2a) (worst found: 4.73 ulp, at 12.364945; the tests count
+# ulps from the rounded reference, up to half an ulp more). Still 1/55 of float32's test
+# tolerance.
+MAX_ULP_ERFC = {np.float32: 6.0, np.float64: 5.5}
 SPECIAL = {
     "exp": [(np.inf, np.inf), (-np.inf, 0.0), (1000.0, np.inf), (-1000.0, 0.0), (0.0, 1.0)],
     "expm1": [(np.inf, np.inf), (-np.inf, -1.0), (1000.0, np.inf), (-0.0, -0.0), (0.0, 0.0)],
@@ -53,7 +56,8 @@ def _reference(name, x):
 
 def _points(name, dtype, n):
     rng = np.random.default_rng(7)
-    lo, hi = {"exp": (-80, 80), "expm1": (-30, 80), "log1p": (-0.999, 1e6), "tanh": (-12, 12), "erfc": (-6, 9)}[name]
+    # erfc up to where float64's rounds to 0 (float32's results beyond ~9.2 are subnormal: not counted)
+    lo, hi = {"exp": (-80, 80), "expm1": (-30, 80), "log1p": (-0.999, 1e6), "tanh": (-12, 12), "erfc": (-6, 27)}[name]
     x = np.concatenate([rng.uniform(lo, hi, n), rng.uniform(-1, 1, n) * 10.0 ** rng.uniform(-10, 0, n)])
     return x[(x > lo) & (x < hi)].astype(dtype)
 
@@ -62,7 +66,7 @@ def _points(name, dtype, n):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", NAMES)
 def test_accuracy_in_ulps(name, dtype, native_ldexp):
-    x = _points(name, dtype, 1500 if name == "erfc" else 20000)
+    x = _points(name, dtype, 2500 if name == "erfc" else 20000)
     k = _kernel(name, dtype, native_ldexp)
     out = np.empty_like(x)
     k(x, out)
@@ -70,7 +74,7 @@ def test_accuracy_in_ulps(name, dtype, native_ldexp):
     normal = np.abs(ref) >= np.finfo(dtype).tiny
     ulp = np.spacing(np.abs(ref[normal]).astype(dtype)).astype(np.float64)
     err = np.abs(out[normal].astype(np.float64) - ref[normal]) / ulp
-    bound = MAX_ULP_ERFC32 if (name, dtype) == ("erfc", np.float32) else MAX_ULP[dtype]
+    bound = MAX_ULP_ERFC[dtype] if name == "erfc" else MAX_ULP[dtype]
     assert err.max() <= bound, f"{name} {np.dtype(dtype).name}: {err.max():.2f} ulp at x={x[normal][err.argmax()]!r}"
 
 
@@ -148,6 +152,6 @@ def test_erfc_subnormal_tail_rounds_to_zero(dtype, native_ldexp):
     mpmath.mp.dps = 30
     ref = np.array([float(mpmath.erfc(mpmath.mpf(float(v)))) for v in x])
     step = np.finfo(dtype).smallest_subnormal
-    bound = step + MAX_ULP[dtype] * np.finfo(dtype).eps * ref
+    bound = step + MAX_ULP_ERFC[dtype] * np.finfo(dtype).eps * ref
     assert np.all(np.abs(out.astype(np.float64) - ref) <= bound), f"{np.abs(out - ref).max() / step} steps"
     assert 0 < out[0] < np.finfo(dtype).tiny and out[-1] == 0

@@ -8,10 +8,11 @@
   contraction let LLVM vectorize sums; no ``nnan``/``ninf``/``afn``.
 - NumPy's error model: x/0 gives inf/NaN instead of a ZeroDivisionError
   check, a branch that would stop loops from vectorizing.
-- ``SOURCE_HASH`` of this backend's sources goes into the kernels' qualified
-  names: Numba's disk cache checks only the timestamp of the file that defines
-  a function, and a kernel also depends on the toolbox, constants and fits of
-  the modules beside it.
+- ``SOURCE_HASH`` of the sources CPU kernels are built from (this folder and
+  the package's top-level modules: formulas, wrappers, ...) goes into the
+  kernels' qualified names: Numba's disk cache checks only the timestamp of
+  the file that defines a function. Any edit there recompiles every CPU
+  kernel once.
 """
 
 import hashlib
@@ -24,7 +25,9 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
 FASTMATH = {"reassoc", "contract"}
-SOURCE_HASH = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(pathlib.Path(__file__).parent.glob("*.py")))).hexdigest()[:8]
+_HERE = pathlib.Path(__file__).parent
+_SOURCES = sorted(_HERE.glob("*.py")) + sorted(_HERE.parents[1].glob("*.py"))
+SOURCE_HASH = hashlib.sha1(b"".join(p.read_bytes() for p in _SOURCES)).hexdigest()[:8]
 
 
 def jit(fn=None, **kw):

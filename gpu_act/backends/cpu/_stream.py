@@ -42,7 +42,7 @@ from numba.extending import intrinsic
 from ._numba import ijit
 
 VECTOR_BYTES = 64  # one cache line: one AVX-512 store, two AVX ones
-STAGE = 64  # elements per staged block (see above)
+STAGE = 64  # elements per staged block (see above; four AVX-512 vectors of float32, eight of float64)
 ENABLED = platform.machine().lower() in ("x86_64", "amd64")
 DEFAULT_CACHE_BYTES = 32 << 20
 MAX_COST = 1  # the most exp's worth of work per element a streamed loop may do

@@ -73,6 +73,6 @@ def same_view(a, b):
 
 def needs_staging(out, inputs):
     """True when `out` overlaps an input other than being that very view."""
-    if out.base is None and all(a.base is None and a is not out for a in inputs):
+    if out.flags.owndata and all(a.flags.owndata and a is not out for a in inputs):
         return False  # distinct arrays that own their memory: no overlap to look for
     return any(np.may_share_memory(out, a) and not same_view(out, a) for a in inputs)

@@ -51,6 +51,7 @@ from ... import _compile
 from . import _fits
 from ._numba import SOURCE_HASH, jit
 
+
 @intrinsic
 def _bits_as_float(typingctx, bits):
     """Reinterpret int32/int64 bits as float32/float64."""

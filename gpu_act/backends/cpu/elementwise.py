@@ -125,7 +125,7 @@ def rrelu_slopes(shape, key, lower, upper, dtype):
     ctype = COMPUTE[np.dtype(dtype)]
     fill = cached(
         ("slopes", ctype),
-        lambda: _compile.instantiate(_fill_slopes, {"_slope": formulas(ctype)[rrelu_slope.__name__]}, ctype.name, pjit),
+        lambda: _compile.instantiate(_fill_slopes, {"_slope": formulas(ctype)[rrelu_slope.__name__]}, f"{ctype.name}.{SOURCE_HASH}", pjit),
     )
     out = np.empty(int(np.prod(shape)), ctype)
     fill(out, np.uint64(key), ctype.type(lower), ctype.type(upper))
