@@ -5,7 +5,6 @@ erfc where SciPy's float64 erfc is itself off by ~x^2 ulps), the special values,
 the compute dtype being kept, and LLVM vectorizing a loop over each function.
 """
 
-
 import numpy as np
 import pytest
 from numba import njit
@@ -47,10 +46,15 @@ def _kernel(name, dtype, native_ldexp=None):
 SCALINGS = pytest.mark.parametrize("native_ldexp", [None, False], ids=["host", "bits"])
 
 
+def _mp_reference(name, x):
+    mpmath.mp.dps = 30
+    f = getattr(mpmath, name)
+    return np.array([float(f(mpmath.mpf(float(v)))) for v in x])
+
+
 def _reference(name, x):
     if name == "erfc":
-        mpmath.mp.dps = 30
-        return np.array([float(mpmath.erfc(mpmath.mpf(float(v)))) for v in x])
+        return _mp_reference(name, x)
     return {"exp": np.exp, "expm1": np.expm1, "log1p": np.log1p, "tanh": np.tanh}[name](x.astype(np.float64))
 
 
@@ -125,15 +129,21 @@ def test_max_key_orders_like_the_floats(dtype):
     assert fs["max_key"](dtype(np.nan)) > fs["max_key"](dtype(np.inf))  # a default NaN wins a row max
 
 
+def _subnormal_run(name, dtype, native_ldexp, lo, hi, n):
+    # (x, result, mpmath reference) on n points from lo to hi: NumPy's float64 functions
+    # round subnormal float64 results themselves
+    x = np.linspace(lo, hi, n).astype(dtype)
+    out = np.empty_like(x)
+    _kernel(name, dtype, native_ldexp)(x, out)
+    return x, out, _mp_reference(name, x)
+
+
 @SCALINGS
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_exp_subnormal_results(dtype, native_ldexp):
     # e^x below the smallest normal float: within one subnormal step of the rounded value
     lo, hi = {np.float32: (-103.9, -87.4), np.float64: (-745.1, -708.4)}[dtype]
-    x = np.linspace(lo, hi, 3001).astype(dtype)
-    out = np.empty_like(x)
-    _kernel("exp", dtype, native_ldexp)(x, out)
-    ref = np.array([float(mpmath.exp(mpmath.mpf(float(v)))) for v in x])
+    _, out, ref = _subnormal_run("exp", dtype, native_ldexp, lo, hi, 3001)
     step = np.finfo(dtype).smallest_subnormal
     assert np.all(np.abs(out.astype(np.float64) - ref) <= step), f"{np.abs(out - ref).max() / step} steps"
     assert out[0] == 0 or out[0] <= 2 * step and out[-1] > 0
@@ -146,11 +156,7 @@ def test_erfc_subnormal_tail_rounds_to_zero(dtype, native_ldexp):
     # through the subnormal tail and past the clamp, within one subnormal step (plus
     # the relative error allowed above, for the larger subnormals)
     lo, hi = {np.float32: (9.21, 10.6), np.float64: (26.56, 27.8)}[dtype]
-    x = np.linspace(lo, hi, 1001).astype(dtype)
-    out = np.empty_like(x)
-    _kernel("erfc", dtype, native_ldexp)(x, out)
-    mpmath.mp.dps = 30
-    ref = np.array([float(mpmath.erfc(mpmath.mpf(float(v)))) for v in x])
+    _, out, ref = _subnormal_run("erfc", dtype, native_ldexp, lo, hi, 1001)
     step = np.finfo(dtype).smallest_subnormal
     bound = step + MAX_ULP_ERFC[dtype] * np.finfo(dtype).eps * ref
     assert np.all(np.abs(out.astype(np.float64) - ref) <= bound), f"{np.abs(out - ref).max() / step} steps"

@@ -56,7 +56,8 @@ def inputs(op, dtype, rng):
 
 def max_error(actual, expected, dtype):
     """(worst |a - e| / (atol + rtol |e|), NaN/inf positions agree)."""
-    rtol, atol = TOLERANCES[np.dtype(dtype)]["rtol"], TOLERANCES[np.dtype(dtype)]["atol"]
+    tol = TOLERANCES[np.dtype(dtype)]
+    rtol, atol = tol["rtol"], tol["atol"]
     a = np.asarray(actual, np.float64)
     with np.errstate(all="ignore"):
         e = np.asarray(expected, np.float64).astype(dtype).astype(np.float64)
