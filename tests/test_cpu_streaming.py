@@ -91,7 +91,7 @@ def test_streamed_kernel_uses_vector_non_temporal_stores():
         elementwise.WRAPPERS["_apply"], {"_g": elementwise.formulas(np.dtype(np.float32))["relu_fwd"]}, "t", numba.njit
     )
     seg = _compile.instantiate(elementwise._segment, {"_w": w}, "t", numba.njit)
-    bound = {"_segment": seg, "_STREAM": True, "_CHUNK": elementwise.STREAM_CHUNK}
+    bound = {"_segment": seg, "_whole": seg, "_STREAM": True, "_CHUNK": elementwise.STREAM_CHUNK}
     k = _compile.instantiate(elementwise._template, bound, "t", lambda f: numba.njit(f, error_model="numpy"))
     x = np.ones((1, 100), np.float32)
     k(x, x, x, np.empty_like(x), ())

@@ -4,6 +4,14 @@ A kernel applies ``_w`` to every element of 2-D views (see ``_views.flat2``);
 ``_w`` is one of ``gpu_act._wrappers`` bound to a registry formula ``_g``. The
 flat element range is split into chunks run in parallel; inside a chunk the
 loop runs along a row so LLVM can vectorize contiguous data.
+
+A segment written with plain stores runs ``_segment`` compiled as a function of
+its own (``_whole``). Inlined into the kernel, its vectorized loop reloaded the
+formula's constants (polynomial coefficients, ...) from memory on every
+iteration; in a function of its own LLVM keeps them in vector registers
+(sigmoid on 64K float32 in cache, one thread: 0.353 to 0.298 ns per element;
+gelu 0.599 to 0.579). The streamed path's 64-element stages keep the inlined
+copy: the stage loop in a function of its own measured slower.
 """
 
 import numpy as np
@@ -16,7 +24,7 @@ from ...formulas import rrelu_slope
 from . import _stream
 from ._stream import STAGE, aligned_head, buffer, fence, write_aligned
 from ._launch import cached, decorator, formulas, launch
-from ._numba import SOURCE_HASH, ijit, pjit
+from ._numba import SOURCE_HASH, ijit, jit, pjit
 from ._views import flat2
 
 CHUNK = 1 << 14
@@ -44,7 +52,7 @@ def _template(a, b, c, out, p):
             sa, sb, sc, so = a[r, col : col + m], b[r, col : col + m], c[r, col : col + m], out[r, col : col + m]
             head = aligned_head(so) if _STREAM else -1  # noqa: F821
             if head < 0:
-                _segment(sa, sb, sc, so, p)
+                _whole(sa, sb, sc, so, p)  # noqa: F821
             else:
                 # plain up to a cache-line boundary of out, then computed into an
                 # aligned L1 buffer and streamed out (see _stream)
@@ -76,8 +84,9 @@ def _kernel(wrapper, formula, ctype, size, stream):
         tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{'stream' if stream else 'store'}.{SOURCE_HASH}"
         w = _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
         seg = _compile.instantiate(_segment, {"_w": w}, tag, ijit)
+        whole = _compile.instantiate(_segment, {"_w": w}, tag + ".whole", jit)
         chunk = STREAM_CHUNK if stream else CHUNK
-        return _compile.instantiate(_template, {"_segment": seg, "_STREAM": stream, "_CHUNK": chunk}, tag, how)
+        return _compile.instantiate(_template, {"_segment": seg, "_whole": whole, "_STREAM": stream, "_CHUNK": chunk}, tag, how)
 
     return cached(("ew", wrapper, formula, ctype, how, stream), build)
 
