@@ -7,9 +7,12 @@ real target and the simulator (``NUMBA_ENABLE_CUDASIM=1``) is handled here.
 - ``cuda``: the module, for use *inside* kernels (``cuda.grid``, shared arrays,
   shuffles); the simulator finds it by that name in a kernel's globals.
 - ``device`` / ``kernel``: the decorators for device functions and kernels.
-- ``Memory``: describe, view and allocate device memory (raw pointers on the
-  real target, NumPy buffers in the simulator).
-- ``stream_for``: a Numba stream object for an exported stream handle.
+- memory: ``describe_numba``, ``flat``, ``device_array``, ``wrap_pointer``
+  describe, view and allocate device memory (raw pointers on the real target,
+  NumPy buffers in the simulator).
+- streams: ``stream_for`` (a Numba stream for an exported handle),
+  ``numba_stream`` (one for any stream object), ``handle_of`` and
+  ``wait_for`` (order one stream after another's work so far).
 - ``compile_ptx``: PTX for a kernel and signature, without a driver.
 """
 
@@ -129,9 +132,29 @@ def stream_for(handle):
     return s
 
 
+def handle_of(stream):
+    """The exported handle of a Numba stream: 1 for the legacy default stream
+    (whose CUstream is 0), 2 for the per-thread default stream, else the
+    CUstream; the numbering of ``__cuda_array_interface__`` and DLPack."""
+    if SIMULATOR:
+        return 1
+    return int(stream.handle) or 1
+
+
+def wait_for(handle, stream):
+    """Make work queued on Numba ``stream`` from now on wait for the work queued so
+    far on the stream with exported ``handle`` (an event recorded there, waited on here)."""
+    if SIMULATOR:
+        return
+    ev = cuda.event(timing=False)
+    ev.record(stream=stream_for(handle))
+    ev.wait(stream=stream)
+
+
 def numba_stream(obj):
     """``obj`` as a Numba stream: a Numba stream, a CuPy stream (``.ptr``), an
-    object with ``__cuda_stream__`` (returns (version, handle)) or a raw handle."""
+    object with ``__cuda_stream__`` (returns (version, handle)) or a
+    ``torch.cuda.Stream`` (``.cuda_stream``)."""
     if SIMULATOR:
         return 0
     if isinstance(obj, cuda.cudadrv.driver.Stream):
@@ -158,13 +181,23 @@ def is_numba_array(obj):
     return getattr(type(obj), "__cuda_ndarray__", False)
 
 
-def describe_numba(obj):
-    """(pointer, shape, byte strides, dtype, stream handle or None) of a Numba device array."""
+def device_pointer(obj):
+    """The device address of a Numba device array's first element."""
     if SIMULATOR:
-        a = obj._ary
-        return a.__array_interface__["data"][0], a.shape, a.strides, a.dtype, None
+        return obj._ary.__array_interface__["data"][0]
+    return obj.device_ctypes_pointer.value or 0
+
+
+def describe_numba(obj):
+    """(pointer, shape, byte strides, dtype, device ordinal or None, stream handle
+    or None) of a Numba device array; its stream is the one it was made on
+    (0, Numba's default argument, means none)."""
+    if SIMULATOR:
+        return device_pointer(obj), obj.shape, obj.strides, obj.dtype, None, None
     st = obj.stream
-    return obj.device_ctypes_pointer.value or 0, obj.shape, obj.strides, obj.dtype, (int(st.handle.value or 0) or 1) if st else None
+    mem = obj.gpu_data
+    device = mem.context.device.id if mem is not None and getattr(mem, "context", None) is not None else None
+    return device_pointer(obj), obj.shape, obj.strides, obj.dtype, device, handle_of(st) if st else None
 
 
 def flat(owner, pointer, lo, nbytes, dtype):

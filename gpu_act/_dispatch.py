@@ -10,13 +10,11 @@ use, so ``import gpu_act`` imports neither CuPy nor CUDA.
 
 import functools
 import importlib
-import inspect
 import threading
 
 import numpy as np
 
 KNOWN = ("cpu", "cuda", "cupy")
-_DEVICE = ("cuda", "cupy")
 
 
 class BackendUnavailableError(RuntimeError):
@@ -67,39 +65,34 @@ def available_backends():
     return _available
 
 
-_request = threading.local()  # the stream= of the call running in this thread
-
-
 def lazy(fn):
     """``fn`` as a public function: a call passing a ``dask.array.Array`` goes to
-    ``gpu_act._dask`` (imported only then), which maps ``fn`` over the blocks;
-    ``stream=`` (GPU backends) is held for ``resolve`` during the call."""
+    ``gpu_act._dask`` (imported only then), which maps ``fn`` over the blocks."""
 
     @functools.wraps(fn)
-    def call(*args, stream=None, **kwargs):
+    def call(*args, **kwargs):
         for a in (*args, *kwargs.values()):
             if type(a).__module__.startswith("dask"):
                 from . import _dask
 
                 return _dask.call(fn, args, kwargs)
-        _request.stream = stream
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _request.stream = None
+        return fn(*args, **kwargs)
 
-    sig = inspect.signature(fn)
-    call.__signature__ = sig.replace(
-        parameters=[*sig.parameters.values(), inspect.Parameter("stream", inspect.Parameter.KEYWORD_ONLY, default=None)]
-    )
     return call
 
 
-def resolve(fname, arrays, backend):
-    """The backend module for these arrays (None entries ignored) and ``backend=``."""
-    if backend is None and _modules.get("cpu") and all(a is None or type(a) is np.ndarray for a in arrays):
-        if getattr(_request, "stream", None) is None:  # the common NumPy call, without the checks below
-            return _modules["cpu"]
+def resolve(fname, arrays, backend, stream=None):
+    """(backend module, call context) for ``arrays`` (None entries ignored; the
+    first array is the call's primary input), ``backend=`` and ``stream=``.
+
+    The call context is the backend's record of where this call runs: for the
+    GPU backends the device, the stream work is launched on and the kind of
+    array results are made of, all taken from the primary input (or ``stream``).
+    Every backend function of the call takes it as its first argument; the CPU
+    backend's is None."""
+    if backend is None and stream is None and _modules.get("cpu"):
+        if all(a is None or type(a) is np.ndarray for a in arrays):  # the common NumPy call
+            return _modules["cpu"], None
     kinds = {kind_of(a) for a in arrays if a is not None}
     if len(kinds) > 1:
         raise TypeError(
@@ -123,9 +116,9 @@ def resolve(fname, arrays, backend):
         raise TypeError(
             f"{fname}: backend {name!r} cannot run on {where} arrays; gpu_act never copies between host and device"
         )
-    stream = getattr(_request, "stream", None)
-    if hasattr(mod, "use_stream"):
-        mod.use_stream(stream)  # None: the inputs' own stream
-    elif stream is not None:
-        raise ValueError(f"{fname}: stream= is for the GPU backends (cuda, cupy); backend {name!r} runs on the host")
-    return mod
+    if name == "cpu":
+        if stream is not None:
+            raise ValueError(f"{fname}: stream= is for the GPU backends (cuda, cupy); backend {name!r} runs on the host")
+        return mod, None
+    primary = next(a for a in arrays if a is not None)
+    return mod, mod.context(primary, stream)

@@ -48,19 +48,19 @@ def grad_like(fname, g, a):
     same_dtype(fname, "grad_output", g, a.dtype)
 
 
-def out(fname, be, obj, shape, dtype):
+def out(fname, be, ctx, obj, shape, dtype):
     """A native array to write the result into: ``obj`` checked, or a new one."""
     if obj is None:
-        return be.empty(tuple(shape), dtype)
-    o = be.as_out(fname, obj)
+        return be.empty(ctx, tuple(shape), dtype)
+    o = be.as_out(ctx, fname, obj)
     same_shape(fname, "out", o, shape)
     same_dtype(fname, "out", o, dtype)
     return o
 
 
-def inputs(fname, be, named):
+def inputs(fname, be, ctx, named):
     """Native arrays for [(what, obj)], each of an accepted float dtype."""
-    arrays = [be.asarray(obj) for _, obj in named]
+    arrays = [be.asarray(ctx, obj) for _, obj in named]
     for (what, _), a in zip(named, arrays):
         check_float(fname, what, a.dtype)
     return arrays

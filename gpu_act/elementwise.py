@@ -18,6 +18,7 @@ from .registry import ACTIVATIONS, PLAIN
 _KW = [
     inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
     inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None),
+    inspect.Parameter("stream", inspect.Parameter.KEYWORD_ONLY, default=None),
 ]
 
 
@@ -30,25 +31,25 @@ def _signature(act, arrays):
 def _make(act):
     fname = f"gpu_act.{act.name}"
 
-    def forward(x, *args, out=None, backend=None, **kwargs):
-        be = _dispatch.resolve(fname, (x, out), backend)
-        (xa,) = _validate.inputs(fname, be, [("x", x)])
+    def forward(x, *args, out=None, backend=None, stream=None, **kwargs):
+        be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
+        (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
         f, _, params = act.kernels(act.bind(fname, args, kwargs))
-        o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+        o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
         if xa.size:
-            be.unary(f, xa, params, o)
-        return be.wrap(o, x)
+            be.unary(ctx, f, xa, params, o)
+        return be.wrap(ctx, o, x)
 
-    def backward(grad_output, x, *args, out=None, backend=None, **kwargs):
+    def backward(grad_output, x, *args, out=None, backend=None, stream=None, **kwargs):
         name = fname + "_backward"
-        be = _dispatch.resolve(name, (grad_output, x, out), backend)
-        g, xa = _validate.inputs(name, be, [("grad_output", grad_output), ("x", x)])
+        be, ctx = _dispatch.resolve(name, (x, grad_output, out), backend, stream)
+        g, xa = _validate.inputs(name, be, ctx, [("grad_output", grad_output), ("x", x)])
         _validate.grad_like(name, g, xa)
         _, d, params = act.kernels(act.bind(name, args, kwargs))
-        o = _validate.out(name, be, out, xa.shape, xa.dtype)
+        o = _validate.out(name, be, ctx, out, xa.shape, xa.dtype)
         if xa.size:
-            be.scaled(d, g, xa, params, o)
-        return be.wrap(o, x)
+            be.scaled(ctx, d, g, xa, params, o)
+        return be.wrap(ctx, o, x)
 
     for fn, name, arrays, what in (
         (forward, act.name, ["x"], f"{act.name}(x) = {act.formula}"),
@@ -67,11 +68,12 @@ for _name in PLAIN:
 
 
 # ---------------------------------------------------------------- PReLU
-def _prelu_setup(fname, named, weight, out, backend):
-    """(backend, native arrays, native weight, slope): the slope is the weight
-    reshaped to x's rank so that it broadcasts along every axis but axis 1."""
-    be = _dispatch.resolve(fname, (*(a for _, a in named), weight, out), backend)
-    *arrays, w = _validate.inputs(fname, be, [*named, ("weight", weight)])
+def _prelu_setup(fname, named, weight, out, backend, stream):
+    """(backend, call context, native arrays, native weight, slope): the slope is
+    the weight reshaped to x's rank so that it broadcasts along every axis but
+    axis 1. x (the last of ``named``) is the call's primary input."""
+    be, ctx = _dispatch.resolve(fname, (named[-1][1], *(a for _, a in named[:-1]), weight, out), backend, stream)
+    *arrays, w = _validate.inputs(fname, be, ctx, [*named, ("weight", weight)])
     x = arrays[-1]
     channels = x.shape[1] if x.ndim >= 2 else 1
     if w.ndim > 1 or w.size not in (1, channels):
@@ -82,34 +84,36 @@ def _prelu_setup(fname, named, weight, out, backend):
     shape = [1] * x.ndim
     if w.size != 1:  # one per channel (also zero channels)
         shape[1] = w.size
-    return be, arrays, w, w.reshape(tuple(shape)).astype(x.dtype, copy=False)
+    return be, ctx, arrays, w, be.astype(ctx, w.reshape(tuple(shape)), x.dtype)
 
 
 @_dispatch.lazy
-def prelu(x, weight, *, out=None, backend=None):
+def prelu(x, weight, *, out=None, backend=None, stream=None):
     """x if x > 0 else weight[c] * x, c the channel (axis 1 for ndim >= 2)."""
     fname = "gpu_act.prelu"
-    be, (xa,), _, slope = _prelu_setup(fname, [("x", x)], weight, out, backend)
-    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    be, ctx, (xa,), _, slope = _prelu_setup(fname, [("x", x)], weight, out, backend, stream)
+    o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
-        be.unary_slope(F.leaky_relu_fwd, xa, slope, o)
-    return be.wrap(o, x)
+        be.unary_slope(ctx, F.leaky_relu_fwd, xa, slope, o)
+    return be.wrap(ctx, o, x)
 
 
 @_dispatch.lazy
-def prelu_backward(grad_output, x, weight, *, backend=None):
+def prelu_backward(grad_output, x, weight, *, backend=None, stream=None):
     """(grad_x, grad_weight): grad_x = g (1 if x > 0 else w_c);
     grad_weight[c] = sum of g x over channel c where x <= 0."""
     fname = "gpu_act.prelu_backward"
-    be, (g, xa), w, slope = _prelu_setup(fname, [("grad_output", grad_output), ("x", x)], weight, None, backend)
+    be, ctx, (g, xa), w, slope = _prelu_setup(
+        fname, [("grad_output", grad_output), ("x", x)], weight, None, backend, stream
+    )
     _validate.grad_like(fname, g, xa)
-    gx = be.empty(xa.shape, xa.dtype)
-    contrib = be.empty(xa.shape, COMPUTE[xa.dtype])  # summed below: keep float16 terms unrounded
+    gx = be.empty(ctx, xa.shape, xa.dtype)
+    contrib = be.empty(ctx, xa.shape, COMPUTE[xa.dtype])  # summed below: keep float16 terms unrounded
     if xa.size:
-        be.scaled_slope(F.leaky_relu_der, g, xa, slope, gx)
-        be.scaled_slope(F.leaky_relu_slope_der, g, xa, slope, contrib)
-    gw = be.channel_sum(contrib, 1 if w.size != 1 else None, w.dtype).reshape(w.shape)
-    return be.wrap(gx, x), be.wrap(gw, weight)
+        be.scaled_slope(ctx, F.leaky_relu_der, g, xa, slope, gx)
+        be.scaled_slope(ctx, F.leaky_relu_slope_der, g, xa, slope, contrib)
+    gw = be.channel_sum(ctx, contrib, 1 if w.size != 1 else None, w.dtype).reshape(w.shape)
+    return be.wrap(ctx, gx, x), be.wrap(ctx, gw, weight)
 
 
 # ---------------------------------------------------------------- RReLU
@@ -122,40 +126,40 @@ def _rrelu_key(fname, seed):
 
 
 @_dispatch.lazy
-def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None):
+def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None, stream=None):
     """x if x > 0 else a x. Eval: a = (lower+upper)/2. Training: a ~ U(lower, upper)
     per element, from a counter-based generator keyed by (seed, C-order flat index)."""
     fname = "gpu_act.rrelu"
     act = ACTIVATIONS["rrelu"]
-    be = _dispatch.resolve(fname, (x, out), backend)
-    (xa,) = _validate.inputs(fname, be, [("x", x)])
+    be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
+    (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     params = act.bind(fname, (lower, upper), {})
     key = _rrelu_key(fname, seed)
-    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
         if training:
-            be.unary_slope(F.leaky_relu_fwd, xa, be.rrelu_slopes(xa.shape, key, *params, xa.dtype), o)
+            be.unary_slope(ctx, F.leaky_relu_fwd, xa, be.rrelu_slopes(ctx, xa.shape, key, *params, xa.dtype), o)
         else:
-            be.unary(act.forward, xa, params, o)
-    return be.wrap(o, x)
+            be.unary(ctx, act.forward, xa, params, o)
+    return be.wrap(ctx, o, x)
 
 
 @_dispatch.lazy
 def rrelu_backward(
-    grad_output, x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None
+    grad_output, x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None, stream=None
 ):
     """grad_output * (1 if x > 0 else a), with the slopes a of ``rrelu`` regenerated."""
     fname = "gpu_act.rrelu_backward"
     act = ACTIVATIONS["rrelu"]
-    be = _dispatch.resolve(fname, (grad_output, x, out), backend)
-    g, xa = _validate.inputs(fname, be, [("grad_output", grad_output), ("x", x)])
+    be, ctx = _dispatch.resolve(fname, (x, grad_output, out), backend, stream)
+    g, xa = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("x", x)])
     _validate.grad_like(fname, g, xa)
     params = act.bind(fname, (lower, upper), {})
     key = _rrelu_key(fname, seed)
-    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
         if training:
-            be.scaled_slope(F.leaky_relu_der, g, xa, be.rrelu_slopes(xa.shape, key, *params, xa.dtype), o)
+            be.scaled_slope(ctx, F.leaky_relu_der, g, xa, be.rrelu_slopes(ctx, xa.shape, key, *params, xa.dtype), o)
         else:
-            be.scaled(act.derivative, g, xa, params, o)
-    return be.wrap(o, x)
+            be.scaled(ctx, act.derivative, g, xa, params, o)
+    return be.wrap(ctx, o, x)

@@ -21,6 +21,7 @@ def cross_entropy(
     label_smoothing=0.0,
     return_grad=False,
     backend=None,
+    stream=None,
 ):
     """Cross-entropy between softmax(logits) and ``target`` along the class ``axis``.
 
@@ -32,9 +33,9 @@ def cross_entropy(
     for "none" it is the gradient of the sum of the per-row losses.
     """
     fname = "gpu_act.cross_entropy"
-    be = _dispatch.resolve(fname, (logits, target), backend)
-    (z,) = _validate.inputs(fname, be, [("logits", logits)])
-    t = be.asarray(target)
+    be, ctx = _dispatch.resolve(fname, (logits, target), backend, stream)
+    (z,) = _validate.inputs(fname, be, ctx, [("logits", logits)])
+    t = be.asarray(ctx, target)
     if z.ndim == 0:
         raise ValueError(f"{fname}: logits must have at least 1 dimension (the class axis); got a 0-d array")
     ax = _validate.axis(fname, axis, z.ndim)
@@ -48,7 +49,7 @@ def cross_entropy(
     if kind in "iu":
         index = True
         _validate.same_shape(fname, "target (class indices)", t, rows_shape)
-        count = be.check_targets(fname, t, z.shape[ax], int(ignore_index))
+        count = be.check_targets(ctx, fname, t, z.shape[ax], int(ignore_index))
     elif kind == "f":
         index = False
         check_float(fname, "target (probabilities)", t.dtype)
@@ -58,6 +59,6 @@ def cross_entropy(
         raise TypeError(
             f"{fname}: target has dtype {t.dtype}; expected integer class indices or float16/float32/float64 probabilities"
         )
-    loss, grad = be.cross_entropy(z, t, ax, index, int(ignore_index), eps, reduction, count, return_grad)
-    loss = be.wrap(loss, logits)
-    return (loss, be.wrap(grad, logits)) if return_grad else loss
+    loss, grad = be.cross_entropy(ctx, z, t, ax, index, int(ignore_index), eps, reduction, count, return_grad)
+    loss = be.wrap(ctx, loss, logits)
+    return (loss, be.wrap(ctx, grad, logits)) if return_grad else loss

@@ -13,52 +13,52 @@ def _as_rows(a):
     return a.reshape((1,)) if a.ndim == 0 else a
 
 
-def _softmax_forward(fname, log, x, axis, temperature, out, backend):
-    be = _dispatch.resolve(fname, (x, out), backend)
-    (xa,) = _validate.inputs(fname, be, [("x", x)])
+def _softmax_forward(fname, log, x, axis, temperature, out, backend, stream):
+    be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
+    (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     t = _validate.temperature(fname, temperature)
-    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
-        be.softmax(_as_rows(xa), ax, t, log, _as_rows(o))
-    return be.wrap(o, x)
+        be.softmax(ctx, _as_rows(xa), ax, t, log, _as_rows(o))
+    return be.wrap(ctx, o, x)
 
 
-def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, backend):
-    be = _dispatch.resolve(fname, (grad_output, output, out), backend)
-    g, y = _validate.inputs(fname, be, [("grad_output", grad_output), ("output", output)])
+def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, backend, stream):
+    be, ctx = _dispatch.resolve(fname, (output, grad_output, out), backend, stream)
+    g, y = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("output", output)])
     _validate.grad_like(fname, g, y)
     ax = _validate.axis(fname, axis, y.ndim)
     t = _validate.temperature(fname, temperature)
-    o = _validate.out(fname, be, out, y.shape, y.dtype)
+    o = _validate.out(fname, be, ctx, out, y.shape, y.dtype)
     if y.size:
-        be.softmax_backward(_as_rows(g), _as_rows(y), ax, t, log, _as_rows(o))
-    return be.wrap(o, output)
+        be.softmax_backward(ctx, _as_rows(g), _as_rows(y), ax, t, log, _as_rows(o))
+    return be.wrap(ctx, o, output)
 
 
 @_dispatch.lazy
-def softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None):
+def softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """softmax(x/T) along ``axis``: e^{(x_i - max)/T} / sum_j e^{(x_j - max)/T}."""
-    return _softmax_forward("gpu_act.softmax", False, x, axis, temperature, out, backend)
+    return _softmax_forward("gpu_act.softmax", False, x, axis, temperature, out, backend, stream)
 
 
 @_dispatch.lazy
-def log_softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None):
+def log_softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """log softmax(x/T) along ``axis``: (x_i - max)/T - log sum_j e^{(x_j - max)/T}."""
-    return _softmax_forward("gpu_act.log_softmax", True, x, axis, temperature, out, backend)
+    return _softmax_forward("gpu_act.log_softmax", True, x, axis, temperature, out, backend, stream)
 
 
 @_dispatch.lazy
-def softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None):
+def softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """Gradient through softmax from its output y: y (g - sum(g y)) / T."""
-    return _softmax_backward("gpu_act.softmax_backward", False, grad_output, output, axis, temperature, out, backend)
+    return _softmax_backward("gpu_act.softmax_backward", False, grad_output, output, axis, temperature, out, backend, stream)
 
 
 @_dispatch.lazy
-def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None):
+def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """Gradient through log_softmax from its output y: (g - e^y sum(g)) / T."""
     return _softmax_backward(
-        "gpu_act.log_softmax_backward", True, grad_output, output, axis, temperature, out, backend
+        "gpu_act.log_softmax_backward", True, grad_output, output, axis, temperature, out, backend, stream
     )
 
 
@@ -81,33 +81,33 @@ def _pooled_shape(shape, ax, p):
 
 
 @_dispatch.lazy
-def maxout(x, pool_size, axis=-1, *, out=None, backend=None):
+def maxout(x, pool_size, axis=-1, *, out=None, backend=None, stream=None):
     """Max over consecutive groups of ``pool_size`` along ``axis``."""
     fname = "gpu_act.maxout"
-    be = _dispatch.resolve(fname, (x, out), backend)
-    (xa,) = _validate.inputs(fname, be, [("x", x)])
+    be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
+    (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     xr = _as_rows(xa)
     p = _pool(fname, pool_size, xr.shape[ax])
     shape = _pooled_shape(xr.shape, ax, p)
-    o = _validate.out(fname, be, out, shape if xa.ndim else (), xa.dtype)
+    o = _validate.out(fname, be, ctx, out, shape if xa.ndim else (), xa.dtype)
     if xa.size and o.size:
-        be.maxout(xr, p, ax, _as_rows(o))
-    return be.wrap(o, x)
+        be.maxout(ctx, xr, p, ax, _as_rows(o))
+    return be.wrap(ctx, o, x)
 
 
 @_dispatch.lazy
-def maxout_backward(grad_output, x, pool_size, axis=-1, *, out=None, backend=None):
+def maxout_backward(grad_output, x, pool_size, axis=-1, *, out=None, backend=None, stream=None):
     """grad_output routed to the first maximum of each group (NaN counts as the maximum); 0 elsewhere."""
     fname = "gpu_act.maxout_backward"
-    be = _dispatch.resolve(fname, (grad_output, x, out), backend)
-    g, xa = _validate.inputs(fname, be, [("grad_output", grad_output), ("x", x)])
+    be, ctx = _dispatch.resolve(fname, (x, grad_output, out), backend, stream)
+    g, xa = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     xr = _as_rows(xa)
     p = _pool(fname, pool_size, xr.shape[ax])
     _validate.same_shape(fname, "grad_output", g, _pooled_shape(xr.shape, ax, p) if xa.ndim else ())
     _validate.same_dtype(fname, "grad_output", g, xa.dtype)
-    o = _validate.out(fname, be, out, xa.shape, xa.dtype)
+    o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
-        be.maxout_backward(_as_rows(g), xr, p, ax, _as_rows(o))
-    return be.wrap(o, x)
+        be.maxout_backward(ctx, _as_rows(g), xr, p, ax, _as_rows(o))
+    return be.wrap(ctx, o, x)

@@ -38,7 +38,8 @@ def host(r):
 def variant(op, shape, dtype, axis=-1):
     n = shape[axis]
     c = 8 if np.dtype(dtype) == np.float64 else 4
-    return _launch.rowwise_config(op, int(np.prod(shape)) // n, n, axis in (-1, len(shape) - 1), c, _launch.limits()).variant
+    rows = int(np.prod(shape)) // n
+    return _launch.rowwise_config(op, rows, n, axis in (-1, len(shape) - 1), c, _cuda.limits(0)).variant
 
 
 # ---------------------------------------------------------------- elementwise matrix

@@ -61,7 +61,7 @@ def variant(op, x, axis=-1):
     n = x.shape[axis]
     c = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
     unit = x.strides[axis] == x.dtype.itemsize or n == 1
-    return _launch.rowwise_config(op, x.size // n, n, unit, c.itemsize, _launch.limits()).variant
+    return _launch.rowwise_config(op, x.size // n, n, unit, c.itemsize, _cuda.limits(0)).variant
 
 
 # ---------------------------------------------------------------- elementwise
@@ -98,11 +98,12 @@ def test_elementwise_layouts_and_dtypes(dtype, layout):
 
 
 def test_elementwise_paths_are_the_ones_meant():
-    mk = lambda shape: _launch._arrays.describe(dev(np.zeros(shape, np.float32)))  # noqa: E731
+    ctx = _launch._arrays.context(dev(np.zeros(1, np.float32)), None)
+    mk = lambda shape: _launch._arrays.asarray(ctx, dev(np.zeros(shape, np.float32)))  # noqa: E731
     a = mk((4, 5))
-    assert _launch.elementwise_operands([a, a])[0]
+    assert _launch.elementwise_operands(ctx, [a, a])[0]
     t = mk((5, 4))
-    assert not _launch.elementwise_operands([a, t._view((4, 5), t.strides[::-1])])[0]
+    assert not _launch.elementwise_operands(ctx, [a, t._view((4, 5), t.strides[::-1])])[0]
 
 
 def test_out_in_place_and_overlap():

@@ -50,20 +50,20 @@ def rrelu(name, a):
 
 
 def _rrelu_block(fname, key, lower, upper, backend, *arrays, block_info=None):
-    be = _dispatch.resolve(fname, arrays, backend)
-    *g, x = [be.asarray(b) for b in arrays]
-    out = be.empty(x.shape, x.dtype)
+    be, ctx = _dispatch.resolve(fname, arrays[::-1], backend)  # x (the last block) is the primary input
+    *g, x = [be.asarray(ctx, b) for b in arrays]
+    out = be.empty(ctx, x.shape, x.dtype)
     if x.size:
         info = block_info[None]
-        slopes = _slopes(be, info["shape"], info["array-location"], key, lower, upper, x.dtype)
+        slopes = _slopes(be, ctx, info["shape"], info["array-location"], key, lower, upper, x.dtype)
         if g:
-            be.scaled_slope(F.leaky_relu_der, g[0], x, slopes, out)
+            be.scaled_slope(ctx, F.leaky_relu_der, g[0], x, slopes, out)
         else:
-            be.unary_slope(F.leaky_relu_fwd, x, slopes, out)
-    return be.wrap(out, arrays[-1])
+            be.unary_slope(ctx, F.leaky_relu_fwd, x, slopes, out)
+    return be.wrap(ctx, out, arrays[-1])
 
 
-def _slopes(be, shape, location, key, lower, upper, dtype):
+def _slopes(be, ctx, shape, location, key, lower, upper, dtype):
     """The slopes of the block at ``location`` ([(start, stop)] per axis) of an array of ``shape``.
 
     Axes j.. that the block spans whole, with axis j-1, make runs of consecutive
@@ -73,14 +73,14 @@ def _slopes(be, shape, location, key, lower, upper, dtype):
     while j and tuple(location[j - 1]) == (0, shape[j - 1]):
         j -= 1
     if j == 0:
-        return be.rrelu_slopes(tuple(shape), key, lower, upper, dtype)
+        return be.rrelu_slopes(ctx, tuple(shape), key, lower, upper, dtype)
     strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
     r0, r1 = location[j - 1]
     run_length = (r1 - r0) * strides[j - 1]
     runs = []
     for prefix in itertools.product(*(range(lo, hi) for lo, hi in location[: j - 1])):
         start = sum(i * s for i, s in zip(prefix, strides)) + r0 * strides[j - 1]
-        runs.append(be.rrelu_slopes((run_length,), (key + start) & F.MASK64, lower, upper, dtype))
+        runs.append(be.rrelu_slopes(ctx, (run_length,), (key + start) & F.MASK64, lower, upper, dtype))
     return np.concatenate(runs).reshape(tuple(hi - lo for lo, hi in location))
 
 

@@ -92,12 +92,18 @@ def _q(spec, tb, classes):
     base = spec.eps / spec.classes if spec.classes else 0.0
     if not spec.index:
         return ((1.0 - spec.eps) * tb.astype(spec.ctype, copy=False) + base).astype(spec.ctype, copy=False), None
-    _dispatch.resolve(spec.fname, (tb,), spec.backend).check_targets(spec.fname, tb, spec.classes, spec.ignore)
+    _check_block(spec, tb)
     shape = [1] * tb.ndim
     shape[spec.axis] = classes[1] - classes[0]
     onehot = (tb == np.arange(*classes, like=tb).reshape(shape)).astype(spec.ctype)
     valid = tb != spec.ignore
     return np.where(valid, (1.0 - spec.eps) * onehot + base, 0).astype(spec.ctype, copy=False), valid
+
+
+def _check_block(spec, tb):
+    """The block's count of targets not ignored; ValueError for one out of range."""
+    be, ctx = _dispatch.resolve(spec.fname, (tb,), spec.backend)
+    return be.check_targets(ctx, spec.fname, be.asarray(ctx, tb), spec.classes, spec.ignore)
 
 
 def _classes(spec, block_info):
@@ -133,7 +139,7 @@ def _count(spec, target):
 
 
 def _block_count(spec, tb):
-    n = _dispatch.resolve(spec.fname, (tb,), spec.backend).check_targets(spec.fname, tb, spec.classes, spec.ignore)
+    n = _check_block(spec, tb)
     return np.full((1,) * tb.ndim, n, np.int64)
 
 

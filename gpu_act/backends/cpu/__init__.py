@@ -3,7 +3,10 @@
 The functions below are the interface every backend offers to the public API
 (``gpu_act.elementwise``, ``gpu_act.softmax``, ...), which validates arguments
 and allocates results before calling them; arrays here are native (NumPy),
-non-empty unless stated, and ``out`` has the right shape and dtype.
+non-empty unless stated, and ``out`` has the right shape and dtype. Each takes
+the call context ``ctx`` first (``gpu_act._dispatch.resolve`` makes it with the
+backend's ``context``): for the GPU backends, where the call runs (device,
+stream, kind of array); on the host there is nothing to record and it is None.
 """
 
 import numpy as np
@@ -21,11 +24,11 @@ def available():
     return True
 
 
-def asarray(obj):
+def asarray(ctx, obj):
     return np.asarray(obj)
 
 
-def as_out(fname, obj):
+def as_out(ctx, fname, obj):
     if not isinstance(obj, np.ndarray):
         raise TypeError(f"{fname}: out must be a numpy.ndarray for NumPy input, got {type(obj).__name__}")
     if not obj.flags.writeable:
@@ -33,22 +36,40 @@ def as_out(fname, obj):
     return obj
 
 
-def empty(shape, dtype):
+def empty(ctx, shape, dtype):
     return np.empty(shape, dtype)
 
 
-def wrap(result, like):
+def astype(ctx, a, dtype):
+    """``a`` in ``dtype`` (``a`` itself when it has it)."""
+    return a.astype(dtype, copy=False)
+
+
+def wrap(ctx, result, like):
     return result
 
 
-unary = _ew.unary
-scaled = _ew.scaled
-unary_slope = _ew.unary_slope
-scaled_slope = _ew.scaled_slope
-rrelu_slopes = _ew.rrelu_slopes
+def unary(ctx, f, x, params, out):
+    _ew.unary(f, x, params, out)
 
 
-def channel_sum(a, channel_axis, dtype):
+def scaled(ctx, f, g, x, params, out):
+    _ew.scaled(f, g, x, params, out)
+
+
+def unary_slope(ctx, f, x, slope, out):
+    _ew.unary_slope(f, x, slope, out)
+
+
+def scaled_slope(ctx, f, g, x, slope, out):
+    _ew.scaled_slope(f, g, x, slope, out)
+
+
+def rrelu_slopes(ctx, shape, key, lower, upper, dtype):
+    return _ew.rrelu_slopes(shape, key, lower, upper, dtype)
+
+
+def channel_sum(ctx, a, channel_axis, dtype):
     """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
     in at least float32, returned as a 1-D array of ``dtype``."""
     acc = np.result_type(a.dtype, np.float32)
@@ -56,13 +77,23 @@ def channel_sum(a, channel_axis, dtype):
     return np.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
 
 
-softmax = _softmax.forward  # (x, axis, temperature, log, out)
-softmax_backward = _softmax.backward  # (g, y, axis, temperature, log, out)
-maxout = _maxout.forward  # (x, pool, axis, out)
-maxout_backward = _maxout.backward  # (g, x, pool, axis, out)
+def softmax(ctx, x, axis, temperature, log, out):
+    _softmax.forward(x, axis, temperature, log, out)
 
 
-def check_targets(fname, target, classes, ignore_index):
+def softmax_backward(ctx, g, y, axis, temperature, log, out):
+    _softmax.backward(g, y, axis, temperature, log, out)
+
+
+def maxout(ctx, x, pool, axis, out):
+    _maxout.forward(x, pool, axis, out)
+
+
+def maxout_backward(ctx, g, x, pool, axis, out):
+    _maxout.backward(g, x, pool, axis, out)
+
+
+def check_targets(ctx, fname, target, classes, ignore_index):
     bad = (target != ignore_index) & ((target < 0) | (target >= classes))
     if bad.any():
         raise ValueError(
@@ -72,7 +103,7 @@ def check_targets(fname, target, classes, ignore_index):
     return int(np.count_nonzero(target != ignore_index))
 
 
-def cross_entropy(z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
     """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
     if reduction == "mean":
         scale = 1.0 / count if count else 0.0

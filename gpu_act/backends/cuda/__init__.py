@@ -10,6 +10,8 @@ given as ``stream=``; nothing synchronises the host except
 out-of-range index, which needs the device's answer).
 """
 
+import functools
+
 from ... import _cuda
 from . import _arrays, cross_entropy as _ce, elementwise as _ew, maxout as _maxout, reduce as _reduce
 from . import softmax as _softmax
@@ -21,24 +23,44 @@ def available():
     return _cuda.available()
 
 
+context = _arrays.context
 asarray = _arrays.asarray
 as_out = _arrays.as_out
 empty = _arrays.empty
 wrap = _arrays.wrap
-use_stream = _arrays.use_stream
-
-unary = _ew.unary
-scaled = _ew.scaled
-unary_slope = _ew.unary_slope
-scaled_slope = _ew.scaled_slope
-rrelu_slopes = _ew.rrelu_slopes
-channel_sum = _reduce.channel_sum
-
-check_targets = _ce.check_targets
-cross_entropy = _ce.cross_entropy
 
 
-softmax = _softmax.forward  # (x, axis, temperature, log, out)
-softmax_backward = _softmax.backward  # (g, y, axis, temperature, log, out)
-maxout = _maxout.forward  # (x, pool, axis, out)
-maxout_backward = _maxout.backward  # (g, x, pool, axis, out)
+def _on_device(fn):
+    """``fn(ctx, ...)`` with the call's device current (allocations, views and launches)."""
+
+    @functools.wraps(fn)
+    def call(ctx, *args):
+        with _cuda.device_scope(ctx.device):
+            return fn(ctx, *args)
+
+    return call
+
+
+@_on_device
+def astype(ctx, a, dtype):
+    """``a`` in ``dtype`` (``a`` itself when it has it)."""
+    if a.dtype == dtype:
+        return a
+    out = empty(ctx, a.shape, dtype)
+    if a.size:
+        _ew.convert(ctx, a, out)
+    return out
+
+
+unary = _on_device(_ew.unary)
+scaled = _on_device(_ew.scaled)
+unary_slope = _on_device(_ew.unary_slope)
+scaled_slope = _on_device(_ew.scaled_slope)
+rrelu_slopes = _on_device(_ew.rrelu_slopes)
+channel_sum = _on_device(_reduce.channel_sum)
+check_targets = _on_device(_ce.check_targets)
+cross_entropy = _on_device(_ce.cross_entropy)
+softmax = _on_device(_softmax.forward)  # (ctx, x, axis, temperature, log, out)
+softmax_backward = _on_device(_softmax.backward)  # (ctx, g, y, axis, temperature, log, out)
+maxout = _on_device(_maxout.forward)  # (ctx, x, pool, axis, out)
+maxout_backward = _on_device(_maxout.backward)  # (ctx, g, x, pool, axis, out)

@@ -7,12 +7,11 @@ kind, device and stream. Kernels get 1-D views of the memory plus element
 offsets and strides (``_launch.operands``), so every layout (transposed,
 negative or zero strides) is read in place.
 
-The call context (which allocator results come from, which stream work is
-launched on) is kept per thread: it is the context of the last input seen by
-``asarray``, or the stream passed as ``stream=``.
+A call's context (``Call``: which allocator results come from, which device
+and stream work is launched on) comes from its primary input, or the stream
+passed as ``stream=``; every other input's exported stream is waited on in
+the launch stream before the call's work starts.
 """
-
-import threading
 
 import numpy as np
 
@@ -76,17 +75,6 @@ class DevArray:
             acc *= n
         return True
 
-    def astype(self, dtype, copy=True):
-        dtype = np.dtype(dtype)
-        if dtype == self.dtype and not copy:
-            return self
-        from .elementwise import convert
-
-        out = empty(self.shape, dtype)
-        if self.size:
-            convert(self, out)
-        return out
-
     @property
     def __cuda_array_interface__(self):
         return {
@@ -100,30 +88,35 @@ class DevArray:
 
 
 # ---------------------------------------------------------------- the call context
-class _Context(threading.local):
-    kind = "numba"
-    device = None
-    handle = None  # the input's exported stream handle
-    forced = None  # a Numba stream given as stream=
+class Call:
+    """Where one call runs, from its primary input (or ``stream=``): the kind of
+    array results are made of ("numba", "cupy" or "torch"), the device ordinal,
+    the Numba stream work is launched on and that stream's exported handle
+    (1: legacy default stream, 2: per-thread default, else the CUstream)."""
+
+    __slots__ = ("kind", "device", "stream", "handle", "source", "first")
+
+    def __init__(self, kind, device, stream, handle, source, first):
+        self.kind = kind
+        self.device = device
+        self.stream = stream
+        self.handle = handle
+        self.source = source  # the primary input and its DevArray, described once
+        self.first = first
 
 
-_ctx = _Context()
-
-
-def use_stream(stream):
-    """Launch the next calls' work on ``stream`` (None: the inputs' streams)."""
-    _ctx.forced = None if stream is None else _cuda.numba_stream(stream)
-
-
-def launch_stream():
-    """The Numba stream this call's work goes on."""
-    if _ctx.forced is not None:
-        return _ctx.forced
-    return _cuda.stream_for(_ctx.handle)
-
-
-def launch_device():
-    return _ctx.device
+def context(primary, stream):
+    """The Call for a call whose primary input is ``primary``; ``stream`` (any
+    stream object, or None: the primary input's own stream) is where work goes."""
+    forced = None if stream is None else _cuda.numba_stream(stream)
+    a = describe(primary, 2 if forced is None else _cuda.handle_of(forced))
+    kind = a.kind.replace("-readonly", "")
+    if kind == "foreign":
+        kind = "numba"
+    device = a.device if a.device is not None else _cuda.current_device_id()
+    with _cuda.device_scope(device):
+        launch = forced if forced is not None else _cuda.stream_for(a.stream)
+    return Call(kind, device, launch, _cuda.handle_of(launch), primary, a)
 
 
 # ---------------------------------------------------------------- import
@@ -142,8 +135,9 @@ def _torch_dtype(t):
     return dt
 
 
-def describe(obj):
-    """``obj`` as a DevArray, without copying and without changing the context."""
+def describe(obj, stream_handle):
+    """``obj`` as a DevArray, without copying; a DLPack producer is asked to make
+    its data ready on ``stream_handle``."""
     if isinstance(obj, DevArray):
         return obj
     mod = type(obj).__module__.split(".")[0]
@@ -157,19 +151,14 @@ def describe(obj):
         strides = [s * dt.itemsize for s in obj.stride()]
         return DevArray(obj, "torch", obj.data_ptr(), obj.shape, strides, dt, obj.device.index, handle)
     if _cuda.is_numba_array(obj):
-        ptr, shape, strides, dt, handle = _cuda.describe_numba(obj)
-        return DevArray(obj, "numba", ptr, shape, strides, dt, None, handle)
+        ptr, shape, strides, dt, device, handle = _cuda.describe_numba(obj)
+        return DevArray(obj, "numba", ptr, shape, strides, dt, device, handle)
     cai = getattr(obj, "__cuda_array_interface__", None)
     if cai is not None:
         return _from_cai(obj, cai, "cupy" if mod == "cupy" else "foreign")
     if hasattr(obj, "__dlpack__"):
-        return _dlpack.import_(obj, launch_stream_handle(), DevArray)
+        return _dlpack.import_(obj, stream_handle, DevArray)
     return _not_cuda(obj)
-
-
-def launch_stream_handle():
-    """The handle DLPack producers are asked to make their data ready on."""
-    return 2 if _ctx.forced is None else int(_ctx.forced.handle.value or 0) or 1
 
 
 def _not_cuda(obj):
@@ -184,13 +173,7 @@ def _from_cai(obj, cai, kind):
         raise TypeError("masked CUDA arrays are not supported")
     dt = np.dtype(cai["typestr"])
     shape = tuple(cai["shape"])
-    strides = cai.get("strides")
-    if strides is None:
-        acc, st = dt.itemsize, []
-        for n in reversed(shape):
-            st.append(acc)
-            acc *= n
-        strides = tuple(reversed(st))
+    strides = cai.get("strides") or _c_strides(shape, dt)
     ptr = cai["data"][0]
     if kind == "cupy":
         device = obj.device.id
@@ -202,48 +185,101 @@ def _from_cai(obj, cai, kind):
     return arr
 
 
-def asarray(obj):
-    """``obj`` as a DevArray; its kind, device and stream become the call's."""
-    a = describe(obj)
-    _ctx.kind = a.kind.replace("-readonly", "")
-    _ctx.device = a.device
-    _ctx.handle = a.stream
+def asarray(ctx, obj):
+    """``obj`` as a DevArray; work on it in the call's stream waits for the
+    stream it was exported on (``__cuda_array_interface__`` v3's rule)."""
+    a = ctx.first if obj is ctx.source else describe(obj, ctx.handle)
+    if a.stream is not None and a.stream != ctx.handle:
+        _cuda.wait_for(a.stream, ctx.stream)
     return a
 
 
-def as_out(fname, obj):
-    a = describe(obj)
+def as_out(ctx, fname, obj):
+    a = asarray(ctx, obj)
     if a.kind.endswith("-readonly"):
         raise ValueError(f"{fname}: out is read-only")
     return a
 
 
 # ---------------------------------------------------------------- allocation and results
-def empty(shape, dtype):
+def empty(ctx, shape, dtype):
     """A new C-contiguous array from the call's allocator (CuPy's pool for CuPy
     input, PyTorch's caching allocator for tensors, Numba otherwise), on the
-    call's device, ordered on the call's stream."""
+    call's device, allocated on the call's stream: a stream-ordered allocator
+    then never hands the memory to other work while the call's kernels may
+    still use it."""
     dtype = np.dtype(dtype)
     shape = tuple(shape)
-    kind = _ctx.kind
-    with _cuda.device_scope(_ctx.device):
-        if kind == "torch":
-            import torch
-
-            owner = torch.empty(shape, dtype=getattr(torch, dtype.name), device=torch.device("cuda", _ctx.device))
-        elif kind == "cupy":
-            import cupy
-
-            owner = cupy.empty(shape, dtype)
+    with _cuda.device_scope(ctx.device):
+        if ctx.kind == "torch":
+            owner = _torch_empty(ctx, shape, dtype)
+            a = DevArray(owner, "torch", owner.data_ptr(), shape, _c_strides(shape, dtype), dtype, ctx.device, None)
+        elif ctx.kind == "cupy":
+            owner = _cupy_empty(ctx, shape, dtype)
+            a = DevArray(owner, "cupy", owner.data.ptr, shape, owner.strides, dtype, ctx.device, None)
         else:
-            owner = _cuda.device_array(shape, dtype, launch_stream())
-            kind = "numba"
-    a = describe(owner)
-    a.kind = kind
+            owner = _cuda.device_array(shape, dtype, ctx.stream)
+            a = DevArray(owner, "numba", _cuda.device_pointer(owner), shape, owner.strides, dtype, ctx.device, None)
     return a
 
 
-def wrap(result, like):
+def _c_strides(shape, dtype):
+    acc, st = dtype.itemsize, []
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= n
+    return tuple(reversed(st))
+
+
+_framework_streams = {}
+
+
+def _framework_stream(ctx, make):
+    """The stream object of a framework (``make(handle, device)``) for the call's stream, cached."""
+    key = (make, ctx.handle, ctx.device)
+    s = _framework_streams.get(key)
+    if s is None:
+        s = _framework_streams[key] = make(ctx.handle, ctx.device)
+    return s
+
+
+def _torch_stream(handle, device):
+    import torch
+
+    if handle == 1:
+        return torch.cuda.default_stream(device)
+    return torch.cuda.ExternalStream(handle, device=torch.device("cuda", device))
+
+
+def _torch_empty(ctx, shape, dtype):
+    import torch
+
+    dt = getattr(torch, dtype.name)
+    dev = torch.device("cuda", ctx.device)
+    if (torch.cuda.current_stream(dev).cuda_stream or 1) == ctx.handle:
+        return torch.empty(shape, dtype=dt, device=dev)
+    with torch.cuda.stream(_framework_stream(ctx, _torch_stream)):
+        return torch.empty(shape, dtype=dt, device=dev)
+
+
+def _cupy_stream(handle, device):
+    import cupy
+
+    if handle == 1:
+        return cupy.cuda.Stream.null
+    if handle == 2:
+        return cupy.cuda.Stream.ptds
+    return cupy.cuda.ExternalStream(handle, device)
+
+
+def _cupy_empty(ctx, shape, dtype):
+    import cupy
+
+    with _framework_stream(ctx, _cupy_stream):
+        return cupy.empty(shape, dtype)
+
+
+def wrap(ctx, result, like):
     """``result`` as an object of ``like``'s kind (zero-copy)."""
     mod = type(like).__module__.split(".")[0]
     want = "torch" if mod == "torch" else "cupy" if mod == "cupy" else "numba"

@@ -90,15 +90,13 @@ def rowwise_config(op, rows, n, unit_stride, compute_size, lim):
     return Config("block", rows, threads, 0)
 
 
-def limits():
-    device = _arrays.launch_device()
-    return _cuda.limits(_cuda.current_device_id() if device is None else device)
+def limits(ctx):
+    return _cuda.limits(ctx.device)
 
 
-def launch(k, config, args):
-    stream = _arrays.launch_stream()
-    with _cuda.device_scope(_arrays.launch_device()):
-        k[config.grid, config.block, stream, config.shared](*args)
+def launch(ctx, k, config, args):
+    """Kernel ``k`` with ``config`` on the call's stream (the caller holds the call's device current)."""
+    k[config.grid, config.block, ctx.stream, config.shared](*args)
 
 
 # ---------------------------------------------------------------- operands
@@ -106,12 +104,12 @@ _views = {}
 _VIEWS_MAX = 512
 
 
-def _flat_view(a, lo, nbytes):
+def _flat_view(ctx, a, lo, nbytes):
     """A 1-D array over [lo, lo + nbytes) of a's memory (cached by address:
     views hold no reference, the caller's arrays keep the memory alive)."""
     if _cuda.SIMULATOR:
         return _cuda.flat(a.owner, a.ptr, lo, nbytes, a.dtype)
-    key = (lo, nbytes, a.dtype.char, _arrays.launch_device())
+    key = (lo, nbytes, a.dtype.char, ctx.device)
     v = _views.get(key)
     if v is None:
         if len(_views) >= _VIEWS_MAX:
@@ -120,7 +118,7 @@ def _flat_view(a, lo, nbytes):
     return v
 
 
-def _span(a, shape, strides):
+def _span(ctx, a, shape, strides):
     """(view, element offset of a's first element) for a with these byte strides."""
     size = a.dtype.itemsize
     lo = hi = a.ptr
@@ -129,7 +127,7 @@ def _span(a, shape, strides):
             lo += s * (n - 1)
         else:
             hi += s * (n - 1)
-    return _flat_view(a, lo, hi - lo + size), (a.ptr - lo) // size
+    return _flat_view(ctx, a, lo, hi - lo + size), (a.ptr - lo) // size
 
 
 def _elements(a, strides):
@@ -156,16 +154,16 @@ def merge_dims(shape, strides_list):
     return tuple(d[0] for d in dims), [tuple(d[1][k] for d in dims) for k in range(len(strides_list))]
 
 
-def elementwise_operands(arrays):
+def elementwise_operands(ctx, arrays):
     """(contiguous, n or shape, [per-operand args]): a flat fast path when every
     operand is one dense run in the same order, else strided operands."""
     shape, strides = merge_dims(arrays[0].shape, [a.strides for a in arrays])
     if len(shape) == 1 and all(s[0] == a.dtype.itemsize for s, a in zip(strides, arrays)):
         n = shape[0]
-        return True, n, [_flat_view(a, a.ptr, n * a.dtype.itemsize) for a in arrays]
+        return True, n, [_flat_view(ctx, a, a.ptr, n * a.dtype.itemsize) for a in arrays]
     ops = []
     for a, st in zip(arrays, strides):
-        view, off = _span(a, shape, st)
+        view, off = _span(ctx, a, shape, st)
         ops.append((view, np.int64(off), _elements(a, st)))
     return False, shape, ops
 
@@ -173,7 +171,7 @@ def elementwise_operands(arrays):
 RowOperand = namedtuple("RowOperand", "view offset outer axis")
 
 
-def row_operands(arrays, axis):
+def row_operands(ctx, arrays, axis):
     """(outer shape, [RowOperand]): rows are indexed in C order over every dim
     but ``axis``; ``axis`` (None for arrays without it, e.g. index targets or
     per-row losses) is walked with stride ``RowOperand.axis``."""
@@ -193,7 +191,7 @@ def row_operands(arrays, axis):
             full_st = st + (a.strides[axis],)
         else:
             full_shape, full_st = shape, st
-        view, off = _span(a, full_shape, full_st)
+        view, off = _span(ctx, a, full_shape, full_st)
         el = _elements(a, full_st)
         ops.append(RowOperand(view, np.int64(off), el[: len(shape)], np.int64(el[-1] if has_axis else 0)))
     return shape, ops
@@ -219,7 +217,7 @@ def _bounds(a):
     return lo, hi + a.dtype.itemsize
 
 
-def staged(out, inputs, run):
+def staged(ctx, out, inputs, run):
     """``run(target)`` with target = out, or a temporary copied into out when
     out partially overlaps an input."""
     if not overlaps(out, inputs):
@@ -227,14 +225,14 @@ def staged(out, inputs, run):
         return
     from .elementwise import convert
 
-    tmp = _arrays.empty(out.shape, out.dtype)
+    tmp = _arrays.empty(ctx, out.shape, out.dtype)
     run(tmp)
-    convert(tmp, out)
+    convert(ctx, tmp, out)
 
 
-def contiguous_view(a):
+def contiguous_view(ctx, a):
     """A 1-D view of C-contiguous ``a``."""
-    return _flat_view(a, a.ptr, a.size * a.dtype.itemsize)
+    return _flat_view(ctx, a, a.ptr, a.size * a.dtype.itemsize)
 
 
 REDUCE_BLOCK = 256

@@ -124,18 +124,19 @@ def check_kernel():
     )
 
 
-def check_targets(fname, target, classes, ignore_index):
+def check_targets(ctx, fname, target, classes, ignore_index):
     """The number of non-ignored targets; ValueError for one out of range.
     Raising needs the answer on the host: this synchronises the call's stream."""
     rows = target.size
     if rows == 0:
         return 0
     k = check_kernel()
-    stream = _arrays.launch_stream()
+    stream = ctx.stream
     res = _cuda.cuda.to_device(np.array([0, rows], np.int64), stream=stream)
-    shape, (op,) = _launch.row_operands([target], None)
-    config = _launch.elementwise_config(rows, _launch.limits())
-    _launch.launch(k, config, [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index), res])
+    shape, (op,) = _launch.row_operands(ctx, [target], None)
+    config = _launch.elementwise_config(rows, _launch.limits(ctx))
+    args = [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index), res]
+    _launch.launch(ctx, k, config, args)
     count, bad = res.copy_to_host(stream=stream)
     _cuda.synchronize(stream)
     if bad < rows:
@@ -152,38 +153,43 @@ def check_targets(fname, target, classes, ignore_index):
     return int(count)
 
 
-def cross_entropy(z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
     """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
     ctype = COMPUTE[z.dtype]
     C = z.shape[axis]
     rows_shape = z.shape[:axis] + z.shape[axis + 1 :]
     rows = int(np.prod(rows_shape))
-    grad = _arrays.empty(z.shape, z.dtype) if want_grad else None
-    per_row = _arrays.empty(rows_shape, z.dtype) if reduction == "none" else _arrays.empty((max(rows, 1),), np.float64)
+    grad = _arrays.empty(ctx, z.shape, z.dtype) if want_grad else None
+    if reduction == "none":
+        per_row = _arrays.empty(ctx, rows_shape, z.dtype)
+    else:
+        per_row = _arrays.empty(ctx, (max(rows, 1),), np.float64)
     if rows and C:
-        config = _launch.rowwise_config("cross_entropy", rows, C, z.strides[axis] == z.dtype.itemsize, ctype.itemsize, _launch.limits())
-        g = grad if want_grad else _arrays.empty(z.shape[:axis] + (1,) + z.shape[axis + 1 :], z.dtype)
-        shape, ops = _launch.row_operands([z, g, target], axis)
+        unit = z.strides[axis] == z.dtype.itemsize
+        config = _launch.rowwise_config("cross_entropy", rows, C, unit, ctype.itemsize, _launch.limits(ctx))
+        g = grad if want_grad else _arrays.empty(ctx, z.shape[:axis] + (1,) + z.shape[axis + 1 :], z.dtype)
+        shape, ops = _launch.row_operands(ctx, [z, g, target], axis)
         scale = (1.0 / count if count else 0.0) if reduction == "mean" else 1.0
         k = kernel("index" if index else "prob", ctype, config.variant)
         args = [v for o in ops[:2] for v in o] + list(ops[2])
         c = ctype.type
         _launch.launch(
+            ctx,
             k,
             config,
-            [*args, _launch.contiguous_view(per_row), shape, np.int64(rows), np.int64(C), np.int64(ignore_index),
+            [*args, _launch.contiguous_view(ctx, per_row), shape, np.int64(rows), np.int64(C), np.int64(ignore_index),
              c(eps), c(eps / C), c(1.0 / C), c(scale), want_grad],
         )
     else:
-        reduce.fill(per_row, 0.0)
+        reduce.fill(ctx, per_row, 0.0)
         if want_grad and grad.size:
-            reduce.fill(grad, 0.0)
+            reduce.fill(ctx, grad, 0.0)
     if reduction == "none":
         return per_row, grad
-    loss = _arrays.empty((), z.dtype)
+    loss = _arrays.empty(ctx, (), z.dtype)
     if reduction == "sum":
         scale = 1.0
     else:
         scale = 1.0 / count if count else math.nan
-    reduce.group_sum(per_row, None, loss.reshape((1,)), scale)
+    reduce.group_sum(ctx, per_row, None, loss.reshape((1,)), scale)
     return loss, grad

@@ -76,7 +76,7 @@ def kernel(wrapper, formula, ctype, path):
     return _launch.cached(("ew", tag, ctype), build)
 
 
-def _run(wrapper, formula, arrays, params, out, ctype=None):
+def _run(ctx, wrapper, formula, arrays, params, out, ctype=None):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     ctype = ctype or COMPUTE[np.result_type(*(a.dtype for a in arrays))]
     p = tuple(ctype.type(v) for v in params)
@@ -85,27 +85,27 @@ def _run(wrapper, formula, arrays, params, out, ctype=None):
 
     def run(target):
         ops = [*arrays, target]
-        flat, extent, views = _launch.elementwise_operands(ops)
+        flat, extent, views = _launch.elementwise_operands(ctx, ops)
         k = kernel(wrapper, formula, ctype, "flat" if flat else "strided")
         n = extent if flat else int(np.prod(extent))
-        config = _launch.elementwise_config(n, _launch.limits())
+        config = _launch.elementwise_config(n, _launch.limits(ctx))
         if flat:
             args = [views[i] for i in pick] + [views[-1], p]
         else:
             args = [v for i in pick for v in views[i]] + [*views[-1], extent, p]
-        _launch.launch(k, config, args)
+        _launch.launch(ctx, k, config, args)
 
-    _launch.staged(out, arrays, run)
+    _launch.staged(ctx, out, arrays, run)
 
 
-def unary(f, x, params, out):
+def unary(ctx, f, x, params, out):
     """out = f(x, *params)"""
-    _run("_apply", f, [x], params, out)
+    _run(ctx, "_apply", f, [x], params, out)
 
 
-def scaled(f, g, x, params, out):
+def scaled(ctx, f, g, x, params, out):
     """out = g * f(x, *params)"""
-    _run("_scaled", f, [g, x], params, out)
+    _run(ctx, "_scaled", f, [g, x], params, out)
 
 
 def _broadcast(slope, shape):
@@ -115,19 +115,19 @@ def _broadcast(slope, shape):
     return slope._view(shape, strides)
 
 
-def unary_slope(f, x, slope, out):
+def unary_slope(ctx, f, x, slope, out):
     """out = f(x, slope), slope an array broadcastable to x"""
-    _run("_apply_slope", f, [x, _broadcast(slope, x.shape)], (), out)
+    _run(ctx, "_apply_slope", f, [x, _broadcast(slope, x.shape)], (), out)
 
 
-def scaled_slope(f, g, x, slope, out):
+def scaled_slope(ctx, f, g, x, slope, out):
     """out = g * f(x, slope)"""
-    _run("_scaled_slope", f, [g, x, _broadcast(slope, x.shape)], (), out)
+    _run(ctx, "_scaled_slope", f, [g, x, _broadcast(slope, x.shape)], (), out)
 
 
-def convert(src, dst):
+def convert(ctx, src, dst):
     """dst[...] = src, cast to dst's dtype (any layouts, same shape)."""
-    _run("_copy", None, [src], (), dst, ctype=dst.dtype)
+    _run(ctx, "_copy", None, [src], (), dst, ctype=dst.dtype)
 
 
 def slopes_kernel(ctype):
@@ -138,12 +138,13 @@ def slopes_kernel(ctype):
     )
 
 
-def rrelu_slopes(shape, key, lower, upper, dtype):
+def rrelu_slopes(ctx, shape, key, lower, upper, dtype):
     """Per-element slopes U(lower, upper) keyed by (key, C-order flat index)."""
     ctype = COMPUTE[np.dtype(dtype)]
     fill = slopes_kernel(ctype)
     n = int(np.prod(shape))
-    out = _arrays.empty((n,), ctype)
-    _, _, (view,) = _launch.elementwise_operands([out])
-    _launch.launch(fill, _launch.elementwise_config(n, _launch.limits()), [view, np.uint64(key), ctype.type(lower), ctype.type(upper)])
+    out = _arrays.empty(ctx, (n,), ctype)
+    view = _launch.contiguous_view(ctx, out)
+    config = _launch.elementwise_config(n, _launch.limits(ctx))
+    _launch.launch(ctx, fill, config, [view, np.uint64(key), ctype.type(lower), ctype.type(upper)])
     return out.reshape(tuple(shape))

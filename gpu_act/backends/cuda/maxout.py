@@ -64,25 +64,25 @@ def kernel(name, ctype):
     return _launch.cached(("maxout", name, ctype), build)
 
 
-def _run(name, inputs, pool, axis, out):
+def _run(ctx, name, inputs, pool, axis, out):
     ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
     x = inputs[-1]
     groups = x.shape[axis] // pool
     total = x.size // x.shape[axis] * groups
     k = kernel(name, ctype)
-    config = _launch.elementwise_config(total, _launch.limits())
+    config = _launch.elementwise_config(total, _launch.limits(ctx))
 
     def run(target):
-        shape, ops = _launch.row_operands([*inputs, target], axis)
+        shape, ops = _launch.row_operands(ctx, [*inputs, target], axis)
         args = [v for o in ops for v in o]
-        _launch.launch(k, config, [*args, shape, np.int64(total), np.int64(groups), np.int64(pool)])
+        _launch.launch(ctx, k, config, [*args, shape, np.int64(total), np.int64(groups), np.int64(pool)])
 
-    _launch.staged(out, inputs, run)
-
-
-def forward(x, pool, axis, out):
-    _run("forward", [x], pool, axis, out)
+    _launch.staged(ctx, out, inputs, run)
 
 
-def backward(g, x, pool, axis, out):
-    _run("backward", [g, x], pool, axis, out)
+def forward(ctx, x, pool, axis, out):
+    _run(ctx, "forward", [x], pool, axis, out)
+
+
+def backward(ctx, g, x, pool, axis, out):
+    _run(ctx, "backward", [g, x], pool, axis, out)

@@ -32,40 +32,39 @@ def kernel(ctype):
     )
 
 
-def group_sum(a, axis, out, scale=1.0):
+def group_sum(ctx, a, axis, out, scale=1.0):
     """out[c] = scale * sum of a over every axis but ``axis`` (all axes when
     None), accumulated in a's compute dtype; ``out`` is 1-D, C-contiguous."""
     ctype = COMPUTE[a.dtype]
     groups = 1 if axis is None else a.shape[axis]
     total = a.size // groups
-    shape, (op,) = _launch.row_operands([a], axis)
-    args = [op.view, op.offset, op.outer, op.axis, shape, np.int64(total)]
-    _launch.launch(kernel(ctype), _launch.reduction_config(groups), [*args, _launch.contiguous_view(out), ctype.type(scale)])
+    shape, (op,) = _launch.row_operands(ctx, [a], axis)
+    args = [op.view, op.offset, op.outer, op.axis, shape, np.int64(total), _launch.contiguous_view(ctx, out)]
+    _launch.launch(ctx, kernel(ctype), _launch.reduction_config(groups), [*args, ctype.type(scale)])
 
 
-def channel_sum(a, channel_axis, dtype):
+def channel_sum(ctx, a, channel_axis, dtype):
     """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
     in at least float32, returned as a 1-D array of ``dtype``."""
     groups = 1 if channel_axis is None else a.shape[channel_axis]
-    out = _arrays.empty((groups,), dtype)
+    out = _arrays.empty(ctx, (groups,), dtype)
     if a.size:
-        group_sum(a, channel_axis, out)
+        group_sum(ctx, a, channel_axis, out)
     else:
-        fill(out, 0.0)
+        fill(ctx, out, 0.0)
     return out
 
 
-def fill(out, value):
+def fill(ctx, out, value):
     """out[...] = value."""
     from .elementwise import convert
 
     if not out.size:
         return
-    src = _arrays.empty((1,), np.float64)
+    src = _arrays.empty(ctx, (1,), np.float64)
     host = np.full(1, value)
     if _cuda.SIMULATOR:
         src.owner._ary[:] = host
     else:
-        src_view = _launch.contiguous_view(src)
-        src_view.copy_to_device(host, stream=_arrays.launch_stream())
-    convert(src._view(out.shape, (0,) * out.ndim), out)
+        _launch.contiguous_view(ctx, src).copy_to_device(host, stream=ctx.stream)
+    convert(ctx, src._view(out.shape, (0,) * out.ndim), out)

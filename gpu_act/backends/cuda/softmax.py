@@ -116,26 +116,26 @@ def _inv_t(temperature, ctype):
         return ctype.type(1.0 / temperature)
 
 
-def _run(op, name, inputs, axis, temperature, log, out):
+def _run(ctx, op, name, inputs, axis, temperature, log, out):
     ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
     n = inputs[0].shape[axis]
     rows = inputs[0].size // n
     unit = inputs[0].strides[axis] == inputs[0].dtype.itemsize or n == 1
-    config = _launch.rowwise_config(op, rows, n, unit, ctype.itemsize, _launch.limits())
+    config = _launch.rowwise_config(op, rows, n, unit, ctype.itemsize, _launch.limits(ctx))
     k = kernel(name, ctype, config.variant)
     inv_t = _inv_t(temperature, ctype)
 
     def run(target):
-        shape, ops = _launch.row_operands([*inputs, target], axis)
+        shape, ops = _launch.row_operands(ctx, [*inputs, target], axis)
         args = [v for o in ops for v in o]
-        _launch.launch(k, config, [*args, shape, np.int64(rows), np.int64(n), inv_t, log])
+        _launch.launch(ctx, k, config, [*args, shape, np.int64(rows), np.int64(n), inv_t, log])
 
-    _launch.staged(out, inputs, run)
-
-
-def forward(x, axis, temperature, log, out):
-    _run("softmax", "forward", [x], axis, temperature, log, out)
+    _launch.staged(ctx, out, inputs, run)
 
 
-def backward(g, y, axis, temperature, log, out):
-    _run("softmax_backward", "backward", [g, y], axis, temperature, log, out)
+def forward(ctx, x, axis, temperature, log, out):
+    _run(ctx, "softmax", "forward", [x], axis, temperature, log, out)
+
+
+def backward(ctx, g, y, axis, temperature, log, out):
+    _run(ctx, "softmax_backward", "backward", [g, y], axis, temperature, log, out)

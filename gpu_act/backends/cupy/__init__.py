@@ -9,7 +9,6 @@ other CUDA libraries (``__cuda_array_interface__``) are wrapped without copies.
 """
 
 import contextlib
-import threading
 
 import cupy
 import numpy as np
@@ -19,9 +18,6 @@ from . import rowwise as _rows
 
 NAME = "cupy"
 
-_call = threading.local()  # the device of this thread's current call
-
-
 def available():
     try:
         return cupy.cuda.runtime.getDeviceCount() > 0
@@ -29,13 +25,26 @@ def available():
         return False
 
 
-def asarray(obj):
-    a = cupy.asarray(obj)  # no copy for CuPy arrays and __cuda_array_interface__ objects
-    _call.device = a.device.id
-    return a
+class Call:
+    """Where one call runs: the primary input's device and the CuPy stream work
+    goes on (``stream=`` converted, or None: CuPy's current stream)."""
+
+    __slots__ = ("device", "stream")
+
+    def __init__(self, device, stream):
+        self.device = device
+        self.stream = stream
 
 
-def as_out(fname, obj):
+def context(primary, stream):
+    return Call(cupy.asarray(primary).device.id, None if stream is None else _as_cupy_stream(stream))
+
+
+def asarray(ctx, obj):
+    return cupy.asarray(obj)  # no copy for CuPy arrays and __cuda_array_interface__ objects
+
+
+def as_out(ctx, fname, obj):
     if isinstance(obj, cupy.ndarray):
         return obj
     cai = getattr(obj, "__cuda_array_interface__", None)
@@ -49,32 +58,39 @@ def as_out(fname, obj):
     return cupy.asarray(obj)
 
 
-def empty(shape, dtype):
-    """A new array on the device of the arrays this call converted (``asarray``
-    runs on every input before the public API allocates)."""
-    with cupy.cuda.Device(getattr(_call, "device", None)):
+@contextlib.contextmanager
+def _on(ctx):
+    # the call's device, and its stream when stream= was given (else CuPy's current one)
+    with cupy.cuda.Device(ctx.device):
+        if ctx.stream is None:
+            yield
+        else:
+            with ctx.stream:
+                yield
+
+
+def empty(ctx, shape, dtype):
+    """A new array on the call's device, from CuPy's pool on the call's stream."""
+    with _on(ctx):
         return cupy.empty(shape, dtype)
 
 
-def wrap(result, like):
+def astype(ctx, a, dtype):
+    with _on(ctx):
+        return a.astype(dtype, copy=False)
+
+
+def wrap(ctx, result, like):
     return result
-
-
-def use_stream(stream):
-    """Run this thread's next calls on ``stream`` (a CuPy stream, a Numba stream,
-    a torch.cuda.Stream or an object with ``__cuda_stream__``); None: CuPy's current stream."""
-    _call.stream = None if stream is None else _as_cupy_stream(stream)
 
 
 def _as_cupy_stream(s):
     if isinstance(s, cupy.cuda.Stream):
         return s
-    if hasattr(s, "__cuda_stream__"):
+    if hasattr(s, "__cuda_stream__"):  # Numba streams and the CUDA stream protocol
         handle = s.__cuda_stream__()[1]
     elif hasattr(s, "cuda_stream"):  # torch.cuda.Stream
         handle = s.cuda_stream
-    elif hasattr(s, "handle"):  # numba stream
-        handle = s.handle.value
     else:
         raise TypeError(
             f"stream must be a CuPy stream, a Numba stream, a torch.cuda.Stream or an object with __cuda_stream__, "
@@ -83,76 +99,64 @@ def _as_cupy_stream(s):
     return cupy.cuda.ExternalStream(int(handle or 0))
 
 
-@contextlib.contextmanager
-def _on(a):
-    # the array's device, and the stream= of the call if one was given
-    with cupy.cuda.Device(a.device.id):
-        stream = getattr(_call, "stream", None)
-        if stream is None:
-            yield
-        else:
-            with stream:
-                yield
-
-
-def unary(f, x, params, out):
-    with _on(x):
+def unary(ctx, f, x, params, out):
+    with _on(ctx):
         _ew.unary(f, x, params, out)
 
 
-def scaled(f, g, x, params, out):
-    with _on(x):
+def scaled(ctx, f, g, x, params, out):
+    with _on(ctx):
         _ew.scaled(f, g, x, params, out)
 
 
-def unary_slope(f, x, slope, out):
-    with _on(x):
+def unary_slope(ctx, f, x, slope, out):
+    with _on(ctx):
         _ew.unary_slope(f, x, slope, out)
 
 
-def scaled_slope(f, g, x, slope, out):
-    with _on(x):
+def scaled_slope(ctx, f, g, x, slope, out):
+    with _on(ctx):
         _ew.scaled_slope(f, g, x, slope, out)
 
 
-def rrelu_slopes(shape, key, lower, upper, dtype):
-    with cupy.cuda.Device(getattr(_call, "device", None)):
+def rrelu_slopes(ctx, shape, key, lower, upper, dtype):
+    with _on(ctx):
         return _ew.rrelu_slopes(shape, key, lower, upper, dtype)
 
 
-def channel_sum(a, channel_axis, dtype):
+def channel_sum(ctx, a, channel_axis, dtype):
     """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
     in at least float32, as a 1-D array of ``dtype``."""
     acc = np.result_type(a.dtype, np.float32)
     axes = tuple(i for i in range(a.ndim) if i != channel_axis)
-    with _on(a):
+    with _on(ctx):
         return cupy.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
 
 
-def softmax(x, axis, temperature, log, out):
-    with _on(x):
+def softmax(ctx, x, axis, temperature, log, out):
+    with _on(ctx):
         _rows.softmax(x, axis, temperature, log, out)
 
 
-def softmax_backward(g, y, axis, temperature, log, out):
-    with _on(y):
+def softmax_backward(ctx, g, y, axis, temperature, log, out):
+    with _on(ctx):
         _rows.softmax_backward(g, y, axis, temperature, log, out)
 
 
-def maxout(x, pool, axis, out):
-    with _on(x):
+def maxout(ctx, x, pool, axis, out):
+    with _on(ctx):
         _rows.maxout(x, pool, axis, out)
 
 
-def maxout_backward(g, x, pool, axis, out):
-    with _on(x):
+def maxout_backward(ctx, g, x, pool, axis, out):
+    with _on(ctx):
         _rows.maxout_backward(g, x, pool, axis, out)
 
 
-def check_targets(fname, target, classes, ignore_index):
+def check_targets(ctx, fname, target, classes, ignore_index):
     """Count of non-ignored targets; ValueError naming an out-of-range one.
     One read-back of two counts (the only host synchronisation of the backend)."""
-    with _on(target):
+    with _on(ctx):
         valid = target != ignore_index
         bad = valid & ((target < 0) | (target >= classes))
         n_bad, n_valid = (int(v) for v in cupy.stack([cupy.count_nonzero(bad), cupy.count_nonzero(valid)]).get())
@@ -164,10 +168,10 @@ def check_targets(fname, target, classes, ignore_index):
     return n_valid
 
 
-def cross_entropy(z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
     """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
     scale = (1.0 / count if count else 0.0) if reduction == "mean" else 1.0
-    with _on(z):
+    with _on(ctx):
         loss, grad = _rows.cross_entropy_rows(z, target, axis, index, ignore_index, eps, scale, want_grad)
         if reduction == "none":
             loss = loss.astype(z.dtype)
