@@ -15,13 +15,18 @@ with its free names bound (the formula to apply, ...). Clones get a qualified
 name that includes ``tag`` and a hash of the formulas' source, so Numba's
 on-disk cache (keyed by qualified name and bytecode) never mixes two ops, and
 an edited formula never reuses a stale kernel.
+
+``disk_cache()`` says whether Numba can keep compiled kernels on disk here
+(the ``cache=`` both targets compile with).
 """
 
 import functools
 import hashlib
 import inspect
 import math
+import pathlib
 import types
+import warnings
 
 import numpy as np
 
@@ -34,6 +39,40 @@ FORMULAS = [
 ]
 
 SOURCE_HASH = hashlib.sha1(inspect.getsource(formulas).encode()).hexdigest()[:10]
+
+
+def sources_hash(folder):
+    """A hash of the Python sources a backend's kernels are built from: those of
+    ``folder`` (the backend's) and the package's top-level modules (formulas,
+    wrappers, ...). It goes into kernels' qualified names, because Numba's disk
+    cache checks only the timestamp of the file that defines a kernel, not of
+    the files its device functions come from."""
+    here = pathlib.Path(__file__).parent
+    files = sorted(pathlib.Path(folder).glob("*.py")) + sorted(here.glob("*.py"))
+    return hashlib.sha1(b"".join(p.read_bytes() for p in files)).hexdigest()[:8]
+
+
+@functools.cache
+def disk_cache():
+    """True when Numba can cache gpu_act's kernels on disk: one of its cache
+    locations (``NUMBA_CACHE_DIR``, the ``__pycache__`` beside gpu_act's
+    sources, the user's cache directory) is writable. Otherwise kernels are
+    compiled in every process, and a warning says so, once: a read-only
+    install with an unwritable home (a container run as another user) must
+    still work."""
+    from numba.core.caching import FunctionCache
+
+    try:
+        FunctionCache(disk_cache.__wrapped__)  # finds (and probes) a writable cache directory
+    except RuntimeError as e:  # "cannot cache function ...: no locator available"
+        warnings.warn(
+            f"gpu_act: Numba has no writable cache directory here ({e}); kernels are compiled anew in "
+            "every process. Set NUMBA_CACHE_DIR to a writable directory to keep them.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def _clone(fn, globals_, qualname, ctype=None):

@@ -23,6 +23,8 @@ import numpy as np
 from numba import cuda
 from numba.cuda.core import config as _config
 
+from ._compile import disk_cache
+
 SIMULATOR = bool(_config.ENABLE_CUDASIM)
 
 __all__ = ["cuda", "SIMULATOR", "available", "device", "kernel", "compile_ptx", "stream_for", "Limits", "limits"]
@@ -43,9 +45,22 @@ def device(fn):
     return cuda.jit(device=True, forceinline=True)(fn)
 
 
-def kernel(fn):
-    """A kernel. No fastmath: NaN/inf semantics are part of the product."""
-    return cuda.jit(fn)
+REGISTERS_PER_SM = 65536
+MAX_REGISTERS_PER_THREAD = 255
+
+
+def kernel(fn, max_threads):
+    """A kernel launched with at most ``max_threads`` threads per block. Where
+    that many threads could run out of registers (more than 65,536 / 255 = 257),
+    it is the kernel's launch bound, so the compiler keeps its registers within
+    what they may use; smaller blocks leave the compiler free (a bound there
+    only made ptxas spill). Cached on disk where a cache directory is writable,
+    so a second process (or test worker) loads it instead of compiling. No
+    fastmath: NaN/inf semantics are part of the product."""
+    if SIMULATOR:
+        return cuda.jit(fn)
+    bound = max_threads if max_threads * MAX_REGISTERS_PER_THREAD > REGISTERS_PER_SM else None
+    return cuda.jit(fn, launch_bounds=bound, cache=disk_cache())
 
 
 class _TargetDevice:
@@ -53,20 +68,22 @@ class _TargetDevice:
         self.compute_capability = cc
 
 
-def compile_ptx(fn, signature, cc):
-    """PTX text of ``fn`` compiled as a kernel for compute capability ``cc``.
+def compile_ptx(k, signature, cc):
+    """PTX text of kernel ``k`` (a dispatcher made by ``kernel``, with its launch
+    bound) compiled for ``signature`` and compute capability ``cc``.
 
     Works without a driver: device functions called by the kernel are compiled
     on first use for "the current device", which is then taken to be ``cc``.
     """
     from numba.cuda import dispatcher
 
+    bound = k.targetoptions.get("launch_bounds")
     if available():
-        return cuda.compile_ptx(fn, signature, cc=cc)[0]
+        return cuda.compile_ptx(k.py_func, signature, cc=cc, launch_bounds=bound)[0]
     saved = dispatcher.get_current_device
     dispatcher.get_current_device = lambda: _TargetDevice(cc)
     try:
-        return cuda.compile_ptx(fn, signature, cc=cc)[0]
+        return cuda.compile_ptx(k.py_func, signature, cc=cc, launch_bounds=bound)[0]
     finally:
         dispatcher.get_current_device = saved
 

@@ -41,6 +41,7 @@ def kind_of(obj):
 
 _lock = threading.Lock()
 _modules = {}
+_why_not = {}  # backend name -> why it cannot run here
 _available = None
 
 
@@ -51,9 +52,13 @@ def _load(name):
         if name not in _modules:
             try:
                 mod = importlib.import_module(f"gpu_act.backends.{name}")
-                _modules[name] = mod if mod.available() else None
-            except ImportError:
-                _modules[name] = None
+                ok = mod.available()
+                if not ok:
+                    _why_not[name] = "no CUDA device or driver found"
+            except Exception as e:  # a missing or broken install: the backend is unavailable, never a crash
+                ok = False
+                _why_not[name] = f"it failed to load: {type(e).__name__}: {e}"
+            _modules[name] = mod if ok else None
         return _modules[name]
 
 
@@ -109,7 +114,8 @@ def resolve(fname, arrays, backend, stream=None):
     mod = _load(name)
     if mod is None:
         raise BackendUnavailableError(
-            f"{fname}: backend {name!r} is not available here; available: {', '.join(available_backends())}"
+            f"{fname}: backend {name!r} is not available here ({_why_not.get(name)}); "
+            f"available: {', '.join(available_backends())}"
         )
     if (kind == "cpu") != (name == "cpu"):
         where = "host (NumPy)" if kind == "cpu" else "device (CUDA)"

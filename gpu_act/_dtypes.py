@@ -22,3 +22,10 @@ def check_float(fname, what, dtype):
     if dt not in ACCEPTED:
         raise TypeError(f"{fname}: unsupported dtype {dtype} for {what}; accepted: {ACCEPTED_NAMES}")
     return dt
+
+
+def inverse_temperature(temperature, ctype):
+    """1/T in the compute type ``ctype``: finite for every temperature the API
+    accepts (``_validate.temperature``), 0 where T is so large that it rounds
+    to 0 (the kernels keep +-inf/T = +-inf then)."""
+    return ctype.type(1.0 / temperature)

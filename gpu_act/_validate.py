@@ -7,7 +7,7 @@ import operator
 import numpy as np
 from numpy.exceptions import AxisError
 
-from ._dtypes import check_float
+from ._dtypes import COMPUTE, check_float
 
 
 def axis(fname, value, ndim):
@@ -22,13 +22,22 @@ def axis(fname, value, ndim):
     return a % n
 
 
-def temperature(fname, value):
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{fname}: temperature must be a real number, got {type(value).__name__}") from None
+def temperature(fname, value, dtype):
+    """The temperature as a float: finite, > 0, and with 1/T finite in the type
+    ``dtype`` is computed in (the kernels scale by 1/T). A T so large that 1/T
+    rounds to 0 there is fine: every finite entry then gets the same weight."""
+    if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{fname}: temperature must be a real number, got {type(value).__name__}")
+    t = float(value)
+    ctype = COMPUTE[np.dtype(dtype)]
+    smallest = 1.0 / float(np.finfo(ctype).max)
     if not (math.isfinite(t) and t > 0):
         raise ValueError(f"{fname}: temperature={value!r} is not accepted; expected a finite number > 0")
+    if t < smallest:
+        raise ValueError(
+            f"{fname}: temperature={value!r} is not accepted for {np.dtype(dtype)} input (computed in {ctype}, "
+            f"where 1/temperature overflows); expected temperature >= {smallest:.3g}"
+        )
     return t
 
 

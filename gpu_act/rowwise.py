@@ -17,7 +17,7 @@ def _softmax_forward(fname, log, x, axis, temperature, out, backend, stream):
     be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
     (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
-    t = _validate.temperature(fname, temperature)
+    t = _validate.temperature(fname, temperature, xa.dtype)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
         be.softmax(ctx, _as_rows(xa), ax, t, log, _as_rows(o))
@@ -29,7 +29,7 @@ def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, b
     g, y = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("output", output)])
     _validate.grad_like(fname, g, y)
     ax = _validate.axis(fname, axis, y.ndim)
-    t = _validate.temperature(fname, temperature)
+    t = _validate.temperature(fname, temperature, y.dtype)
     o = _validate.out(fname, be, ctx, out, y.shape, y.dtype)
     if y.size:
         be.softmax_backward(ctx, _as_rows(g), _as_rows(y), ax, t, log, _as_rows(o))

@@ -96,12 +96,13 @@ CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 # elementwise wrapper -> (input parameters, C body); {f} is the formula's C name
 # (the registry function's own name), {C} the compute type, {p}/{args} its
-# scalar parameters; ElementwiseKernel supplies T (and S) from the arrays
+# scalar parameters; ElementwiseKernel supplies T, S (and O, the output's) from the arrays
 OPERATIONS = {
     "unary": ("T x{params}", "y = (T)(ga::{f}<{C}>(({C})x{args}));"),
     "scaled": ("T g, T x{params}", "y = (T)(({C})g * ga::{f}<{C}>(({C})x{args}));"),
     "unary_slope": ("T x, S s", "y = (T)(ga::{f}<{C}>(({C})x, ({C})s));"),
-    "scaled_slope": ("T g, T x, S s", "y = (T)(({C})g * ga::{f}<{C}>(({C})x, ({C})s));"),
+    # the output may be of the compute type (PReLU's weight-gradient terms): O
+    "scaled_slope": ("T g, T x, S s", "y = (O)(({C})g * ga::{f}<{C}>(({C})x, ({C})s));"),
     "slopes": ("uint64 key, {D} lower, {D} upper", "y = ({C})ga::{f}<{C}>(key, (unsigned long long)i, lower, upper);"),
 }
 
@@ -113,5 +114,5 @@ def operation(wrapper, fname, nparams, ctype):
     D = np.dtype(ctype).name
     params = "".join(f", {D} p{k}" for k in range(nparams))
     args = "".join(f", p{k}" for k in range(nparams))
-    out = f"{D} y" if wrapper == "slopes" else "T y"
+    out = {"slopes": f"{D} y", "scaled_slope": "O y"}.get(wrapper, "T y")
     return ins.format(params=params, D=D), out, body.format(f=fname, C=C, args=args)

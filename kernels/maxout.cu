@@ -33,8 +33,9 @@ __device__ __forceinline__ void locate(i64 idx, i64 rows, i64 groups, int rows_f
 }
 
 template <typename T>
-__global__ void maxout_fwd(const T* x, T* y, i64 rows, i64 Q, i64 groups, i64 pool, i64 xP, i64 xQ, i64 xn, i64 yP,
-                           i64 yQ, i64 yn, int rows_fast) {
+__global__ void GA_BOUNDS(TEAM_THREAD, T)
+    maxout_fwd(const T* x, T* y, i64 rows, i64 Q, i64 groups, i64 pool, i64 xP, i64 xQ, i64 xn, i64 yP, i64 yQ, i64 yn,
+               int rows_fast) {
     const i64 total = rows * groups;
     for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (i64)gridDim.x * blockDim.x) {
         i64 r, grp;
@@ -46,8 +47,9 @@ __global__ void maxout_fwd(const T* x, T* y, i64 rows, i64 Q, i64 groups, i64 po
 }
 
 template <typename T>
-__global__ void maxout_bwd(const T* g, const T* x, T* o, i64 rows, i64 Q, i64 groups, i64 pool, i64 gP, i64 gQ,
-                           i64 gn, i64 xP, i64 xQ, i64 xn, i64 oP, i64 oQ, i64 on, int rows_fast) {
+__global__ void GA_BOUNDS(TEAM_THREAD, T)
+    maxout_bwd(const T* g, const T* x, T* o, i64 rows, i64 Q, i64 groups, i64 pool, i64 gP, i64 gQ, i64 gn, i64 xP,
+               i64 xQ, i64 xn, i64 oP, i64 oQ, i64 on, int rows_fast) {
     const i64 total = rows * groups;
     for (i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (i64)gridDim.x * blockDim.x) {
         i64 r, grp;

@@ -18,8 +18,12 @@ using std::exp;
 using std::log;
 #endif
 
-// d/T with 0/T = 0 even when 1/T overflowed to inf
-template <typename C> GA_ON C scaled(C d, C inv_t) { return d == C(0) ? C(0) : d * inv_t; }
+// d/T from 1/T (finite: the API bounds T below): +-inf/T stays +-inf even
+// when 1/T rounded to 0 (T huge), where d * inv_t is NaN but d is not
+template <typename C> GA_ON C scaled(C d, C inv_t) {
+    const C r = d * inv_t;
+    return (r != r && d == d) ? d : r;
+}
 // e^{d/T}
 template <typename C> GA_ON C expt(C d, C inv_t) { return exp(scaled(d, inv_t)); }
 // m - m is 0 for finite m and NaN for NaN and +-inf

@@ -46,6 +46,21 @@ template <typename V, class Op> __device__ __forceinline__ V warp_reduce(V v, Op
 // ------------------------------------------------ teams
 enum { TEAM_THREAD = 0, TEAM_WARP = 1, TEAM_BLOCK = 2 };
 
+// Launch bounds of a team's kernels for compute type C: at most MAX threads
+// per block (gpu_act/backends/cupy/_launch.py launches within them: THREADS,
+// BLOCK_MAX), and MIN_BLOCKS resident per SM, so ptxas may use up to
+// 65,536 / (MAX * MIN_BLOCKS) registers without spilling to reach a higher
+// occupancy than that (a bound of MAX alone made it spill). Blocks that
+// reduce a row of double get 512 threads: 64 registers do not hold them.
+template <int TEAM, typename C> struct TeamThreads {
+    enum {
+        MAX = TEAM != TEAM_BLOCK ? 256 : sizeof(C) == 8 ? 512 : 1024,
+        MIN_BLOCKS = TEAM != TEAM_BLOCK ? 2 : 1
+    };
+};
+#define GA_BOUNDS(TEAM, T) __launch_bounds__(TeamThreads<TEAM, typename Acc<T>::type>::MAX, \
+                                             TeamThreads<TEAM, typename Acc<T>::type>::MIN_BLOCKS)
+
 template <int TEAM> struct Team;
 
 template <> struct Team<TEAM_THREAD> {

@@ -7,14 +7,17 @@
 // Backward from the forward's output y and incoming gradient g:
 //   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
 //   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
-// T is float16, float or double; sums run in float (float16) or T.
+// T is float16, float or double. The forward's (m, s) run in float (float16)
+// or T; the backward's row sums in double (g - sum(g y) cancels where y is
+// near one-hot), rounded once to the compute type.
 #include "rows.cuh"
 
 namespace ga {
 
 template <typename T, int TEAM, bool LOG>
-__global__ void softmax_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 yP, i64 yQ,
-                            i64 yn, typename Acc<T>::type inv_t) {
+__global__ void GA_BOUNDS(TEAM, T)
+    softmax_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 yP, i64 yQ, i64 yn,
+                typename Acc<T>::type inv_t) {
     typedef typename Acc<T>::type C;
     const Team<TEAM> team;
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
@@ -30,8 +33,9 @@ __global__ void softmax_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i6
 }
 
 template <typename T, int TEAM, bool LOG>
-__global__ void softmax_bwd(const T* g, const T* y, T* o, i64 rows, i64 Q, i64 n, i64 gP, i64 gQ, i64 gn, i64 yP,
-                            i64 yQ, i64 yn, i64 oP, i64 oQ, i64 on, typename Acc<T>::type inv_t) {
+__global__ void GA_BOUNDS(TEAM, T)
+    softmax_bwd(const T* g, const T* y, T* o, i64 rows, i64 Q, i64 n, i64 gP, i64 gQ, i64 gn, i64 yP, i64 yQ, i64 yn,
+                i64 oP, i64 oQ, i64 on, typename Acc<T>::type inv_t) {
     typedef typename Acc<T>::type C;
     const Team<TEAM> team;
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
@@ -39,9 +43,9 @@ __global__ void softmax_bwd(const T* g, const T* y, T* o, i64 rows, i64 Q, i64 n
         const T* gr = g + i * gP + k * gQ;
         const T* yr = y + i * yP + k * yQ;
         T* orow = o + i * oP + k * oQ;
-        C s = C(0);  // sum g (log) or sum g y
-        each2(team, n, gr, gn, yr, yn, [&](i64, C gv, C yv) { s += LOG ? gv : gv * yv; });
-        s = team.reduce(s, Sum<C>());
+        double acc = 0.0;  // sum g (log) or sum g y
+        each2(team, n, gr, gn, yr, yn, [&](i64, C gv, C yv) { acc += LOG ? double(gv) : double(gv) * double(yv); });
+        const C s = C(team.reduce(acc, Sum<double>()));
         map2(team, n, gr, gn, yr, yn, orow, on, [&](i64, C gv, C yv) -> C {
             return LOG ? (gv - exp(yv) * s) * inv_t : yv * (gv - s) * inv_t;
         });

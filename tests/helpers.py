@@ -56,6 +56,21 @@ def sample(shape, dtype, seed=0, scale=3.0, kinks=True):
     return x.astype(dtype)
 
 
+def cancelling_backward(rows, n, dtype, seed=0, log=False):
+    """(g, y) for a softmax backward pass in which g - sum(g y) cancels: y the
+    forward's output on rows with one dominant logit (near one-hot), g close to
+    a constant; for log-softmax (``log``) g - e^y sum(g) cancels: g close to a
+    multiple of the probabilities. A row sum accumulated in float32 is off by
+    many ulps there; the result is tiny. (N(0, 1) gradients hide this.)"""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, n))
+    z[:, 0] += 12.0  # the dominant logit
+    y = np.exp(z - z.max(axis=1, keepdims=True))
+    y /= y.sum(axis=1, keepdims=True)
+    g = 3.7 * (y if log else 1.0) + 1e-3 * rng.standard_normal((rows, n))
+    return g.astype(dtype), (np.log(y) if log else y).astype(dtype)
+
+
 def sample_away_from(shape, seed, kinks, margin=1e-2, scale=3.0):
     """float64 random normal * scale with no entry within ``margin`` of a kink."""
     rng = np.random.default_rng(seed)

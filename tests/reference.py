@@ -415,15 +415,16 @@ def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
     index_mode = np.issubdtype(target.dtype, np.integer)
     with np.errstate(all="ignore"):
         if zl.size == 0:
-            lse = np.zeros(zl.shape[:-1])
+            msafe = log_s = np.zeros(zl.shape[:-1] + (1,))
+            finite_row = np.ones(zl.shape[:-1], bool)
             soft = np.zeros(zl.shape)
         else:
             m = np.max(zl, axis=-1, keepdims=True)
+            finite_row = np.isfinite(m[..., 0])  # NaN and +inf make m NaN/+inf; all -inf makes it -inf
             msafe = np.where(np.isfinite(m), m, 0.0)
             e = np.exp(zl - msafe)
             s = np.sum(e, axis=-1, keepdims=True)
-            lse_k = msafe + np.log(s)
-            lse = lse_k[..., 0]
+            log_s = np.log(s)
             soft = e / s  # not exp(z - lse): m + log(s) may round to m for huge m
             soft = np.where(np.isfinite(m), soft, np.nan)
         if index_mode:
@@ -439,8 +440,12 @@ def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
             tq = np.moveaxis(_f64(target), ax, -1)
             q = (1.0 - eps) * tq + eps / C
             valid = np.ones(zl.shape[:-1], dtype=bool)
-        terms = np.where(q == 0, 0.0, q * (lse[..., None] - zl))
+        # -log softmax(z)_c = (m - z_c) + log s: never lse - z_c, which cancels for huge logits
+        terms = np.where(q == 0, 0.0, q * ((msafe - zl) + log_s))
         row_loss = np.sum(terms, axis=-1)
+        # a row with NaN or +inf, or of all -inf, has no softmax: its loss is NaN
+        # (PyTorch's too), even where a +inf logit's own target is 0
+        row_loss = np.where(finite_row, row_loss, np.nan)
         row_loss = np.where(valid, row_loss, 0.0)
         row_grad = soft * np.sum(q, axis=-1, keepdims=True) - q
         if reduction == "none":

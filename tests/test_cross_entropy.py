@@ -209,6 +209,31 @@ def test_large_logits_no_overflow(backend, dtype):
     assert_close(grad, exp_grad, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("big", [1e15, 1e30, -1e30])
+def test_huge_logits_lose_no_loss(backend, dtype, big):
+    # equal logits: log C; the loss is never formed as lse - z_c, which cancels to 0 here
+    C = 5
+    z = np.full((2, C), big, dtype)
+    z[1, 2:] = -abs(big)  # [b, b, -|b|, ...]: log 2 for targets 0 and 1
+    loss = _ce(z, np.array([3, 0]), backend, reduction="none")
+    assert_close(loss, [np.log(C), np.log(2.0) if big > 0 else np.log(C)], dtype)
+    p = np.full((2, C), 1.0 / C, dtype)
+    loss = _ce(z, p, backend, reduction="none", label_smoothing=0.3)
+    assert_close(loss, ref.cross_entropy(z, p, reduction="none", label_smoothing=0.3)[0], dtype)
+    smooth = _ce(z, np.array([3, 0]), backend, reduction="none", label_smoothing=0.25)
+    assert_close(smooth, ref.cross_entropy(z, np.array([3, 0]), reduction="none", label_smoothing=0.25)[0], dtype)
+
+
+def test_rows_without_a_softmax_have_a_nan_loss_even_with_no_target_weight(backend):
+    z = np.array([[np.nan, 1.0, 2.0], [np.inf, 1.0, 2.0], [-np.inf] * 3, [1.0, 2.0, 3.0]])
+    t = np.zeros_like(z)
+    t[3, 0] = 1.0  # the other rows weight no class
+    loss = _ce(z, t, backend, reduction="none")
+    assert np.isnan(loss[:3]).all() and np.isfinite(loss[3])
+    assert_close(loss, ref.cross_entropy(z, t, reduction="none")[0], np.float64)
+
+
 def test_zero_rows(backend):
     z = np.zeros((0, 5), np.float32)
     t = np.zeros((0,), np.int64)

@@ -1,5 +1,9 @@
 """Every CUDA kernel, for every dtype and variant, compiles to PTX for sm_80
-and sm_90 (no driver needed: numba-cuda[cu12] brings NVVM).
+and sm_90 (no driver needed: numba-cuda[cu12] brings NVVM), and fits the
+launch configuration it is given (ptxas -v on the PTX, ``resources.py``):
+registers x the most threads ``_launch`` launches it with <= 65,536, static
+shared memory within ``_launch.STATIC_SHARED`` (what the block-shared
+variant's budget leaves), no spills to local memory.
 
 The argument types are those the backend launches with: 1-D views of each
 operand plus int64 offsets and UniTuple(int64, R) strides (``_launch``).
@@ -16,6 +20,8 @@ from gpu_act import _cuda  # noqa: E402
 from gpu_act import formulas as F  # noqa: E402
 from gpu_act.registry import ACTIVATIONS  # noqa: E402
 
+import resources  # noqa: E402
+
 pytestmark = pytest.mark.skipif(_cuda.SIMULATOR, reason="PTX needs the real CUDA target, not the simulator")
 
 from numba import types as T  # noqa: E402
@@ -26,6 +32,7 @@ sm = importlib.import_module("gpu_act.backends.cuda.softmax")
 ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
 mo = importlib.import_module("gpu_act.backends.cuda.maxout")
 rd = importlib.import_module("gpu_act.backends.cuda.reduce")
+_launch = importlib.import_module("gpu_act.backends.cuda._launch")
 
 CCS = ((8, 0), (9, 0))
 DTYPES = (np.float16, np.float32, np.float64)
@@ -53,11 +60,26 @@ def row_op(dtype):
     return (arr(dtype), I64, TUP, I64)
 
 
-def assert_ptx(kernel, sig):
+def assert_ptx(kernel, sig, variant, resources_ccs=CCS):
+    """PTX for every cc; for those in ``resources_ccs`` the kernel fits blocks of
+    ``_launch.MAX_THREADS[variant]`` threads."""
     for cc in CCS:
-        ptx = _cuda.compile_ptx(kernel.py_func, sig, cc)
+        ptx = _cuda.compile_ptx(kernel, sig, cc)
         assert f".target sm_{cc[0]}{cc[1]}" in ptx
         assert ".entry" in ptx
+        if cc in resources_ccs and resources.ptxas_path():
+            assert_fits(ptx, f"{cc[0]}{cc[1]}", variant)
+
+
+def assert_fits(ptx, arch, variant):
+    threads = _launch.MAX_THREADS[variant]
+    ((name, r),) = resources.ptx_resources(ptx, arch).items()
+    where = f"{variant} kernel on sm_{arch} ({r})"
+    assert resources.registers_for_block(r.registers, threads) <= resources.REGISTERS_PER_SM, where
+    assert r.static_shared <= _launch.STATIC_SHARED, where
+    assert r.spill_stores == r.spill_loads == 0, where
+    if r.max_threads is not None:
+        assert r.max_threads >= threads, where
 
 
 # ---------------------------------------------------------------- elementwise
@@ -89,7 +111,8 @@ def test_elementwise_kernels_compile(formula):
     wrapper = "_apply" if formula.__name__.endswith("_fwd") else "_scaled"
     for dtype in DTYPES:
         for path in ("flat", "strided"):
-            assert_ptx(ew.kernel(wrapper, formula, compute(dtype), path), _ew_sig(dtype, path, n))
+            k = ew.kernel(wrapper, formula, compute(dtype), path)
+            assert_ptx(k, _ew_sig(dtype, path, n), "elementwise", resources_ccs=((9, 0),))
 
 
 @pytest.mark.parametrize(
@@ -101,13 +124,13 @@ def test_slope_and_copy_kernels_compile(wrapper, formula):
     for dtype in DTYPES:
         for path in ("flat", "strided"):
             ctype = np.dtype(dtype) if formula is None else compute(dtype)
-            assert_ptx(ew.kernel(wrapper, formula, ctype, path), _ew_sig(dtype, path, 0))
+            assert_ptx(ew.kernel(wrapper, formula, ctype, path), _ew_sig(dtype, path, 0), "elementwise")
 
 
 def test_rrelu_slopes_kernel_compiles():
     for ctype in (np.float32, np.float64):
         c = from_dtype(np.dtype(ctype))
-        assert_ptx(ew.slopes_kernel(ctype), (arr(ctype), T.uint64, c, c))
+        assert_ptx(ew.slopes_kernel(ctype), (arr(ctype), T.uint64, c, c), "elementwise")
 
 
 # ---------------------------------------------------------------- row-wise
@@ -118,18 +141,20 @@ VARIANTS = ("thread", "warp", "block")
 def test_softmax_kernels_compile(variant):
     for dtype in DTYPES:
         k = sm.kernel("forward", compute(dtype), variant)
-        assert_ptx(k, row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean))
+        assert_ptx(k, row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean), variant)
         if variant != "block-shared":
             k = sm.kernel("backward", compute(dtype), variant)
-            assert_ptx(k, row_op(dtype) * 3 + (TUP, I64, I64, scalar(dtype), T.boolean))
+            assert_ptx(k, row_op(dtype) * 3 + (TUP, I64, I64, scalar(dtype), T.boolean), variant)
 
 
 def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
     sig = row_op(np.float32) * 2 + (TUP, I64, I64, T.float32, T.boolean)
-    warp = _cuda.compile_ptx(sm.kernel("forward", np.float32, "warp").py_func, sig, (9, 0))
+    warp = _cuda.compile_ptx(sm.kernel("forward", np.float32, "warp"), sig, (9, 0))
     assert "shfl.sync.bfly" in warp
-    shared = _cuda.compile_ptx(sm.kernel("forward", np.float32, "block-shared").py_func, sig, (9, 0))
+    shared = _cuda.compile_ptx(sm.kernel("forward", np.float32, "block-shared"), sig, (9, 0))
     assert ".shared" in shared and "bar.sync" in shared
+    # block kernels carry their launch bound; warp kernels leave ptxas free
+    assert ".maxntid 1024" in shared and ".maxntid" not in warp
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -140,25 +165,42 @@ def test_cross_entropy_kernels_compile(variant, target):
         t = (T.Array(T.int64, 1, "C"), I64, TUP, I64) if target == "index" else row_op(dtype)
         for loss in (arr(np.float64), arr(dtype)):
             sig = row_op(dtype) * 2 + t + (loss, TUP, I64, I64, I64, c, c, c, c, T.boolean)
-            assert_ptx(ce.kernel(target, compute(dtype), variant), sig)
+            assert_ptx(ce.kernel(target, compute(dtype), variant), sig, variant)
 
 
 def test_check_targets_kernel_compiles():
     k = ce.check_kernel()
     for tdt in (np.int64, np.int32):
         sig = (T.Array(from_dtype(np.dtype(tdt)), 1, "C"), I64, TUP, TUP, I64, I64, I64, T.Array(T.int64, 1, "C"))
-        assert_ptx(k, sig)
+        assert_ptx(k, sig, "elementwise")
 
 
 @pytest.mark.parametrize("name", ["forward", "backward"])
 def test_maxout_kernels_compile(name):
     for dtype in DTYPES:
         ops = 2 if name == "forward" else 3
-        assert_ptx(mo.kernel(name, compute(dtype)), row_op(dtype) * ops + (TUP, I64, I64, I64))
+        assert_ptx(mo.kernel(name, compute(dtype)), row_op(dtype) * ops + (TUP, I64, I64, I64), "elementwise")
 
 
 def test_group_sum_kernel_compiles():
     for dtype in DTYPES:  # channel sums of x's dtype, and cross-entropy's float64 per-row losses
         c = compute(dtype)
         for out in DTYPES:
-            assert_ptx(rd.kernel(c), row_op(dtype) + (TUP, I64, arr(out), from_dtype(c)))
+            assert_ptx(rd.kernel(c), row_op(dtype) + (TUP, I64, arr(out), from_dtype(c)), "reduce")
+
+
+@pytest.mark.skipif(resources.ptxas_path() is None, reason="no ptxas")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_block_shared_rows_fit_the_shared_memory_they_are_given(dtype):
+    # the longest row the configuration keeps in shared memory, plus the kernel's
+    # own static shared memory as ptxas counts it, fits a 48 KiB block
+    lim = _cuda.Limits(sm_count=132, max_threads=1024, shared_per_block=48 * 1024)
+    c = compute(dtype).itemsize
+    n = lim.shared_per_block // c
+    while _launch.rowwise_config("softmax", 1, n, True, c, lim).variant != "block-shared":
+        n -= 1
+    config = _launch.rowwise_config("softmax", 1, n, True, c, lim)
+    sig = row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean)
+    ptx = _cuda.compile_ptx(sm.kernel("forward", compute(dtype), "block-shared"), sig, (9, 0))
+    ((_, r),) = resources.ptx_resources(ptx, "90").items()
+    assert config.shared + r.static_shared <= lim.shared_per_block, (n, config, r)

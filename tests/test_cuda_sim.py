@@ -30,20 +30,22 @@ pytestmark = [
 
 import cuda_sim  # noqa: E402
 import reference as ref  # noqa: E402
-from helpers import OP_DEFAULTS, op_id, sample  # noqa: E402
+from helpers import OP_DEFAULTS, cancelling_backward, op_id, sample  # noqa: E402
 from tolerances import DTYPES, assert_close  # noqa: E402
 
 cuda = _cuda.cuda
 _launch = importlib.import_module("gpu_act.backends.cuda._launch")
 cuda_sim.install()
 
-SMALL = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=4096 * 4 + 1024 * 4)
+SMALL = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=4096 * 4 + _launch.STATIC_SHARED)
+F64_SHARED_MAX = 4096 * 4 // 8  # the longest float64 row block-shared holds on SMALL
 
 
 @pytest.fixture
 def small_device(monkeypatch):
-    """A device with 20 KiB of shared memory per block: block-shared holds
-    float32 rows up to 4096 and float64 rows up to 1536."""
+    """A device with 16 KiB of shared memory per block for the row (and the
+    kernels' static shared memory): block-shared holds float32 rows up to 4096
+    and float64 rows up to 2048."""
     monkeypatch.setattr(_cuda, "limits", lambda device_id: SMALL)
 
 
@@ -156,8 +158,8 @@ def _softmax_cases():
         ((2, 1025), -1, np.float32, "block-shared"),
         ((1, 4096), -1, np.float32, "block-shared"),
         ((1, 4097), -1, np.float16, "block"),
-        ((1, 1536), -1, np.float64, "block-shared"),
-        ((1, 1537), -1, np.float64, "block"),
+        ((1, F64_SHARED_MAX), -1, np.float64, "block-shared"),
+        ((1, F64_SHARED_MAX + 1), -1, np.float64, "block"),
         ((4, 6, 5), 1, np.float64, "thread"),
         ((70, 3), 0, np.float16, "thread"),
     ]
@@ -180,9 +182,34 @@ def test_softmax_variants(small_device, shape, axis, dtype, expect, log):
     assert_close(host(dx), rbwd(g, yr, axis=axis, temperature=0.7), dtype)
 
 
+@pytest.mark.parametrize("axis,expect", [(0, "thread"), (1, "warp")])
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_backward_row_sums_do_not_cancel(axis, expect, log):
+    # g - sum(g y) cancels: the row sum is accumulated in float64 (a float32
+    # sum over the 1000 terms of one thread misses atol here)
+    g, y = cancelling_backward(2, 1000, np.float32, seed=5, log=log)
+    if axis == 0:
+        g, y = np.ascontiguousarray(g.T), np.ascontiguousarray(y.T)
+    assert variant("softmax_backward", y, axis) == expect
+    bwd, rbwd = (
+        (ga.log_softmax_backward, ref.log_softmax_backward) if log else (ga.softmax_backward, ref.softmax_backward)
+    )
+    assert_close(host(bwd(dev(g), dev(y), axis=axis)), rbwd(g, y, axis=axis), np.float32)
+
+
+@pytest.mark.parametrize("shape,axis", [((3, 8), -1), ((3, 2000), -1), ((8, 40), 0)], ids=["warp", "block", "thread"])
+def test_huge_temperature_keeps_minus_inf_at_zero(small_device, shape, axis):
+    # 1/T underflows to 0 in float32: -inf entries still get probability 0, not NaN
+    x = sample(shape, np.float32, seed=3)
+    x[(slice(None), slice(0, None, 3)) if axis == -1 else (slice(0, None, 3), slice(None))] = -np.inf
+    for fwd, rfwd in ((ga.softmax, ref.softmax), (ga.log_softmax, ref.log_softmax)):
+        assert_close(host(fwd(dev(x), axis=axis, temperature=1e46)), rfwd(x, axis=axis, temperature=1e46), np.float32)
+
+
 def test_softmax_real_shared_memory_boundary():
-    # the simulator's 48 KiB device: float32 rows up to (49152 - 4096)/4 = 11264 stay in shared memory
-    for n, expect in ((11264, "block-shared"), (11265, "block")):
+    # the simulator's 48 KiB device: float32 rows up to (49152 - STATIC_SHARED)/4 stay in shared memory
+    longest = (48 * 1024 - _launch.STATIC_SHARED) // 4
+    for n, expect in ((longest, "block-shared"), (longest + 1, "block")):
         x = sample((1, n), np.float32, seed=n)
         assert variant("softmax", x) == expect
         assert_close(host(ga.softmax(dev(x))), ref.softmax(x), np.float32)

@@ -166,6 +166,28 @@ def _cross_entropy_axis0(target_kind):
     return case
 
 
+def _cross_entropy_special_rows(target_kind):
+    # huge logits (no cancellation), and rows without a softmax (NaN, +inf, all -inf)
+    # whose targets weight no class: NaN losses, as in memory; the class axis split
+    def case(dtype):
+        big = 100.0 if dtype == np.float16 else 1e30
+        z = np.array(
+            [[big, big, -big, 0.0], [np.nan, 1.0, 2.0, 3.0], [np.inf, 1.0, 2.0, 3.0], [-np.inf] * 4, [1.0, 2.0, 3.0, 4.0]],
+            dtype,
+        )
+        if target_kind == "index":
+            t = np.array([1, 2, 0, 3, -100])
+            dt = lazy(t, 2)
+        else:
+            t = np.zeros(z.shape, dtype)
+            t[0, 0] = t[4, 1] = 1.0
+            dt = lazy(t, (2, 3))
+        kw = {"reduction": "none", "return_grad": True}
+        return ga.cross_entropy(lazy(z, (2, 3)), dt, **kw), ga.cross_entropy(z, t, **kw), False
+
+    return case
+
+
 CASES = {}
 for _n in PLAIN:
     CASES[_n] = _plain(_n, False)
@@ -186,6 +208,7 @@ for _k in ("index", "prob"):
         for _e in (0.0, 0.1):
             CASES[f"cross_entropy-{_k}-{_r}-eps{_e}"] = _cross_entropy(_k, _r, _e)
     CASES[f"cross_entropy-{_k}-axis0"] = _cross_entropy_axis0(_k)
+    CASES[f"cross_entropy-{_k}-special-rows"] = _cross_entropy_special_rows(_k)
 
 
 def check_case(case, dtype, compute):

@@ -327,6 +327,25 @@ def test_unavailable_backend():
         assert set(available) >= {"cpu", "cuda", "cupy"}
 
 
+def test_a_backend_that_fails_to_load_is_unavailable_not_a_crash(monkeypatch):
+    # e.g. a numba-cuda that does not import with the installed Numba or NumPy
+    from gpu_act import _dispatch
+
+    real = _dispatch.importlib.import_module
+
+    def broken(name):
+        if name == "gpu_act.backends.cupy":
+            raise AttributeError("module 'numba' has no attribute 'something'")
+        return real(name)
+
+    monkeypatch.setattr(_dispatch, "_modules", {k: v for k, v in _dispatch._modules.items() if k != "cupy"})
+    monkeypatch.setattr(_dispatch, "_available", None)
+    monkeypatch.setattr(_dispatch.importlib, "import_module", broken)
+    assert "cupy" not in ga.available_backends()
+    with pytest.raises(ga.BackendUnavailableError, match="failed to load: AttributeError: module 'numba'"):
+        ga.relu(np.ones(3), backend="cupy")
+
+
 def test_available_backends_is_tuple_of_str():
     b = ga.available_backends()
     assert isinstance(b, tuple) and b and all(isinstance(n, str) for n in b)

@@ -84,8 +84,11 @@ def test_plain_install_requires_only_numpy_and_numba(metadata):
 @pytest.mark.parametrize("major", ["12", "13"])
 def test_cuda_extra_pairs_numba_cuda_and_cupy_for_its_major(metadata, major):
     reqs = {r.name: r for r in _requirements(metadata, f"cu{major}")}
-    assert set(reqs) == {"numba-cuda", f"cupy-cuda{major}x"}
+    assert set(reqs) == {"numba-cuda", f"cupy-cuda{major}x", "cuda-toolkit"}
     assert reqs["numba-cuda"].extras == {f"cu{major}"}
+    # CuPy's NVRTC compiles find libnvrtc and <cuda_fp16.h> in these wheels, not by accident of numba-cuda's
+    assert {"cudart", "nvrtc"} <= reqs["cuda-toolkit"].extras
+    assert reqs["cuda-toolkit"].specifier.contains(f"{major}.9") and not reqs["cuda-toolkit"].specifier.contains("14.0")
     # numba-cuda < 0.30.4 fails to import with numba >= 0.66; CuPy 14.0.0 broke numba-cuda
     assert not reqs["numba-cuda"].specifier.contains("0.30.3")
     assert reqs["numba-cuda"].specifier.contains("0.30.4")

@@ -7,7 +7,16 @@ import pytest
 
 import gpu_act as ga
 import reference as ref
-from helpers import SIZES_FULL, SIZES_SMALL, assert_dtype, grad_fd, sample, to_backend, to_numpy
+from helpers import (
+    SIZES_FULL,
+    SIZES_SMALL,
+    assert_dtype,
+    cancelling_backward,
+    grad_fd,
+    sample,
+    to_backend,
+    to_numpy,
+)
 from tolerances import DTYPES, FD_ATOL, FD_RTOL, assert_close
 
 FWD = {"softmax": ref.softmax, "log_softmax": ref.log_softmax}
@@ -204,3 +213,37 @@ def test_known_values(backend):
     assert_close(_fwd("softmax", x, backend), expected, np.float64)
     assert_close(_fwd("log_softmax", x, backend), np.log(expected), np.float64)
     assert_close(_fwd("softmax", x.T, backend, axis=0), expected.T, np.float64)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_where_the_row_sum_cancels(backend, dtype, log):
+    g, y = cancelling_backward(16, 4096, dtype, seed=3, log=log)
+    bwd, rbwd = (
+        (ga.log_softmax_backward, ref.log_softmax_backward) if log else (ga.softmax_backward, ref.softmax_backward)
+    )
+    assert_close(to_numpy(bwd(to_backend(g, backend), to_backend(y, backend), backend=backend)), rbwd(g, y), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("temperature", [1e46, 1e300, 1e308])
+def test_huge_temperature_with_minus_inf_entries(backend, dtype, temperature):
+    # 1/T underflows to 0 in the compute dtype: -inf entries still get probability 0, not NaN
+    x = np.array([[1.0, -np.inf, 1.0, 5.0], [-np.inf, 2.0, -np.inf, -np.inf]], dtype)
+    y = to_numpy(ga.softmax(to_backend(x, backend), temperature=temperature, backend=backend))
+    assert_close(y, [[1 / 3, 0.0, 1 / 3, 1 / 3], [0.0, 1.0, 0.0, 0.0]], dtype)
+    ly = to_numpy(ga.log_softmax(to_backend(x, backend), temperature=temperature, backend=backend))
+    with np.errstate(divide="ignore"):
+        assert_close(ly, np.log([[1 / 3, 0.0, 1 / 3, 1 / 3], [0.0, 1.0, 0.0, 0.0]]), dtype)
+
+
+@pytest.mark.parametrize("dtype,smallest", [(np.float16, 2.94e-39), (np.float32, 2.94e-39), (np.float64, 5.56e-309)])
+def test_temperature_whose_inverse_overflows_is_refused(backend, dtype, smallest):
+    # the kernels scale by 1/T in the compute type: a T whose 1/T is inf there is refused, naming the bound
+    x = to_backend(np.array([1.0, -np.inf, 2.0], dtype), backend)
+    for fn in (ga.softmax, ga.log_softmax):
+        with pytest.raises(ValueError, match=f"expected temperature >= {smallest:.3g}"):
+            fn(x, temperature=smallest / 2, backend=backend)
+        fn(x, temperature=smallest * 1.01, backend=backend)  # just above the bound: accepted
+    with pytest.raises(ValueError, match="temperature"):
+        ga.softmax_backward(x, x, temperature=smallest / 2, backend=backend)

@@ -1,5 +1,7 @@
-"""stream= on the public API: rejected for host arrays, honoured by the GPU backends."""
+"""stream= on the public API: rejected for host arrays, honoured by the GPU
+backends; the stream a call runs on, and what it waits for."""
 
+import functools
 import inspect
 
 import numpy as np
@@ -29,16 +31,135 @@ def test_stream_on_host_arrays_is_an_error(call):
     assert np.allclose(ga.softmax(np.zeros(4)), 0.25)
 
 
+# ---------------------------------------------------------------- ordering, made deterministic
+# Each test queues a slow producer first (a kernel that sleeps ~50 ms, then
+# writes the input) on a non-blocking stream and calls gpu_act at once, with
+# no host synchronisation: work launched on any other stream would read the
+# input before it is written (it starts out as NaN), and fail.
+SLEEP_NS = 50_000_000
+
+
+@functools.cache
+def _slow_copy_kernel():
+    from gpu_act import _cuda
+
+    cuda = _cuda.cuda
+
+    @cuda.jit
+    def slow_copy(dst, src, ms):
+        for _ in range(ms):
+            cuda.nanosleep(1_000_000)
+        i = cuda.grid(1)
+        if i < dst.size:
+            dst.reshape(dst.size)[i] = src.reshape(src.size)[i]
+
+    return slow_copy
+
+
+def _produce(dst, src, handle):
+    """dst[...] = src on the stream with CUstream ``handle``, ~50 ms from now."""
+    from gpu_act import _cuda
+
+    stream = _cuda.cuda.external_stream(handle)
+    n = dst.size
+    _slow_copy_kernel()[(n + 255) // 256, 256, stream](dst, src, SLEEP_NS // 1_000_000)
+
+
+def _x(shape=(64, 300), seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("backend", ["cupy", "cuda"])
-def test_stream_keyword_orders_work_on_that_stream(backend):
+def test_cupy_current_stream_orders_the_call(backend):
     if backend not in ga.available_backends():
         pytest.skip(f"backend {backend!r} not available")
     cp = pytest.importorskip("cupy")
-    x_host = np.random.default_rng(0).standard_normal((512, 1000)).astype(np.float32)
+    host = _x()
     s = cp.cuda.Stream(non_blocking=True)
     with s:
-        x = cp.asarray(x_host) * 1  # produced on s: the kernel must run after it, on s
-    y = ga.softmax(x, backend=backend, stream=s)
+        x = cp.full(host.shape, cp.nan, cp.float32)
+        _produce(x, cp.asarray(host), s.ptr)
+        y = ga.softmax(x, backend=backend)  # CuPy's current stream is s
     s.synchronize()
-    assert_close(cp.asnumpy(y), ref.softmax(x_host), np.float32)
+    assert_close(cp.asnumpy(y), ref.softmax(host), np.float32)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["cupy", "cuda"])
+def test_stream_keyword_orders_the_call(backend):
+    if backend not in ga.available_backends():
+        pytest.skip(f"backend {backend!r} not available")
+    cp = pytest.importorskip("cupy")
+    host = _x(seed=1)
+    s = cp.cuda.Stream(non_blocking=True)
+    with s:
+        x = cp.full(host.shape, cp.nan, cp.float32)
+        src = cp.asarray(host)
+    s.synchronize()
+    _produce(x, src, s.ptr)
+    y = ga.log_softmax(x, backend=backend, stream=s)  # called outside s's context
+    s.synchronize()
+    assert_close(cp.asnumpy(y), ref.log_softmax(host), np.float32)
+
+
+@pytest.mark.gpu
+def test_numba_array_stream_orders_the_call_and_other_inputs_are_waited_for():
+    if "cuda" not in ga.available_backends():
+        pytest.skip("backend 'cuda' not available")
+    from gpu_act import _cuda
+
+    cuda = _cuda.cuda
+    g_host, y_host = _x(seed=2), ref.softmax(_x(seed=3)).astype(np.float32)
+    s1, s2 = cuda.stream(), cuda.stream()
+    g = cuda.to_device(np.full(g_host.shape, np.nan, np.float32), stream=s1)
+    y = cuda.to_device(np.full(y_host.shape, np.nan, np.float32), stream=s2)
+    g_src, y_src = cuda.to_device(g_host), cuda.to_device(y_host)
+    cuda.synchronize()
+    _produce(g, g_src, int(s1.handle))  # g is written on s1, y on s2: the call runs on y's stream
+    _produce(y, y_src, int(s2.handle))
+    dx = ga.softmax_backward(g, y)  # and waits for s1 there
+    assert_close(dx.copy_to_host(stream=s2), ref.softmax_backward(g_host, y_host), np.float32)
+    s2.synchronize()
+
+
+@pytest.mark.gpu
+def test_torch_current_stream_orders_the_call():
+    if "cuda" not in ga.available_backends():
+        pytest.skip("backend 'cuda' not available")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    host = _x(seed=4)
+    src = torch.from_numpy(host).cuda()
+    s = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    with torch.cuda.stream(s):
+        torch.cuda._sleep(100_000_000)  # cycles: tens of ms on the producer stream
+        x = src * 1.0
+        y = ga.softmax(x)
+    s.synchronize()
+    assert_close(y.cpu().numpy(), ref.softmax(host), np.float32)
+
+
+@pytest.mark.gpu
+def test_outputs_are_allocated_on_the_launch_stream(monkeypatch):
+    # stream-ordered allocators reuse freed memory by stream: the output must
+    # belong to the stream the kernels write it on
+    if "cuda" not in ga.available_backends():
+        pytest.skip("backend 'cuda' not available")
+    cp = pytest.importorskip("cupy")
+    seen = []
+    real = cp.empty
+
+    def spy(*a, **k):
+        seen.append(cp.cuda.get_current_stream().ptr)
+        return real(*a, **k)
+
+    s = cp.cuda.Stream(non_blocking=True)
+    x = cp.asarray(_x(seed=5))
+    monkeypatch.setattr(cp, "empty", spy)
+    ga.softmax(x, backend="cuda", stream=s)
+    ga.softmax(x, backend="cupy", stream=s)
+    s.synchronize()
+    assert seen and all(p == s.ptr for p in seen), (seen, s.ptr)

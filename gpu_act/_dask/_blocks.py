@@ -52,9 +52,3 @@ def empty_like(a, ndim):
 
 def kept(shape, ax):
     return tuple(shape[:ax]) + (1,) + tuple(shape[ax + 1 :])
-
-
-def inverse_temperature(t, ctype):
-    # as the kernels: 1/T in the compute type (inf when it overflows)
-    with np.errstate(over="ignore"):
-        return ctype.type(1.0 / t)

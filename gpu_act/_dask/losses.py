@@ -111,10 +111,14 @@ def _classes(spec, block_info):
 
 
 def _loss_part(spec, zb, tb, big_m, log_s, block_info=None):
-    q, _ = _q(spec, tb, _classes(spec, block_info))
+    q, valid = _q(spec, tb, _classes(spec, block_info))
     with np.errstate(invalid="ignore"):
         terms = np.where(q == 0, 0, q * ((big_m - zb.astype(spec.ctype, copy=False)) + log_s))
-    return terms.sum(axis=spec.axis, keepdims=True, dtype=np.float64)
+    part = terms.sum(axis=spec.axis, keepdims=True, dtype=np.float64)
+    # a row without a softmax (NaN, +inf, or all -inf) has a NaN loss, even where no
+    # target weights it, as in the kernels; an ignored row keeps its 0
+    live = np.ones_like(part, dtype=bool) if valid is None else valid
+    return np.where(np.isfinite(big_m) | ~live, part, np.nan)
 
 
 def _q_sum(spec, tb, block_info=None):

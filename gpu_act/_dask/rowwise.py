@@ -22,8 +22,8 @@ import numpy as np
 
 from .. import _validate
 from .. import rowwise as _rw
-from .._dtypes import COMPUTE
-from ._blocks import as_dask, compute_meta, inverse_temperature, kept, one_per_block, run, task
+from .._dtypes import COMPUTE, inverse_temperature
+from ._blocks import as_dask, compute_meta, kept, one_per_block, run, task
 
 
 def _axis_kwargs(a):
@@ -38,7 +38,7 @@ def softmax(name, a):
     ax = _validate.axis(fname, kw["axis"], x.ndim)
     if x.ndim == 0 or len(x.chunks[ax]) == 1:
         return x.map_blocks(task(name, **kw), dtype=meta.dtype, meta=meta)
-    t = _validate.temperature(fname, kw["temperature"])
+    t = _validate.temperature(fname, kw["temperature"], x.dtype)
     _, _, share = row_statistics(x, ax, t, kw["backend"])
     block = functools.partial(_normalised, name, ax, t, kw["backend"])
     return da.map_blocks(block, x, share, dtype=meta.dtype, meta=meta)
@@ -77,7 +77,7 @@ def _block_log_sum(ax, t, backend, xb):
 def _log_weight(m, lsum, big_m, inv_t):
     with np.errstate(invalid="ignore", over="ignore"):
         d = m - big_m
-        w = np.where(d == 0, 0, d * inv_t) + lsum  # d/T with 0/T = 0 as in the kernels
+        w = d * inv_t + lsum  # d = m - M: -inf only in a block of only -inf, set below
     return np.where(m == -np.inf, -np.inf, w)  # no mass in a block of only -inf
 
 
@@ -116,7 +116,7 @@ def softmax_backward(name, a):
     ax = _validate.axis(fname, kw["axis"], y.ndim)
     if y.ndim == 0 or len(y.chunks[ax]) == 1:
         return da.map_blocks(task(name, **kw), g, y, dtype=meta.dtype, meta=meta)
-    t = _validate.temperature(fname, kw["temperature"])
+    t = _validate.temperature(fname, kw["temperature"], y.dtype)
     log = name == "log_softmax_backward"
     ctype = COMPUTE[np.dtype(y.dtype)]
     cmeta = compute_meta(y)

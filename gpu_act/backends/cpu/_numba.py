@@ -3,7 +3,8 @@
 - A thread-safe threading layer (``omp`` or ``tbb``): Numba's default
   ``workqueue`` layer aborts when two Python threads run parallel kernels at
   once. A layer the user chose with NUMBA_THREADING_LAYER is kept.
-- ``cache=True`` so a second process loads kernels from disk.
+- ``cache=True`` so a second process loads kernels from disk, where a cache
+  directory is writable (``_compile.disk_cache``).
 - fastmath only with flags that keep NaN/inf semantics: reassociation and
   contraction let LLVM vectorize sums; no ``nnan``/``ninf``/``afn``.
 - NumPy's error model: x/0 gives inf/NaN instead of a ZeroDivisionError
@@ -15,24 +16,23 @@
   kernel once.
 """
 
-import hashlib
 import os
 import pathlib
 
 import numba
 
+from ..._compile import disk_cache, sources_hash
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
 FASTMATH = {"reassoc", "contract"}
-_HERE = pathlib.Path(__file__).parent
-_SOURCES = sorted(_HERE.glob("*.py")) + sorted(_HERE.parents[1].glob("*.py"))
-SOURCE_HASH = hashlib.sha1(b"".join(p.read_bytes() for p in _SOURCES)).hexdigest()[:8]
+SOURCE_HASH = sources_hash(pathlib.Path(__file__).parent)
 
 
 def jit(fn=None, **kw):
     """``numba.njit`` with the project's cache/fastmath settings."""
-    opts = {"cache": True, "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
+    opts = {"cache": disk_cache(), "nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
     opts.update(kw)
     return numba.njit(**opts) if fn is None else numba.njit(**opts)(fn)
 

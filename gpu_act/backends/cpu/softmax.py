@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from ... import _compile
-from ..._dtypes import COMPUTE
+from ..._dtypes import COMPUTE, inverse_temperature
 from ._launch import cached, decorator, launch
 from . import _vmath
 from ._numba import SOURCE_HASH, ijit
@@ -33,10 +33,13 @@ STRIDED_BLOCK = 32
 
 
 def _scaled(d, inv_t):
-    # d/T with 0/T = 0 even when 1/T overflowed to inf; T = 1 (inv_t None): d
+    # d/T from 1/T (finite: the API bounds T below): +-inf/T stays +-inf even
+    # when 1/T rounded to 0 (T huge), where d * inv_t is NaN but d is not;
+    # T = 1 (inv_t None): d
     if inv_t is None:
         return d
-    return 0.0 if d == 0.0 else d * inv_t
+    r = d * inv_t
+    return d if r != r and d == d else r
 
 
 def _times(v, inv_t):
@@ -125,10 +128,8 @@ def _kernel(template, ctype, size):
 
 
 def _inv_t(temperature, ctype):
-    if temperature == 1:
-        return None
-    with np.errstate(over="ignore"):
-        return ctype.type(1.0 / temperature)
+    # None for T = 1: the kernel compiled for it has no scaling at all
+    return None if temperature == 1 else inverse_temperature(temperature, ctype)
 
 
 def forward(x, axis, temperature, log, out):

@@ -12,6 +12,7 @@
 """
 
 import functools
+import pathlib
 import threading
 from collections import namedtuple
 
@@ -38,9 +39,14 @@ def formulas(ctype):
     return cached(("formulas", ctype), lambda: _compile.namespace(_cuda.device, ctype, "cuda"))
 
 
-def kernel(template, bindings, tag, ctype):
-    """``template`` instantiated with ``bindings`` (float literals in ``ctype``)."""
-    return _compile.instantiate(template, bindings, f"{tag}.{np.dtype(ctype).name}", _cuda.kernel, ctype)
+SOURCE_HASH = _compile.sources_hash(pathlib.Path(__file__).parent)
+
+
+def kernel(template, bindings, tag, ctype, variant):
+    """``template`` instantiated with ``bindings`` (float literals in ``ctype``),
+    compiled for blocks of at most ``MAX_THREADS[variant]`` threads."""
+    tag = f"{tag}.{np.dtype(ctype).name}.{SOURCE_HASH}"
+    return _compile.instantiate(template, bindings, tag, lambda fn: _cuda.kernel(fn, MAX_THREADS[variant]), ctype)
 
 
 # ---------------------------------------------------------------- launch configurations
@@ -51,8 +57,25 @@ WARP_ROWS_MAX = 1024  # rows up to this length: one warp per row
 ROWS_PER_BLOCK = 4  # warps (rows) per block in the warp variant
 THREAD_BLOCK = 128
 ELEMENTWISE_BLOCK = 256
+REDUCE_BLOCK = 256
+BLOCK_MAX = 1024  # threads of a block that reduces one row
 BLOCKS_PER_SM = 8  # grid-stride loops: enough blocks to fill every SM
-TREE = 1024  # static shared entries of the block-wide tree reduction (max block size)
+
+# The most threads per block each kernel variant is launched with: its
+# compiled launch bound (``cuda.jit(launch_bounds=...)``), so the compiler keeps
+# registers x threads within the SM's 65,536 registers.
+MAX_THREADS = {
+    "elementwise": ELEMENTWISE_BLOCK,
+    "reduce": REDUCE_BLOCK,
+    "thread": THREAD_BLOCK,
+    "warp": ROWS_PER_BLOCK * WARP,
+    "block": BLOCK_MAX,
+    "block-shared": BLOCK_MAX,
+}
+# static shared memory of any row kernel (its block reductions: at most three
+# arrays of one float64 per warp); block-shared rows get what is left of the
+# device's per-block shared memory
+STATIC_SHARED = 1024
 
 
 def _pow2_at_least(n):
@@ -83,9 +106,9 @@ def rowwise_config(op, rows, n, unit_stride, compute_size, lim):
         return Config("thread", -(-rows // THREAD_BLOCK), THREAD_BLOCK, 0)
     if n <= WARP_ROWS_MAX:
         return Config("warp", -(-rows // ROWS_PER_BLOCK), ROWS_PER_BLOCK * WARP, 0)
-    threads = min(lim.max_threads, TREE, max(128, _pow2_at_least(-(-n // 16))))
+    threads = min(lim.max_threads, BLOCK_MAX, max(128, _pow2_at_least(-(-n // 16))))
     row_bytes = n * compute_size
-    if op == "softmax" and row_bytes + TREE * compute_size <= lim.shared_per_block:
+    if op == "softmax" and row_bytes + STATIC_SHARED <= lim.shared_per_block:
         return Config("block-shared", rows, threads, row_bytes)
     return Config("block", rows, threads, 0)
 
@@ -235,10 +258,7 @@ def contiguous_view(ctx, a):
     return _flat_view(ctx, a, a.ptr, a.size * a.dtype.itemsize)
 
 
-REDUCE_BLOCK = 256
-
-
 @functools.lru_cache(maxsize=4096)
 def reduction_config(groups):
     """One block per group of a sum (``reduce.channel_sum``)."""
-    return Config("block", groups, REDUCE_BLOCK, 0)
+    return Config("reduce", groups, REDUCE_BLOCK, 0)

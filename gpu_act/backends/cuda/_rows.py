@@ -4,8 +4,11 @@ A row is worked on by ``width`` workers with ids ``lane`` (variant "thread":
 one thread; "warp": 32 lanes; "block"/"block-shared": the block's threads).
 Worker j handles elements lane, lane + width, ...; the ``*_all`` helpers
 combine the workers' partial results and give every worker the total:
-nothing for one thread, xor-shuffle butterflies for a warp, shared-memory
-tree reductions (halving strides, a barrier per level) for a block.
+nothing for one thread, xor-shuffle butterflies for a warp; for a block, the
+warps' butterflies, then one shared entry per warp (``SLOTS``) read by all.
+Their only static shared memory is those entries: ``STATIC_SHARED`` bytes at
+most per kernel (``_launch.STATIC_SHARED``: the launch configuration counts
+on it; the resource tests check it against ptxas).
 
 Online normaliser (Milakov & Gimelshein 2018): a worker keeps the running
 max m and s = sum_j e^{(x_j - m)/T}; a new value v > m rescales s by
@@ -18,10 +21,13 @@ like the two-pass definition; a NaN entry makes s NaN by itself.
 import math
 
 import numpy as np
+from numba import float64
 from numba.np.numpy_support import from_dtype
 
 from ... import _compile, _cuda
-from ._launch import TREE, cached
+from ._launch import cached
+
+SLOTS = 32  # one shared entry per warp of a block (at most 1024 threads)
 
 cuda = _cuda.cuda
 FULL_MASK = 0xFFFFFFFF
@@ -38,8 +44,10 @@ def row_offset(r, shape, strides, off):
 
 
 def _scaled(d, inv_t):
-    # d/T with 0/T = 0 even when 1/T overflowed to inf
-    return 0.0 if d == 0.0 else d * inv_t
+    # d/T from 1/T (finite: the API bounds T below): +-inf/T stays +-inf even
+    # when 1/T rounded to 0 (T huge), where d * inv_t is NaN but d is not
+    r = d * inv_t
+    return d if r != r and d == d else r
 
 
 def _push(m, s, v, inv_t):
@@ -107,68 +115,82 @@ def _ms_warp(m, s, inv_t):
     return m, s
 
 
+# a block: each warp reduces by shuffles, the warps' results meet in SLOTS
+# shared entries, and every thread reads them all, so all hold the result.
+# The barrier before the write lets a previous reduction finish reading.
 def _max_block(v):
-    tree = cuda.shared.array(TREE, _CT)  # noqa: F821
+    slots = cuda.shared.array(SLOTS, _CT)  # noqa: F821
     t = cuda.threadIdx.x
-    tree[t] = v
+    v = _max_warp(v)  # noqa: F821
     cuda.syncthreads()
-    half = cuda.blockDim.x // 2
-    while half > 0:
-        if t < half and tree[t + half] > tree[t]:
-            tree[t] = tree[t + half]
-        cuda.syncthreads()
-        half //= 2
-    r = tree[0]
+    if t % 32 == 0:
+        slots[t // 32] = v
     cuda.syncthreads()
+    r = slots[0]
+    for k in range(1, cuda.blockDim.x // 32):
+        o = slots[k]
+        r = o if o > r else r
     return r
 
 
 def _sum_block(v):
-    tree = cuda.shared.array(TREE, _CT)  # noqa: F821
+    slots = cuda.shared.array(SLOTS, _CT)  # noqa: F821
     t = cuda.threadIdx.x
-    tree[t] = v
+    v = _sum_warp(v)  # noqa: F821
     cuda.syncthreads()
-    half = cuda.blockDim.x // 2
-    while half > 0:
-        if t < half:
-            tree[t] += tree[t + half]
-        cuda.syncthreads()
-        half //= 2
-    r = tree[0]
+    if t % 32 == 0:
+        slots[t // 32] = v
     cuda.syncthreads()
+    r = slots[0]
+    for k in range(1, cuda.blockDim.x // 32):
+        r += slots[k]
+    return r
+
+
+def _sum64_block(v):
+    slots = cuda.shared.array(SLOTS, float64)
+    t = cuda.threadIdx.x
+    v = _sum_warp(v)  # noqa: F821
+    cuda.syncthreads()
+    if t % 32 == 0:
+        slots[t // 32] = v
+    cuda.syncthreads()
+    r = slots[0]
+    for k in range(1, cuda.blockDim.x // 32):
+        r += slots[k]
     return r
 
 
 def _ms_block(m, s, inv_t):
-    tm = cuda.shared.array(TREE, _CT)  # noqa: F821
-    ts = cuda.shared.array(TREE, _CT)  # noqa: F821
+    sm = cuda.shared.array(SLOTS, _CT)  # noqa: F821
+    ss = cuda.shared.array(SLOTS, _CT)  # noqa: F821
     t = cuda.threadIdx.x
-    tm[t] = m
-    ts[t] = s
+    m, s = _ms_warp(m, s, inv_t)  # noqa: F821
     cuda.syncthreads()
-    half = cuda.blockDim.x // 2
-    while half > 0:
-        if t < half:
-            tm[t], ts[t] = _merge(tm[t], ts[t], tm[t + half], ts[t + half], inv_t)  # noqa: F821
-        cuda.syncthreads()
-        half //= 2
-    m, s = tm[0], ts[0]
+    if t % 32 == 0:
+        sm[t // 32] = m
+        ss[t // 32] = s
     cuda.syncthreads()
+    m, s = sm[0], ss[0]
+    for k in range(1, cuda.blockDim.x // 32):
+        m, s = _merge(m, s, sm[k], ss[k], inv_t)  # noqa: F821
     return m, s
 
 
+# variant -> (worker, max, sum, float64 sum, (max, sum) merge) over a row's workers
 _VARIANTS = {
-    "thread": (_worker_thread, _same, _same, _same_ms),
-    "warp": (_worker_warp, _max_warp, _sum_warp, _ms_warp),
-    "block": (_worker_block, _max_block, _sum_block, _ms_block),
-    "block-shared": (_worker_block, _max_block, _sum_block, _ms_block),
+    "thread": (_worker_thread, _same, _same, _same, _same_ms),
+    "warp": (_worker_warp, _max_warp, _sum_warp, _sum_warp, _ms_warp),
+    "block": (_worker_block, _max_block, _sum_block, _sum64_block, _ms_block),
+    "block-shared": (_worker_block, _max_block, _sum_block, _sum64_block, _ms_block),
 }
 
 
 def helpers(ctype, variant):
     """Bindings for a row kernel template: _C (convert to ctype), _CT (its Numba
     type, for shared arrays), _INF,
-    _scaled, _push, _finish, _row_offset, _worker, _max_all, _sum_all, _ms_all."""
+    _scaled, _push, _finish, _row_offset, _worker, _max_all, _sum_all,
+    _sum64_all (a float64 sum), _ms_all."""
     ctype = np.dtype(ctype)
 
     def build():
@@ -183,11 +205,16 @@ def helpers(ctype, variant):
         b["_merge"] = inst(_merge, {"_scaled": b["_scaled"]})
         b["_push"] = inst(_push, {"_scaled": b["_scaled"]})
         b["_finish"] = inst(_finish)
-        worker, mx, sm, ms = _VARIANTS[variant]
+        worker, mx, sm, sm64, ms = _VARIANTS[variant]
         b["_worker"] = inst(worker)
-        b["_max_all"] = inst(mx)
-        b["_sum_all"] = inst(sm)
-        b["_ms_all"] = inst(ms, {"_merge": b["_merge"]})
+        # the warp shuffles, also called by the block reductions (polymorphic:
+        # _sum_warp sums float64 partials as well)
+        warp = {"_max_warp": inst(_max_warp), "_sum_warp": inst(_sum_warp)}
+        warp["_ms_warp"] = inst(_ms_warp, {"_merge": b["_merge"]})
+        b["_max_all"] = inst(mx, warp)
+        b["_sum_all"] = inst(sm, warp)
+        b["_sum64_all"] = inst(sm64, warp)
+        b["_ms_all"] = inst(ms, {**warp, "_merge": b["_merge"]})
         return b
 
     return cached(("row-helpers", ctype, variant), build)

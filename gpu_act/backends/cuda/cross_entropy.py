@@ -1,8 +1,10 @@
 """Softmax cross-entropy per row: loss and gradient in one kernel.
 
-With lse = m + log sum_c e^{z_c - m} and smoothed targets t' = (1-eps) t + eps/C:
-  loss  = sum_c t'_c (lse - z_c)          (terms with t'_c = 0 contribute 0)
+With m the row max, s = sum_c e^{z_c - m} and smoothed targets t' = (1-eps) t + eps/C:
+  loss  = sum_c t'_c ((m - z_c) + log s)     (terms with t'_c = 0 contribute 0)
   dloss/dz_c = softmax(z)_c sum_k t'_k - t'_c
+Each term is formed as (m - z_c) + log s, never as lse - z_c: m - z_c >= 0
+has no cancellation, so logits of +-1e30 lose nothing (lse - z_c is 0 there).
 Index targets are one-hot t; a row whose target is ``ignore`` has loss 0 and
 gradient 0. (m, s) come from the online normaliser (``_rows``); the gradient
 is written already multiplied by ``scale`` (the reduction's 1/count).
@@ -37,28 +39,29 @@ def _index(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ig
     one = _C(1.0)  # noqa: F821
     m = -_INF  # noqa: F821
     s = 0.0
-    sz = 0.0
     for j in range(lane, C, width):
-        v = _C(z[pz + j * za])  # noqa: F821
-        m, s = _push(m, s, v, one)  # noqa: F821
-        sz += v
+        m, s = _push(m, s, _C(z[pz + j * za]), one)  # noqa: F821
     m, s = _ms_all(m, s, one)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
-    if eps != 0.0:
-        sz = _sum_all(sz)  # noqa: F821
-    lse = m + math.log(s)
-    if lane == 0:
-        nll = lse - _C(z[pz + ti * za])  # noqa: F821
-        if eps != 0.0:
-            # eps * mean_c(lse - z_c)
-            nll = (1.0 - eps) * nll + eps * (lse - sz * inv_c)
-        loss[row] = nll
-    if want_grad:
-        inv_s = 1.0 / s
-        hit = (1.0 - eps) * scale
+    ls = math.log(s)
+    inv_s = 1.0 / s
+    hit = (1.0 - eps) * scale
+    sd = 0.0  # sum_c (m - z_c), for label smoothing
+    if want_grad or eps != 0.0:
         for j in range(lane, C, width):
-            gj = (math.exp(_C(z[pz + j * za]) - m) * inv_s - base) * scale  # noqa: F821
-            g[pg + j * ga] = gj - hit if j == ti else gj
+            zj = _C(z[pz + j * za])  # noqa: F821
+            sd += m - zj
+            if want_grad:
+                gj = (math.exp(zj - m) * inv_s - base) * scale
+                g[pg + j * ga] = gj - hit if j == ti else gj
+    if eps != 0.0:
+        sd = _sum_all(sd)  # noqa: F821
+    if lane == 0:
+        nll = (m - _C(z[pz + ti * za])) + ls  # noqa: F821
+        if eps != 0.0:
+            # eps * mean_c((m - z_c) + log s)
+            nll = (1.0 - eps) * nll + eps * (sd * inv_c + ls)
+        loss[row] = nll
 
 
 def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ignore, eps, base, inv_c, scale, want_grad):
@@ -78,19 +81,20 @@ def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ign
     m, s = _ms_all(m, s, one)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
     st = _sum_all(st)  # noqa: F821
-    lse = m + math.log(s)
+    ls = math.log(s)
     inv_s = 1.0 / s
     acc = 0.0
     for j in range(lane, C, width):
         zj = _C(z[pz + j * za])  # noqa: F821
         tj = (1.0 - eps) * _C(t[pt + j * ta]) + base  # noqa: F821
         if tj != 0.0:
-            acc += tj * (lse - zj)
+            acc += tj * ((m - zj) + ls)
         if want_grad:
             g[pg + j * ga] = (math.exp(zj - m) * inv_s * st - tj) * scale
     acc = _sum_all(acc)  # noqa: F821
     if lane == 0:
-        loss[row] = acc
+        # a row without a softmax (log s NaN) has a NaN loss, even where no target weights it
+        loss[row] = acc if ls == ls else ls
 
 
 TEMPLATES = {"index": _index, "prob": _prob}
@@ -100,7 +104,7 @@ def kernel(name, ctype, variant):
     ctype = np.dtype(ctype)
     return _launch.cached(
         ("cross_entropy", name, ctype, variant),
-        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"ce.{name}.{variant}", ctype),
+        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"ce.{name}.{variant}", ctype, variant),
     )
 
 
@@ -120,7 +124,7 @@ def _check(t, to, ts, shape, rows, classes, ignore, res):
 
 def check_kernel():
     return _launch.cached(
-        ("check_targets",), lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32)
+        ("check_targets",), lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32, "elementwise")
     )
 
 

@@ -71,7 +71,7 @@ def kernel(wrapper, formula, ctype, path):
     def build():
         g = {} if formula is None else {"_g": _launch.formulas(ctype)[formula.__name__]}
         w = _compile.instantiate(WRAPPERS[wrapper], g, f"{tag}.{ctype.name}", _cuda.device, ctype)
-        return _launch.kernel(PATHS[path], {"_w": w, "_C": ctype.type}, f"ew.{tag}", ctype)
+        return _launch.kernel(PATHS[path], {"_w": w, "_C": ctype.type}, f"ew.{tag}", ctype, "elementwise")
 
     return _launch.cached(("ew", tag, ctype), build)
 
@@ -133,8 +133,8 @@ def convert(ctx, src, dst):
 def slopes_kernel(ctype):
     ctype = np.dtype(ctype)
     return _launch.cached(
-        ("slopes", ctype),
-        lambda: _launch.kernel(_fill_slopes, {"_slope": _launch.formulas(ctype)[rrelu_slope.__name__]}, "slopes", ctype),
+        ("slopes", ctype, "elementwise"),
+        lambda: _launch.kernel(_fill_slopes, {"_slope": _launch.formulas(ctype)[rrelu_slope.__name__]}, "slopes", ctype, "elementwise"),
     )
 
 

@@ -59,7 +59,7 @@ def kernel(name, ctype):
     def build():
         b = dict(_rows.helpers(ctype, "thread"))
         b["_argmax"] = _compile.instantiate(_argmax, b, f"maxout.{ctype.name}", _cuda.device, ctype)
-        return _launch.kernel(TEMPLATES[name], b, f"maxout.{name}", ctype)
+        return _launch.kernel(TEMPLATES[name], b, f"maxout.{name}", ctype, "elementwise")
 
     return _launch.cached(("maxout", name, ctype), build)
 

@@ -27,8 +27,8 @@ def _group_sum(a, ao, ast, aa, shape, total, out, scale):
 def kernel(ctype):
     ctype = np.dtype(ctype)
     return _launch.cached(
-        ("group_sum", ctype),
-        lambda: _launch.kernel(_group_sum, _rows.helpers(ctype, "block"), "group_sum", ctype),
+        ("group_sum", ctype, "reduce"),
+        lambda: _launch.kernel(_group_sum, _rows.helpers(ctype, "block"), "group_sum", ctype, "reduce"),
     )
 
 

@@ -5,6 +5,7 @@ Forward, per row:  m = max x;  d_j = (x_j - m)/T;  s = sum e^{d_j}
 Backward (y the forward's output, g the incoming gradient):
   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
+The backward's row sums accumulate in float64 and are rounded once.
 Variants (``_launch.rowwise_config``): "thread", "warp" and "block" compute
 (m, s) with the online normaliser and read x twice; "block-shared" keeps the
 row in shared memory (read once), with tree reductions for max and sum.
@@ -15,7 +16,7 @@ import math
 import numpy as np
 
 from ... import _cuda
-from ..._dtypes import COMPUTE
+from ..._dtypes import COMPUTE, inverse_temperature
 from . import _launch, _rows
 
 cuda = _cuda.cuda
@@ -81,20 +82,21 @@ def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, in
     pg = _row_offset(row, shape, gs, go)  # noqa: F821
     py = _row_offset(row, shape, ys, yo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
-    s = 0.0
+    # the row sum in float64 (g - sum(g y) cancels where y is near one-hot), rounded once
+    s = np.float64(0.0)
     if log:
         for j in range(lane, n, width):
-            s += _C(g[pg + j * ga])  # noqa: F821
-        s = _sum_all(s)  # noqa: F821
+            s += np.float64(g[pg + j * ga])
+        sc = _C(_sum64_all(s))  # noqa: F821
         for j in range(lane, n, width):
-            out[po + j * oa] = (_C(g[pg + j * ga]) - math.exp(_C(y[py + j * ya])) * s) * inv_t  # noqa: F821
+            out[po + j * oa] = (_C(g[pg + j * ga]) - math.exp(_C(y[py + j * ya])) * sc) * inv_t  # noqa: F821
     else:
         for j in range(lane, n, width):
-            s += _C(g[pg + j * ga]) * _C(y[py + j * ya])  # noqa: F821
-        s = _sum_all(s)  # noqa: F821
+            s += np.float64(g[pg + j * ga]) * np.float64(y[py + j * ya])
+        sc = _C(_sum64_all(s))  # noqa: F821
         for j in range(lane, n, width):
             yj = _C(y[py + j * ya])  # noqa: F821
-            out[po + j * oa] = yj * (_C(g[pg + j * ga]) - s) * inv_t  # noqa: F821
+            out[po + j * oa] = yj * (_C(g[pg + j * ga]) - sc) * inv_t  # noqa: F821
 
 
 TEMPLATES = {"forward": _forward, "forward-shared": _forward_shared, "backward": _backward}
@@ -107,13 +109,8 @@ def kernel(name, ctype, variant):
         name = "forward-shared"
     return _launch.cached(
         ("softmax", name, ctype, variant),
-        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"softmax.{name}.{variant}", ctype),
+        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"softmax.{name}.{variant}", ctype, variant),
     )
-
-
-def _inv_t(temperature, ctype):
-    with np.errstate(over="ignore"):
-        return ctype.type(1.0 / temperature)
 
 
 def _run(ctx, op, name, inputs, axis, temperature, log, out):
@@ -123,7 +120,7 @@ def _run(ctx, op, name, inputs, axis, temperature, log, out):
     unit = inputs[0].strides[axis] == inputs[0].dtype.itemsize or n == 1
     config = _launch.rowwise_config(op, rows, n, unit, ctype.itemsize, _launch.limits(ctx))
     k = kernel(name, ctype, config.variant)
-    inv_t = _inv_t(temperature, ctype)
+    inv_t = inverse_temperature(temperature, ctype)
 
     def run(target):
         shape, ops = _launch.row_operands(ctx, [*inputs, target], axis)

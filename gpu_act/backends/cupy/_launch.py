@@ -16,6 +16,9 @@ import cupy
 
 WARP_MAX = 1024
 THREADS = 256  # per block, thread and warp teams
+# per block, block team, by the compute type's size: the kernels' launch bounds
+# (TeamThreads in kernels/rows.cuh; tests/test_cupy_resources.py checks they fit)
+BLOCK_MIN, BLOCK_MAX = 128, {4: 1024, 8: 512}
 RESIDENT_THREADS_PER_SM = 2048
 
 
@@ -31,8 +34,9 @@ def team_for(rows, n, elem_stride, row_stride):
     return "warp" if n <= WARP_MAX else "block"
 
 
-def plan(rows, n, elem_stride, row_stride):
-    """(team, grid, block) for a row-wise kernel on the current device."""
+def plan(rows, n, elem_stride, row_stride, compute_size):
+    """(team, grid, block) for a row-wise kernel computing in a type of
+    ``compute_size`` bytes, on the current device."""
     team = team_for(rows, n, elem_stride, row_stride)
     resident = _sms(cupy.cuda.Device().id) * RESIDENT_THREADS_PER_SM
     if team == "thread":
@@ -42,8 +46,8 @@ def plan(rows, n, elem_stride, row_stride):
         block = THREADS
         grid = min(-(-rows // (block // 32)), resident // block)
     else:
-        # enough threads that each handles at most ~64 elements, 128..1024
-        block = min(1024, max(128, 1 << (max(n // 64, 1) - 1).bit_length()))
+        # enough threads that each handles at most ~64 elements, 128..BLOCK_MAX
+        block = min(BLOCK_MAX[compute_size], max(BLOCK_MIN, 1 << (max(n // 64, 1) - 1).bit_length()))
         grid = min(rows, resident // block)
     return team, max(grid, 1), block
 

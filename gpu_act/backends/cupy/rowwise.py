@@ -6,26 +6,20 @@ import math
 import cupy
 import numpy as np
 
-from ..._dtypes import COMPUTE
+from ..._dtypes import COMPUTE, inverse_temperature
 from ... import kernels
 from . import _launch, _layout, _modules
 
 i64 = np.int64
 
 
-def _inv_t(temperature, ctype):
-    # 1/T, inf when it overflows (the kernels keep 0/T = 0)
-    with np.errstate(over="ignore"):
-        return ctype.type(1.0 / temperature)
-
-
 def _softmax(direction, inputs, out, axis, temperature, log):
     dtype = out.dtype.name
-    inv_t = _inv_t(temperature, COMPUTE[out.dtype])
+    inv_t = inverse_temperature(temperature, COMPUTE[out.dtype])
 
     def launch(arrays, P, Q, strides):
         n = arrays[0].shape[axis]
-        team, grid, block = _launch.plan(P * Q, n, strides[0][2], strides[0][1])
+        team, grid, block = _launch.plan(P * Q, n, strides[0][2], strides[0][1], inv_t.itemsize)
         fn = _modules.function("softmax.cu", dtype, kernels.softmax_name(direction, dtype, team, log))
         flat = [i64(s) for st in strides for s in st]
         fn((grid,), (block,), (*arrays, i64(P * Q), i64(Q), i64(n), *flat, inv_t))
@@ -68,39 +62,37 @@ def maxout_backward(g, x, pool, axis, out):
 
 def cross_entropy_rows(z, target, axis, index, ignore, eps, scale, want_grad):
     """(per-row loss as float64 in z's shape without ``axis``, gradient in z's
-    dtype or None), from one kernel."""
+    dtype and shape, C-contiguous, or None), from one kernel."""
     dtype = z.dtype.name
     ctype = COMPUTE[z.dtype]
-    zm = cupy.moveaxis(z, axis, -1)
-    lead, n = zm.shape[:-1], zm.shape[-1]
-    rows = math.prod(lead)
-    loss = cupy.empty(lead, cupy.float64)
-    grad = cupy.empty(zm.shape, z.dtype) if want_grad else None
+    rows_shape = z.shape[:axis] + z.shape[axis + 1 :]
+    n = z.shape[axis]
+    rows = math.prod(rows_shape)
+    loss = cupy.empty(rows_shape, cupy.float64)
+    grad = cupy.empty(z.shape, z.dtype) if want_grad else None
     if rows == 0 or n == 0:
         loss[...] = 0.0
-        return loss, (None if grad is None else cupy.moveaxis(grad, -1, axis))
+        return loss, grad
     if index:
-        operands = [zm]
+        operands = [z]
         t = cupy.ascontiguousarray(target, dtype=cupy.int64)
     else:
-        tm = cupy.moveaxis(target, axis, -1)
-        if tm.dtype != z.dtype:
-            tm = tm.astype(ctype)
-        operands = [zm, tm]
-    geo = _layout.rows(operands, zm.ndim - 1)
+        operands = [z, target if target.dtype == z.dtype else target.astype(ctype)]
+    g = grad if want_grad else cupy.empty((1,) * z.ndim, z.dtype)  # never written without want_grad
+    geo = _layout.rows(operands + [g if want_grad else z], axis)
     if geo is None:
         operands = [cupy.ascontiguousarray(a) for a in operands]
-        geo = _layout.rows(operands, zm.ndim - 1)
+        geo = _layout.rows(operands + [g if want_grad else operands[0]], axis)
     P, Q, strides = geo
-    team, grid, block = _launch.plan(rows, n, strides[0][2], strides[0][1])
-    gptr = grad if want_grad else loss  # never written without want_grad
-    common = (i64(rows), i64(Q), i64(n), *(i64(s) for s in strides[0]))
+    gs = strides[-1] if want_grad else (0, 0, 0)
+    team, grid, block = _launch.plan(rows, n, strides[0][2], strides[0][1], ctype.itemsize)
+    common = (i64(rows), i64(Q), i64(n), *(i64(s) for s in strides[0]), *(i64(s) for s in gs))
     if index:
         fn = _modules.function("cross_entropy.cu", dtype, kernels.xent_index_name(dtype, team))
-        args = (operands[0], t, loss, gptr, *common, i64(ignore))
+        args = (operands[0], t, loss, g, *common, i64(ignore))
     else:
         ttype = kernels.TYPES[operands[1].dtype.name]
         fn = _modules.function("cross_entropy.cu", dtype, kernels.xent_prob_name(dtype, ttype, team))
-        args = (operands[0], operands[1], loss, gptr, *common, *(i64(s) for s in strides[1]))
+        args = (operands[0], operands[1], loss, g, *common, *(i64(s) for s in strides[1]))
     fn((grid,), (block,), (*args, ctype.type(eps), ctype.type(scale), np.int32(want_grad)))
-    return loss, (None if grad is None else cupy.moveaxis(grad, -1, axis))
+    return loss, grad

@@ -1,0 +1,148 @@
+"""CI, no GPU: every row-wise kernel of the CuPy backend fits the launch it gets.
+
+For every RawModule instance (``kernels.INSTANCES``), compiled by CuPy's own
+NVRTC path to PTX and assembled by ptxas -v for sm_80 and sm_90
+(tests/resources.py), at the largest block ``_launch`` can choose for the
+kernel's team:
+- registers (allocated per warp, 8 per thread at a time) x block <= 65,536,
+  the register file a block may use on sm_80/sm_90;
+- a ``__launch_bounds__`` (PTX .maxntid) admits that block;
+- static shared memory + the dynamic shared memory of the launch <= 48 KiB;
+- no spills, a small stack frame.
+``test_nvrtc_cubin_matches_ptxas_on_ptx`` checks that ptxas on NVRTC's PTX
+measures the cubin CuPy loads (NVRTC's own -v log of that compile).
+"""
+
+import inspect
+import types
+
+import pytest
+
+pytest.importorskip("cupy")
+
+import resources as R  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(
+        R.cupy_nvrtc_version() is None, reason="CuPy cannot load NVRTC (install the cu12 or cu13 extra)"
+    ),
+    pytest.mark.skipif(R.ptxas_path() is None, reason="no ptxas (nvidia-cuda-nvcc wheel or a CUDA toolkit on PATH)"),
+]
+
+from gpu_act import kernels  # noqa: E402
+from gpu_act.backends.cupy import _launch, rowwise  # noqa: E402
+
+ARCHS = (80, 90)
+DYNAMIC_SHARED = 0  # bytes: the launches in backends/cupy/rowwise.py pass no shared_mem
+STACK_MAX = 256  # bytes per thread; every kernel has none today
+
+# largest block plan() gives each team, by compute size; maxout runs one thread per item (elementwise_plan)
+def LARGEST_BLOCK(compute_size):
+    return {"thread": _launch.THREADS, "warp": _launch.THREADS, "block": _launch.BLOCK_MAX[compute_size]}
+
+
+ELEMENTWISE_BLOCK = _launch.THREADS
+
+
+def _largest_blocks(dtype):
+    """{name expression: the largest block it is launched with}, from the same
+    name functions the launchers use."""
+    out = {}
+    compute_size = 8 if kernels.COMPUTE[dtype] == "double" else 4
+    for team in kernels.TEAMS:
+        block = LARGEST_BLOCK(compute_size)[team]
+        for direction in ("fwd", "bwd"):
+            for log in (False, True):
+                out[kernels.softmax_name(direction, dtype, team, log)] = block
+        out[kernels.xent_index_name(dtype, team)] = block
+        for u in kernels.target_types(dtype):
+            out[kernels.xent_prob_name(dtype, u, team)] = block
+    for direction in ("fwd", "bwd"):
+        out[kernels.maxout_name(direction, dtype)] = ELEMENTWISE_BLOCK
+    return out
+
+
+def _violations(expr, r, block):
+    bad = []
+    if r.max_threads is not None and block > r.max_threads:
+        bad.append(f"launched with {block} threads, __launch_bounds__ allows {r.max_threads}")
+    need = R.registers_for_block(r.registers, block)
+    if need > R.REGISTERS_PER_SM:
+        bad.append(f"{r.registers} registers x {block} threads = {need} > {R.REGISTERS_PER_SM}")
+    if r.static_shared + DYNAMIC_SHARED > R.STATIC_SHARED_MAX:
+        bad.append(f"{r.static_shared} + {DYNAMIC_SHARED} bytes of shared memory > {R.STATIC_SHARED_MAX}")
+    if r.spill_stores or r.spill_loads:
+        bad.append(f"spills {r.spill_stores} bytes stored, {r.spill_loads} loaded")
+    if r.stack > STACK_MAX:
+        bad.append(f"{r.stack} bytes of stack > {STACK_MAX}")
+    return bad
+
+
+# (name expression, arch) -> why it is over budget; each is a strict xfail below
+# and left out of the main test. Empty: every kernel fits.
+OVER_BUDGET = {}
+
+MODULES = [(name, dtype, arch) for (name, dtype) in sorted(kernels.INSTANCES) for arch in ARCHS]
+
+
+@pytest.mark.parametrize("name,dtype,arch", MODULES, ids=[f"{n}-{d}-sm{a}" for n, d, a in MODULES])
+def test_kernel_resources_fit_the_largest_launch(name, dtype, arch):
+    res = R.cupy_module_resources(name, dtype, arch)
+    blocks = _largest_blocks(dtype)
+    assert set(res) == set(kernels.INSTANCES[(name, dtype)])
+    problems = []
+    for expr, r in sorted(res.items()):
+        assert expr in blocks, f"{expr}: no launch rule here for this kernel; add it to _largest_blocks"
+        if (expr, arch) in OVER_BUDGET:
+            continue
+        problems += [f"{expr} sm_{arch}: {b}  [{r}]" for b in _violations(expr, r, blocks[expr])]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "expr,arch",
+    [pytest.param(*k, marks=pytest.mark.xfail(strict=True, reason=v)) for k, v in OVER_BUDGET.items()]
+    or [pytest.param(None, None, marks=pytest.mark.skip(reason="no kernel is known to be over budget"))],
+)
+def test_known_over_budget(expr, arch):
+    # strict: passes (and so fails the suite) once the kernel fits; then drop the entry
+    dtype = next(d for (f, d), v in kernels.INSTANCES.items() if expr in v)
+    name = next(f for (f, d), v in kernels.INSTANCES.items() if expr in v)
+    r = R.cupy_module_resources(name, dtype, arch)[expr]
+    assert not _violations(expr, r, _largest_blocks(dtype)[expr]), r
+
+
+def test_every_instance_has_a_launch_rule():
+    for (name, dtype), exprs in kernels.INSTANCES.items():
+        assert set(exprs) <= set(_largest_blocks(dtype)), name
+
+
+def test_plan_stays_within_the_team_limits(monkeypatch):
+    # plan() asks the device for its SM count: stand in an H100's
+    monkeypatch.setattr(_launch, "_sms", lambda device_id: 132)
+    device = types.SimpleNamespace(Device=lambda *a: types.SimpleNamespace(id=0))
+    monkeypatch.setattr(_launch, "cupy", types.SimpleNamespace(cuda=device))
+    for size in (4, 8):
+        seen = {}
+        for rows in (1, 31, 32, 1000, 10**6):
+            for n in [1, 2, 31, 32, 33, 1023, 1024, 1025, 4096, 8191, 65536, 10**6, 10**9]:
+                for elem_stride, row_stride in ((1, n), (rows, 1), (3, 7)):
+                    team, grid, block = _launch.plan(rows, n, elem_stride, row_stride, size)
+                    assert 32 <= block <= LARGEST_BLOCK(size)[team] and block % 32 == 0, (rows, n, team, block)
+                    seen[team] = max(seen.get(team, 0), block)
+        assert seen == LARGEST_BLOCK(size), "LARGEST_BLOCK is not the largest block plan() chooses"
+    for total in (1, 255, 10**9):
+        assert _launch.elementwise_plan(total)[1] <= ELEMENTWISE_BLOCK
+
+
+def test_launches_pass_no_dynamic_shared_memory():
+    # DYNAMIC_SHARED above is 0: revisit it when a launch starts passing shared_mem
+    assert "shared_mem" not in inspect.getsource(rowwise)
+
+
+@pytest.mark.parametrize("arch", [90])
+def test_nvrtc_cubin_matches_ptxas_on_ptx(arch):
+    # the resources above come from ptxas on NVRTC's PTX; CuPy loads NVRTC's cubin
+    name, dtype = "cross_entropy.cu", "float64"  # holds the kernels closest to the register budget
+    via_ptx = {e: r._replace(max_threads=None) for e, r in R.cupy_module_resources(name, dtype, arch).items()}
+    assert R.cubin_resources(name, dtype, arch) == via_ptx
