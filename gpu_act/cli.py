@@ -64,6 +64,7 @@ def _parser():
     b.add_argument("--reps", type=int, default=None, help="timed repetitions per case (median; default 6)")
     b.add_argument("--full", action="store_true", help="float32 and float16, 15 repetitions")
     b.add_argument("--no-gpu", action="store_true", help="CPU only")
+    b.add_argument("--no-cpu", action="store_true", help="GPU only: no CPU peers, no CPU backend")
     b.add_argument("--no-check", action="store_true", help="skip the correctness check")
     b.add_argument("--output", default="gpu_act_bench", help="path prefix of the .json and .png (default gpu_act_bench)")
     return p
@@ -83,6 +84,7 @@ def _options(a):
         o.sweep = ()
     o.peers = tuple(n for n in a.peers.split(",") if n)
     o.gpu = not a.no_gpu
+    o.cpu = not a.no_cpu
     o.check = not a.no_check
     return o
 

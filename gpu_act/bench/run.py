@@ -36,6 +36,7 @@ class Options:
     peers: tuple = ()  # peers to keep besides gpu_act, which is always timed; empty: all available
     reps: int = 6
     gpu: bool = True
+    cpu: bool = True  # False: time and check the GPU peers only
     check: bool = True
     overhead_reps: int = 200
 
@@ -210,7 +211,7 @@ def run(o, stream=sys.stderr):
     found = peers.discover(device_peers=o.gpu)
     # gpu_act's own backends stay: the copy floor is timed on their arrays, and a
     # ratio needs them
-    chosen = [p for p in found if p.gpu_act or not o.peers or p.name in o.peers]
+    chosen = [p for p in found if (p.gpu_act or not o.peers or p.name in o.peers) and (o.cpu or p.device != "cpu")]
     groups = {}
     for p in chosen:
         groups.setdefault(p.device, []).append(p)
