@@ -8,14 +8,38 @@ import numpy as np
 from numpy.exceptions import AxisError
 
 from ._dtypes import COMPUTE, check_float
+from ._layout import self_overlapping
+
+
+def _index(fname, what, value):
+    """``value`` as a Python int: an integer, never a bool or a float (which
+    would be truncated), else TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fname}: {what} must be an integer, got a bool ({value!r})")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fname}: {what} must be an integer, got {type(value).__name__} ({value!r})") from None
+
+
+def integer(fname, what, value, lo, hi):
+    """``value`` as an int in [lo, hi), else TypeError/ValueError naming the range."""
+    v = _index(fname, what, value)
+    if not lo <= v < hi:
+        raise ValueError(f"{fname}: {what}={value!r} is not accepted; expected an integer in [{lo}, {hi})")
+    return v
+
+
+def real(fname, what, value):
+    """``value`` as a float (not a bool, a string or bytes), else TypeError."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{fname}: {what} must be a real number, got {type(value).__name__} ({value!r})")
+    return float(value)
 
 
 def axis(fname, value, ndim):
     """The axis as a non-negative int; a 0-d array counts as 1-d here."""
-    try:
-        a = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{fname}: axis must be an integer, got {type(value).__name__}") from None
+    a = _index(fname, "axis", value)
     n = max(ndim, 1)
     if not -n <= a < n:
         raise AxisError(a, n, msg_prefix=fname)
@@ -26,9 +50,7 @@ def temperature(fname, value, dtype):
     """The temperature as a float: finite, > 0, and with 1/T finite in the type
     ``dtype`` is computed in (the kernels scale by 1/T). A T so large that 1/T
     rounds to 0 there is fine: every finite entry then gets the same weight."""
-    if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
-        raise TypeError(f"{fname}: temperature must be a real number, got {type(value).__name__}")
-    t = float(value)
+    t = real(fname, "temperature", value)
     ctype = COMPUTE[np.dtype(dtype)]
     smallest = 1.0 / float(np.finfo(ctype).max)
     if not (math.isfinite(t) and t > 0):
@@ -47,8 +69,10 @@ def same_shape(fname, what, a, shape):
 
 
 def same_dtype(fname, what, a, dtype):
-    if np.dtype(a.dtype) != np.dtype(dtype):
-        raise TypeError(f"{fname}: {what} has dtype {a.dtype}; expected {np.dtype(dtype)}")
+    have, want = np.dtype(a.dtype), np.dtype(dtype)
+    if have != want:
+        order = " in native byte order" if have.newbyteorder("=") == want else ""
+        raise TypeError(f"{fname}: {what} has dtype {have.str if order else have}; expected {want}{order}")
 
 
 def grad_like(fname, g, a):
@@ -61,15 +85,37 @@ def out(fname, be, ctx, obj, shape, dtype):
     """A native array to write the result into: ``obj`` checked, or a new one."""
     if obj is None:
         return be.empty(ctx, tuple(shape), dtype)
+    if type(obj) is not np.ndarray and isinstance(obj, np.ndarray) and isinstance(obj, np.ma.MaskedArray):
+        raise TypeError(f"{fname}: out is a numpy.ma.MaskedArray; expected a plain array (its mask would be ignored)")
     o = be.as_out(ctx, fname, obj)
     same_shape(fname, "out", o, shape)
     same_dtype(fname, "out", o, dtype)
+    if self_overlapping(o.shape, o.strides, np.dtype(o.dtype).itemsize):
+        raise ValueError(
+            f"{fname}: out has elements that share memory (shape {tuple(o.shape)}, strides {tuple(o.strides)}: "
+            "a stride of 0 or strides that alias); expected an out whose elements are distinct"
+        )
     return o
+
+
+def array(fname, be, ctx, what, obj):
+    """``obj`` as a native array of the backend. A NumPy array in non-native
+    byte order is computed by value (converted to native order); a masked array
+    is refused: its mask would be ignored."""
+    if type(obj) is not np.ndarray and isinstance(obj, np.ndarray) and isinstance(obj, np.ma.MaskedArray):
+        raise TypeError(
+            f"{fname}: {what} is a numpy.ma.MaskedArray, whose mask gpu_act would ignore; "
+            f"pass its data instead ({what}.filled(value) to replace the masked entries, or {what}.data)"
+        )
+    a = be.asarray(ctx, obj)
+    if isinstance(a, np.ndarray) and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
 
 
 def inputs(fname, be, ctx, named):
     """Native arrays for [(what, obj)], each of an accepted float dtype."""
-    arrays = [be.asarray(ctx, obj) for _, obj in named]
+    arrays = [array(fname, be, ctx, what, obj) for what, obj in named]
     for (what, _), a in zip(named, arrays):
         check_float(fname, what, a.dtype)
     return arrays

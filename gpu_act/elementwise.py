@@ -34,7 +34,7 @@ def _make(act):
     def forward(x, *args, out=None, backend=None, stream=None, **kwargs):
         be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
         (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
-        f, _, params = act.kernels(act.bind(fname, args, kwargs))
+        f, _, params = act.kernels(act.bind(fname, args, kwargs, xa.dtype))
         o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
         if xa.size:
             be.unary(ctx, f, xa, params, o)
@@ -45,7 +45,7 @@ def _make(act):
         be, ctx = _dispatch.resolve(name, (x, grad_output, out), backend, stream)
         g, xa = _validate.inputs(name, be, ctx, [("grad_output", grad_output), ("x", x)])
         _validate.grad_like(name, g, xa)
-        _, d, params = act.kernels(act.bind(name, args, kwargs))
+        _, d, params = act.kernels(act.bind(name, args, kwargs, xa.dtype))
         o = _validate.out(name, be, ctx, out, xa.shape, xa.dtype)
         if xa.size:
             be.scaled(ctx, d, g, xa, params, o)
@@ -133,7 +133,7 @@ def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=No
     act = ACTIVATIONS["rrelu"]
     be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
     (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
-    params = act.bind(fname, (lower, upper), {})
+    params = act.bind(fname, (lower, upper), {}, xa.dtype)
     key = _rrelu_key(fname, seed)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
@@ -154,7 +154,7 @@ def rrelu_backward(
     be, ctx = _dispatch.resolve(fname, (x, grad_output, out), backend, stream)
     g, xa = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("x", x)])
     _validate.grad_like(fname, g, xa)
-    params = act.bind(fname, (lower, upper), {})
+    params = act.bind(fname, (lower, upper), {}, xa.dtype)
     key = _rrelu_key(fname, seed)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:

@@ -251,12 +251,12 @@ def hardswish_fwd(x):
 
 
 def hardswish_der(x):
-    # PyTorch: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above
-    if x < -3.0:
+    # PyTorch (since 2.7): 0 up to -3, x/3 + 1/2 strictly inside (-3, 3), 1 from 3
+    if x <= -3.0:
         return 0.0
-    if x <= 3.0:
+    if x < 3.0:
         return x / 3.0 + 0.5
-    return 1.0 if x > 3.0 else x
+    return 1.0 if x >= 3.0 else x
 
 
 def softsign_fwd(x):

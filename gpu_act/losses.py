@@ -35,13 +35,14 @@ def cross_entropy(
     fname = "gpu_act.cross_entropy"
     be, ctx = _dispatch.resolve(fname, (logits, target), backend, stream)
     (z,) = _validate.inputs(fname, be, ctx, [("logits", logits)])
-    t = be.asarray(ctx, target)
+    t = _validate.array(fname, be, ctx, "target", target)
+    ignore = _validate.integer(fname, "ignore_index", ignore_index, -(2**63), 2**63)
     if z.ndim == 0:
         raise ValueError(f"{fname}: logits must have at least 1 dimension (the class axis); got a 0-d array")
     ax = _validate.axis(fname, axis, z.ndim)
     if reduction not in REDUCTIONS:
         raise ValueError(f"{fname}: reduction={reduction!r} is not accepted; expected one of {', '.join(REDUCTIONS)}")
-    eps = float(label_smoothing)
+    eps = _validate.real(fname, "label_smoothing", label_smoothing)
     if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
         raise ValueError(f"{fname}: label_smoothing={label_smoothing!r} is not accepted; expected 0 <= label_smoothing <= 1")
     kind = np.dtype(t.dtype).kind
@@ -49,7 +50,7 @@ def cross_entropy(
     if kind in "iu":
         index = True
         _validate.same_shape(fname, "target (class indices)", t, rows_shape)
-        count = be.check_targets(ctx, fname, t, z.shape[ax], int(ignore_index))
+        count = be.check_targets(ctx, fname, t, z.shape[ax], ignore)
     elif kind == "f":
         index = False
         check_float(fname, "target (probabilities)", t.dtype)
@@ -59,6 +60,6 @@ def cross_entropy(
         raise TypeError(
             f"{fname}: target has dtype {t.dtype}; expected integer class indices or float16/float32/float64 probabilities"
         )
-    loss, grad = be.cross_entropy(ctx, z, t, ax, index, int(ignore_index), eps, reduction, count, return_grad)
+    loss, grad = be.cross_entropy(ctx, z, t, ax, index, ignore, eps, reduction, count, return_grad)
     loss = be.wrap(ctx, loss, logits)
     return (loss, be.wrap(ctx, grad, logits)) if return_grad else loss

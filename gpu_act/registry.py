@@ -10,7 +10,10 @@ import functools
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from . import formulas as F
+from ._dtypes import COMPUTE
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,12 @@ class Param:
             "nonzero": "a finite real number != 0",
         }[self.rule]
 
-    def convert(self, fname, value):
-        """The kernel value of ``value``, or ValueError/TypeError saying what is accepted."""
+    def convert(self, fname, value, ctype=None):
+        """The kernel value of ``value``, or ValueError/TypeError saying what is
+        accepted; with ``ctype`` (the compute dtype), the value must also be one
+        that dtype holds: within its range, and for "positive"/"nonzero" not
+        below its smallest normal number (which would round to 0, or to a
+        subnormal that GPUs flush to 0)."""
         if self.choices:
             if not isinstance(value, str) or value not in self.choices:
                 raise ValueError(f"{fname}: {self.name}={value!r} is not accepted; expected {self.accepted()}")
@@ -47,6 +54,15 @@ class Param:
         )
         if not ok:
             raise ValueError(f"{fname}: {self.name}={value!r} is not accepted; expected {self.accepted()}")
+        if ctype is not None:
+            info = np.finfo(ctype)
+            big, tiny = float(info.max), float(info.tiny)
+            if abs(v) > big or (self.rule != "finite" and abs(v) < tiny):
+                within = f"|{self.name}| <= {big:.4g}" + (f" and >= {tiny:.4g}" if self.rule != "finite" else "")
+                raise ValueError(
+                    f"{fname}: {self.name}={value!r} is not accepted for this input, which is computed in "
+                    f"{np.dtype(ctype).name}; expected {self.accepted()} with {within}"
+                )
         return v
 
 
@@ -67,9 +83,10 @@ class Activation:
     def _defaults(self):
         return tuple(p.convert(self.name, p.default) for p in self.params)
 
-    def bind(self, fname, args, kwargs):
-        """Positional/keyword parameters -> tuple of floats in declaration order."""
-        if not args and not kwargs:  # the common call: the defaults, converted once
+    def bind(self, fname, args, kwargs, dtype):
+        """Positional/keyword parameters -> tuple of floats in declaration order,
+        each one the compute dtype of ``dtype`` (the input's) holds."""
+        if not args and not kwargs:  # the common call: the defaults, converted once (every dtype holds them)
             return self._defaults
         if len(args) > len(self.params):
             raise TypeError(f"{fname}() takes at most {len(self.params)} parameter(s) after x, got {len(args)}")
@@ -82,7 +99,8 @@ class Activation:
             if k in values:
                 raise TypeError(f"{fname}() got multiple values for argument {k!r}")
             values[k] = v
-        bound = tuple(p.convert(fname, values.get(p.name, p.default)) for p in self.params)
+        ctype = COMPUTE[np.dtype(dtype)]
+        bound = tuple(p.convert(fname, values.get(p.name, p.default), ctype) for p in self.params)
         if self.ordered:
             a, b = self.ordered
             va, vb = (bound[[p.name for p in self.params].index(n)] for n in (a, b))

@@ -3,8 +3,6 @@
 A 0-d array is treated as a single row of one element.
 """
 
-import operator
-
 from . import _dispatch, _validate
 
 
@@ -63,11 +61,8 @@ def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=N
 
 
 def _pool(fname, pool_size, length):
-    try:
-        p = operator.index(pool_size)
-    except TypeError:
-        p = 0
-    if p < 1 or length % p:
+    p = _validate.integer(fname, "pool_size", pool_size, 1, 2**63)
+    if length % p:
         raise ValueError(
             f"{fname}: pool_size={pool_size} is not accepted; expected a positive integer dividing the axis length {length}"
         )

@@ -191,11 +191,11 @@ template <typename C> GA_FN C hardswish_fwd(C x) {
     if (x <= C(-3)) return C(0);
     return x >= C(3) ? x : x * (x + C(3)) / C(6);
 }
-// 0 below -3, x/3 + 1/2 on [-3, 3], 1 above
+// 0 up to -3, x/3 + 1/2 strictly inside (-3, 3), 1 from 3
 template <typename C> GA_FN C hardswish_der(C x) {
-    if (x < C(-3)) return C(0);
-    if (x <= C(3)) return x / C(3) + C(0.5);
-    return x > C(3) ? C(1) : x;
+    if (x <= C(-3)) return C(0);
+    if (x < C(3)) return x / C(3) + C(0.5);
+    return x >= C(3) ? C(1) : x;
 }
 
 // x/(1+|x|), +-1 at +-inf

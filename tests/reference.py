@@ -241,7 +241,8 @@ def _hardswish(x):
 
 
 def _d_hardswish(x):
-    return np.where(x < -3, 0.0, np.where(x <= 3, x / 3.0 + 0.5, 1.0))
+    # PyTorch >= 2.7 (pytorch/pytorch#148049): 0 at x = -3, 1 at x = 3
+    return np.where(x <= -3, 0.0, np.where(x < 3, x / 3.0 + 0.5, 1.0))
 
 
 def _hardtanh(x, min_val=-1.0, max_val=1.0):

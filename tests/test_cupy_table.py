@@ -142,7 +142,7 @@ def _reference(name, x, params, der):
 @pytest.mark.parametrize("name,params", CASES, ids=[op_id(n, p) for n, p in CASES])
 def test_c_table_matches_reference(lib, name, params, der, dtype):
     act = ACTIVATIONS[name]
-    fwd, d, kparams = act.kernels(act.bind(name, (), params))
+    fwd, d, kparams = act.kernels(act.bind(name, (), params, np.float64))
     x = _values(dtype)
     got = _call(lib, (d if der else fwd).__name__, x, kparams)
     assert_close(got, _reference(name, x, params, der), dtype, msg=f"C {(d if der else fwd).__name__}{kparams}")
@@ -159,7 +159,7 @@ def _python(fn, x, params):
 @pytest.mark.parametrize("name,params", CASES, ids=[op_id(n, p) for n, p in CASES])
 def test_c_table_matches_python_formulas_in_float64(lib, name, params, der):
     act = ACTIVATIONS[name]
-    fwd, d, kparams = act.kernels(act.bind(name, (), params))
+    fwd, d, kparams = act.kernels(act.bind(name, (), params, np.float64))
     fn = d if der else fwd
     x = _values("float64")
     got = _call(lib, fn.__name__, x, kparams)

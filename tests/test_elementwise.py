@@ -135,8 +135,8 @@ KINK_DERIVATIVES = [
     ("hardsigmoid", {}, -3.0, 0.0),
     ("hardsigmoid", {}, 0.0, 1.0 / 6.0),
     ("hardsigmoid", {}, 2.5, 1.0 / 6.0),
-    ("hardswish", {}, -3.0, -0.5),
-    ("hardswish", {}, 3.0, 1.5),
+    ("hardswish", {}, -3.0, 0.0),  # PyTorch >= 2.7
+    ("hardswish", {}, 3.0, 1.0),  # PyTorch >= 2.7
     ("hardswish", {}, -4.0, 0.0),
     ("hardswish", {}, 4.0, 1.0),
     ("hardswish", {}, 0.0, 0.5),

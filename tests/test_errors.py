@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.exceptions import AxisError
@@ -194,13 +196,48 @@ def test_bad_temperature(t):
             call()
 
 
-@pytest.mark.parametrize("pool", [0, -2, 4, 5, 7, 2.5])
+@pytest.mark.parametrize("pool", [0, -2, 4, 5, 7])
 def test_bad_pool_size(pool):
     x = np.ones((3, 6))
     with pytest.raises(ValueError, match="pool_size"):
         ga.maxout(x, pool)
     with pytest.raises(ValueError, match="pool_size"):
         ga.maxout_backward(np.ones((3, 1)), x, pool)
+
+
+@pytest.mark.parametrize("pool", [2.5, 2.0, True, "2", None])
+def test_pool_size_of_another_type(pool):
+    # never truncated or read as 1: a bool, a float, a string is a TypeError
+    x = np.ones((3, 6))
+    with pytest.raises(TypeError, match="pool_size must be an integer"):
+        ga.maxout(x, pool)
+
+
+@pytest.mark.parametrize("axis", [True, False, 1.0, "1"])
+def test_axis_of_another_type(axis):
+    x = np.ones((3, 6))
+    for call in (lambda: ga.softmax(x, axis=axis), lambda: ga.maxout(x, 3, axis=axis),
+                 lambda: ga.cross_entropy(x, np.zeros(3, np.int64), axis=axis)):
+        with pytest.raises(TypeError, match="axis must be an integer"):
+            call()
+
+
+@pytest.mark.parametrize("ignore,error", [(1.7, TypeError), (1.0, TypeError), (True, TypeError), (None, TypeError),
+                                          (np.nan, TypeError), (1e30, TypeError), (2**70, ValueError),
+                                          (-(2**63) - 1, ValueError)])
+def test_ignore_index_must_be_an_int64(ignore, error):
+    with pytest.raises(error, match="ignore_index"):
+        ga.cross_entropy(np.ones((2, 3)), np.array([0, 1]), ignore_index=ignore)
+    assert np.isfinite(ga.cross_entropy(np.ones((2, 3)), np.array([0, 1]), ignore_index=np.int32(1)))
+
+
+@pytest.mark.parametrize("value", ["2", b"2", True, None, [1.0]])
+def test_real_parameters_of_another_type(value):
+    x = np.ones((2, 3))
+    with pytest.raises(TypeError, match="temperature must be a real number"):
+        ga.softmax(x, temperature=value)
+    with pytest.raises(TypeError, match="label_smoothing must be a real number"):
+        ga.cross_entropy(x, np.array([0, 1]), label_smoothing=value)
 
 
 def test_bad_pool_size_other_axis():
@@ -469,3 +506,58 @@ def test_backward_argument_mismatch():
         ga.gelu_backward(np.ones((3, 4), np.float32), x)
     with pytest.raises(TypeError, match="float16"):
         ga.log_softmax_backward(np.ones((3, 4), np.float16), x)
+
+
+def test_masked_arrays_are_refused_with_how_to_pass_them():
+    x = np.ma.masked_array([1.0, 1e30, 2.0], mask=[False, True, False])
+    for call in (lambda: ga.softmax(x), lambda: ga.relu(x), lambda: ga.relu_backward(np.ones(3), x),
+                 lambda: ga.cross_entropy(np.ones((2, 3)), np.ma.masked_array([0, 1], mask=[True, False]))):
+        with pytest.raises(TypeError, match=r"MaskedArray.*filled"):
+            call()
+    out = np.ma.masked_array(np.zeros(3), mask=[True, False, False])
+    with pytest.raises(TypeError, match="out is a numpy.ma.MaskedArray"):
+        ga.relu(np.ones(3), out=out)
+    np.testing.assert_array_equal(out.data, 0)
+
+
+@pytest.mark.parametrize("dtype", [">f2", ">f4", ">f8"])
+def test_non_native_byte_order_is_computed_by_value(dtype):
+    x = np.linspace(-3, 3, 12).reshape(3, 4).astype(dtype)
+    native = x.astype(np.dtype(dtype).newbyteorder("="))
+    for name in ("relu", "gelu", "softmax", "log_softmax"):
+        r = getattr(ga, name)(x)
+        assert r.dtype == native.dtype and r.dtype.isnative
+        np.testing.assert_array_equal(r, getattr(ga, name)(native))
+    np.testing.assert_array_equal(ga.sigmoid_backward(x, x), ga.sigmoid_backward(native, native))
+    t = np.array([0, 3, 1], ">i8")
+    np.testing.assert_array_equal(ga.cross_entropy(x, t), ga.cross_entropy(native, t.astype(np.int64)))
+    with pytest.raises(TypeError, match="native byte order"):
+        ga.relu(native, out=np.empty(native.shape, dtype))
+
+
+@pytest.mark.parametrize(
+    "name,params,dtype",
+    [
+        ("leaky_relu", {"negative_slope": 1e300}, np.float32),
+        ("leaky_relu", {"negative_slope": -1e39}, np.float16),
+        ("elu", {"alpha": 1e39}, np.float32),
+        ("celu", {"alpha": 1e-300}, np.float32),
+        ("celu", {"alpha": 1e-40}, np.float32),
+        ("celu", {"alpha": 1e-310}, np.float64),
+        ("softplus", {"beta": 1e-300}, np.float32),
+        ("softplus", {"threshold": 1e300}, np.float32),
+        ("hardtanh", {"min_val": -1e40}, np.float32),
+        ("swish", {"beta": 1e39}, np.float16),
+    ],
+)
+def test_parameters_the_compute_dtype_cannot_hold_are_refused(name, params, dtype):
+    # e.g. float32(1e300) is inf, float32(1e-300) is 0: NaN at x = 0, or a NumPy RuntimeWarning
+    x = np.array([-1.0, 0.0, 1.0], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fn in (getattr(ga, name), lambda x, **p: getattr(ga, name + "_backward")(x, x, **p)):
+            with pytest.raises(ValueError, match=f"{next(iter(params))}=.* computed in"):
+                fn(x, **params)
+    # the same value is fine in float64 where float64 holds it
+    if abs(next(iter(params.values()))) < 1e300 and abs(next(iter(params.values()))) > 1e-300:
+        assert np.isfinite(getattr(ga, name)(x.astype(np.float64), **params)).all()

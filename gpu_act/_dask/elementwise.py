@@ -43,7 +43,7 @@ def rrelu(name, a):
     fname = f"gpu_act.{name}"
     arrays = _inputs(fname, a)
     meta = run(name, *(b._meta for b in arrays), **a)
-    lower, upper = ACTIVATIONS["rrelu"].bind(fname, (a["lower"], a["upper"]), {})
+    lower, upper = ACTIVATIONS["rrelu"].bind(fname, (a["lower"], a["upper"]), {}, arrays[-1].dtype)
     key = _ew._rrelu_key(fname, a["seed"])
     block = functools.partial(_rrelu_block, fname, key, lower, upper, a["backend"])
     return da.map_blocks(block, *arrays, dtype=meta.dtype, meta=meta)

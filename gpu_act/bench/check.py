@@ -28,7 +28,7 @@ _python = _compile.namespace(lambda f: f, np.float64, "python")
 
 def _elementwise_reference(name, x, g=None):
     act = ACTIVATIONS[name]
-    fwd, der, params = act.kernels(act.bind(name, (), {}))
+    fwd, der, params = act.kernels(act.bind(name, (), {}, np.float64))
     f = np.vectorize(_python[(der if g is not None else fwd).__name__], otypes=[np.float64])
     with np.errstate(all="ignore"):
         return f(x, *params) if g is None else g * f(x, *params)
