@@ -170,7 +170,7 @@ ACTIVATIONS = {
             [Param("beta", 1.0, "positive"), Param("threshold", 20.0)],
         ),
         _row("hardsigmoid", "relu6(x+3)/6", "1/6 if -3 < x < 3 else 0"),
-        _row("hardswish", "x relu6(x+3)/6", "0 if x < -3; x/3 + 1/2 if x <= 3; 1"),
+        _row("hardswish", "x relu6(x+3)/6", "0 if x <= -3; x/3 + 1/2 if x < 3; 1"),
         _row(
             "hardtanh",
             "min(max(x, min_val), max_val)",
