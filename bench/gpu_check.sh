@@ -27,9 +27,10 @@
 #              .whl/fallback/ (numba-cuda); appends to env.txt
 #   tests      every gpu-marked test (-m gpu -n 8, per-test timeout): tests.log,
 #              tests.xml (JUnit)
-#   sanitizer  bench/gpu_drive.py once plainly (results, variant coverage) and
-#              under compute-sanitizer memcheck (leak check), racecheck and
-#              synccheck, in parallel with the tests: sanitizer.log
+#   sanitizer  bench/gpu_drive.py once plainly (results, variant coverage; it
+#              fills Numba's kernel cache before anything else runs), then under
+#              compute-sanitizer memcheck (leak check), racecheck and synccheck,
+#              in parallel with the tests: sanitizer.log
 #   bench      a reduced `gpu-act bench` of the GPU alone (--no-cpu): bench.json,
 #              bench.png, bench.txt
 # and summary.txt, the table printed last. At most 8 files, all directly in
@@ -283,7 +284,10 @@ step_sanitizer() {
     local nn=$1 lim=$2 cs tool rc worst=0 st d n drive
     drive=("$PY" "$ROOT/bench/gpu_drive.py" run)
     rm -f "$WORK"/san-*
-    sanitizer_run plain "$lim" "${drive[@]}" &
+    # the plain run first, alone: it compiles every kernel variant once and fills
+    # Numba's disk cache, which the sanitizer runs and the test workers then load
+    # (Numba's cache is keyed by the device, so it cannot be filled off the GPU)
+    sanitizer_run plain "$lim" "${drive[@]}"
     if cs=$(find_sanitizer); then
         for tool in $TOOLS; do
             local opts=(--tool "$tool" --error-exitcode "$SAN_EXIT" --report-api-errors no --print-limit 50)
@@ -364,9 +368,11 @@ if do_step 02 install 60; then
     if [ -n "${GPU_CHECK_SERIAL:-}" ]; then
         do_step 03 tests 230
         do_step 04 sanitizer 200
-    else # in parallel: the tests use 8 workers, the sanitizer runs 4 processes
-        do_step 03 tests 230 >"$STATE/03.out" 2>&1 &
+    else # in parallel once the plain driver run has warmed the kernel cache: 8 test workers, 3 sanitizer runs
+        rm -f "$WORK"/san-*
         do_step 04 sanitizer 230 >"$STATE/04.out" 2>&1 &
+        while [ ! -f "$WORK/san-plain.rc" ] && jobs %1 >/dev/null 2>&1; do sleep 1; done
+        do_step 03 tests 230 >"$STATE/03.out" 2>&1 &
         wait
         cat "$STATE/03.out" "$STATE/04.out"
     fi

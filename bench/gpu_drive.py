@@ -14,7 +14,7 @@ on small inputs whose sizes are not multiples of 4 or 32 (remainder loops,
 partial warps and vector tails):
 
 - every elementwise activation forward and backward in float32 (contiguous),
-  one op on a transposed view (the strided path), prelu and rrelu (eval and
+  one op on a strided view (the strided path), prelu and rrelu (eval and
   training) forward and backward;
 - softmax, log_softmax and their backward passes, cross-entropy with class
   indices and with probabilities, on shapes chosen so that the launch
@@ -239,7 +239,7 @@ class Path:
             self.host = cupy.asnumpy
             self.kind = lambda r: isinstance(r, cupy.ndarray)
             self.sync = cupy.cuda.runtime.deviceSynchronize
-            self.transpose = lambda a: a.T
+            self.strided = (lambda a: a.T, lambda a: a.T)
         elif name == "numba":
             from numba import cuda
 
@@ -247,7 +247,8 @@ class Path:
             self.host = lambda r: r.copy_to_host()
             self.kind = lambda r: hasattr(r, "copy_to_host") and getattr(type(r), "__cuda_ndarray__", False)
             self.sync = cuda.synchronize
-            self.transpose = lambda a: a.T
+            # a view (Numba's .T copies into a contiguous array)
+            self.strided = (lambda a: a[::-1, ::2], lambda a: a[::-1, ::2])
         elif name == "torch":
             import torch
 
@@ -257,13 +258,13 @@ class Path:
             self.host = lambda r: r.detach().cpu().numpy()
             self.kind = lambda r: isinstance(r, torch.Tensor) and r.is_cuda
             self.sync = torch.cuda.synchronize
-            self.transpose = lambda a: a.t()
+            self.strided = (lambda a: a.t(), lambda a: a.T)  # torch has no negative strides
         elif name == "cpu":  # NumPy arrays on the CPU backend: checks this program on any machine
             self.dev = np.array
             self.host = np.asarray
             self.kind = lambda r: isinstance(r, np.ndarray)
             self.sync = lambda: None
-            self.transpose = lambda a: a.T
+            self.strided = (lambda a: a.T, lambda a: a.T)
         else:
             raise ValueError(f"unknown path {name!r}")
 
@@ -411,11 +412,12 @@ def elementwise(d, path, ew_ref):
                ew_ref and ew_ref(name + "_backward", g, x))
     d.call(path, "gelu[tanh] float32", lambda: ga.gelu(X, approximate="tanh", backend=b))
     d.call(path, "gelu_backward[tanh] float32", lambda: ga.gelu_backward(G, X, approximate="tanh", backend=b))
-    # strided path: transposed views
-    XT, GT = path.transpose(X), path.transpose(G)
-    d.call(path, "silu float32 transposed", lambda: ga.silu(XT, backend=b), ew_ref and ew_ref("silu", x.T))
-    d.call(path, "silu_backward float32 transposed", lambda: ga.silu_backward(GT, XT, backend=b),
-           ew_ref and ew_ref("silu_backward", g.T, x.T))
+    # strided path: views that are not one dense run
+    view, host_view = path.strided
+    XT, GT = view(X), view(G)
+    d.call(path, "silu float32 strided", lambda: ga.silu(XT, backend=b), ew_ref and ew_ref("silu", host_view(x)))
+    d.call(path, "silu_backward float32 strided", lambda: ga.silu_backward(GT, XT, backend=b),
+           ew_ref and ew_ref("silu_backward", host_view(g), host_view(x)))
 
 
 def prelu_rrelu(d, path):

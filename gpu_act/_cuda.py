@@ -11,19 +11,26 @@ real target and the simulator (``NUMBA_ENABLE_CUDASIM=1``) is handled here.
   describe, view and allocate device memory (raw pointers on the real target,
   NumPy buffers in the simulator).
 - streams: ``stream_for`` (a Numba stream for an exported handle),
-  ``numba_stream`` (one for any stream object), ``handle_of`` and
-  ``wait_for`` (order one stream after another's work so far).
+  ``handle_of`` and ``wait_for`` (order one stream after another's work so far).
 - ``compile_ptx``: PTX for a kernel and signature, without a driver.
 """
 
 import functools
+import os
+import threading
 from collections import namedtuple
 
 import numpy as np
 from numba import cuda
 from numba.cuda.core import config as _config
 
+from . import _streams
 from ._compile import disk_cache
+
+# numba-cuda warns at every launch of fewer than 128 blocks, and small arrays
+# launch few: off, unless the user set it (a process-wide Numba setting)
+if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" not in os.environ:
+    _config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 SIMULATOR = bool(_config.ENABLE_CUDASIM)
 
@@ -53,13 +60,14 @@ def kernel(fn, max_threads):
     """A kernel launched with at most ``max_threads`` threads per block. Where
     that many threads could run out of registers (more than 65,536 / 255 = 257),
     it is the kernel's launch bound, so the compiler keeps its registers within
-    what they may use; smaller blocks leave the compiler free (a bound there
-    only made ptxas spill). Cached on disk where a cache directory is writable,
+    what they may use; smaller blocks leave the compiler free. Cached on disk where a cache directory is writable,
     so a second process (or test worker) loads it instead of compiling. No
     fastmath: NaN/inf semantics are part of the product."""
     if SIMULATOR:
         return cuda.jit(fn)
-    bound = max_threads if max_threads * MAX_REGISTERS_PER_THREAD > REGISTERS_PER_SM else None
+    # (max threads, 1 block per SM): a bound of max threads alone makes ptxas
+    # aim at more resident blocks and spill to get there
+    bound = (max_threads, 1) if max_threads * MAX_REGISTERS_PER_THREAD > REGISTERS_PER_SM else None
     return cuda.jit(fn, launch_bounds=bound, cache=disk_cache())
 
 
@@ -127,7 +135,7 @@ _NULL = _Null()
 
 
 # ---------------------------------------------------------------- streams
-_streams = {}
+_stream_objects = {}
 
 
 def stream_for(handle):
@@ -137,7 +145,7 @@ def stream_for(handle):
     if SIMULATOR:
         return 0
     key = (handle, current_device_id())
-    s = _streams.get(key)
+    s = _stream_objects.get(key)
     if s is None:
         if handle is None or handle == 2:
             s = cuda.per_thread_default_stream()
@@ -145,47 +153,35 @@ def stream_for(handle):
             s = cuda.legacy_default_stream()
         else:
             s = cuda.external_stream(handle)
-        _streams[key] = s
+        _stream_objects[key] = s
     return s
 
 
 def handle_of(stream):
-    """The exported handle of a Numba stream: 1 for the legacy default stream
-    (whose CUstream is 0), 2 for the per-thread default stream, else the
-    CUstream; the numbering of ``__cuda_array_interface__`` and DLPack."""
+    """The exported handle of a stream object, a Numba stream or another library's
+    (``_streams``' numbering; the simulator's streams are all the default one)."""
     if SIMULATOR:
         return 1
-    return int(stream.handle) or 1
+    return _streams.handle_of(stream)
+
+
+_events = threading.local()  # per thread: one event per device, recorded and waited on at once
 
 
 def wait_for(handle, stream):
     """Make work queued on Numba ``stream`` from now on wait for the work queued so
-    far on the stream with exported ``handle`` (an event recorded there, waited on here)."""
+    far on the stream with exported ``handle``: an event recorded there and
+    waited on here (the wait takes the event's state when it is queued, so one
+    event per thread and device serves every call)."""
     if SIMULATOR:
         return
-    ev = cuda.event(timing=False)
+    device = current_device_id()
+    ev = getattr(_events, "by_device", {}).get(device)
+    if ev is None:
+        ev = cuda.event(timing=False)
+        _events.by_device = {**getattr(_events, "by_device", {}), device: ev}
     ev.record(stream=stream_for(handle))
     ev.wait(stream=stream)
-
-
-def numba_stream(obj):
-    """``obj`` as a Numba stream: a Numba stream, a CuPy stream (``.ptr``), an
-    object with ``__cuda_stream__`` (returns (version, handle)) or a
-    ``torch.cuda.Stream`` (``.cuda_stream``)."""
-    if SIMULATOR:
-        return 0
-    if isinstance(obj, cuda.cudadrv.driver.Stream):
-        return obj
-    if hasattr(obj, "__cuda_stream__"):
-        return stream_for(int(obj.__cuda_stream__()[1]) or 1)
-    if hasattr(obj, "ptr"):  # cupy.cuda.Stream; its null stream (ptr 0) is the legacy default
-        return stream_for(int(obj.ptr) or 1)
-    if hasattr(obj, "cuda_stream"):  # torch.cuda.Stream
-        return stream_for(int(obj.cuda_stream) or 1)
-    raise TypeError(
-        f"stream must be a Numba stream, a CuPy stream, a torch.cuda.Stream or an object with __cuda_stream__, "
-        f"got {type(obj).__name__}"
-    )
 
 
 def synchronize(stream):
@@ -238,7 +234,8 @@ def device_array(shape, dtype, stream):
 
 
 def wrap_pointer(pointer, shape, strides, dtype, owner):
-    """A Numba device array over foreign memory (a CAI or DLPack export)."""
+    """A Numba device array over foreign memory (a CAI or DLPack export) on the
+    current device (the caller makes the memory's device current)."""
     drv = cuda.cudadrv.driver
     size = drv.memory_size_from_info(shape, strides, dtype.itemsize) if shape and all(shape) else 0
     mem = drv.MemoryPointer(cuda.current_context(), drv.binding.CUdeviceptr(pointer), size=size, owner=owner)

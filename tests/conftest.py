@@ -39,6 +39,13 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     if GPU_BACKENDS:
+        # a test run on a GPU backend through the ``backend`` fixture is a gpu test
+        # too: ``-m gpu`` (bench/gpu_check.sh) selects it
+        gpu = pytest.mark.gpu
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            if params.get("backend") in GPU_BACKENDS or "gpu_backend" in params:
+                item.add_marker(gpu)
         return
     skip = pytest.mark.skip(reason="no GPU backend available (gpu_act.available_backends())")
     for item in items:

@@ -39,7 +39,8 @@ def variant(op, shape, dtype, axis=-1):
     n = shape[axis]
     c = 8 if np.dtype(dtype) == np.float64 else 4
     rows = int(np.prod(shape)) // n
-    return _launch.rowwise_config(op, rows, n, axis in (-1, len(shape) - 1), c, _cuda.limits(0)).variant
+    layout = _launch.row_layout(np.empty(shape, dtype), axis)
+    return _launch.rowwise_config(op, rows, n, layout, c, _cuda.limits(0)).variant
 
 
 # ---------------------------------------------------------------- elementwise matrix

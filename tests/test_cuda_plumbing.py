@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("numba.cuda")
 
-from gpu_act import _cuda, _dispatch  # noqa: E402
+from gpu_act import _cuda, _dispatch, _streams  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_cuda.SIMULATOR, reason="real numba-cuda objects, not the simulator's")
 
@@ -78,23 +78,23 @@ def test_handles_of_real_streams():
     assert _cuda.handle_of(stream(0xBEEF)) == 0xBEEF
 
 
-def test_numba_stream_accepts_every_stream_object():
-    s = stream(0xBEEF)
-    assert _cuda.numba_stream(s) is s
-
+def test_handles_of_every_stream_object():
     class Protocol:
         def __cuda_stream__(self):
             return (0, 0xCAFE)
 
+    class CupyLike:
+        ptr = 0
+
     class TorchLike:
         cuda_stream = 0xF00D
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_cuda, "stream_for", lambda h: stream(h))
-        assert _cuda.handle_of(_cuda.numba_stream(Protocol())) == 0xCAFE
-        assert _cuda.handle_of(_cuda.numba_stream(TorchLike())) == 0xF00D
+    assert _cuda.handle_of(Protocol()) == 0xCAFE
+    assert _cuda.handle_of(CupyLike()) == 1  # CuPy's null stream is the legacy default
+    assert _cuda.handle_of(TorchLike()) == 0xF00D
+    assert _streams.Handle(1).__cuda_stream__() == (0, 0) and _streams.Handle(7).__cuda_stream__() == (0, 7)
     with pytest.raises(TypeError, match="stream must be"):
-        _cuda.numba_stream(object())
+        _cuda.handle_of(object())
 
 
 def test_cai_v3_stream_is_read(driverless):

@@ -60,19 +60,19 @@ def row_op(dtype):
     return (arr(dtype), I64, TUP, I64)
 
 
-def assert_ptx(kernel, sig, variant, resources_ccs=CCS):
+def assert_ptx(kernel, sig, variant, ctype, resources_ccs=CCS):
     """PTX for every cc; for those in ``resources_ccs`` the kernel fits blocks of
-    ``_launch.MAX_THREADS[variant]`` threads."""
+    the most threads ``_launch`` launches ``variant`` with for compute type ``ctype``."""
     for cc in CCS:
         ptx = _cuda.compile_ptx(kernel, sig, cc)
         assert f".target sm_{cc[0]}{cc[1]}" in ptx
         assert ".entry" in ptx
         if cc in resources_ccs and resources.ptxas_path():
-            assert_fits(ptx, f"{cc[0]}{cc[1]}", variant)
+            assert_fits(ptx, f"{cc[0]}{cc[1]}", variant, ctype)
 
 
-def assert_fits(ptx, arch, variant):
-    threads = _launch.MAX_THREADS[variant]
+def assert_fits(ptx, arch, variant, ctype):
+    threads = _launch.max_threads(variant, np.dtype(ctype).itemsize)
     ((name, r),) = resources.ptx_resources(ptx, arch).items()
     where = f"{variant} kernel on sm_{arch} ({r})"
     assert resources.registers_for_block(r.registers, threads) <= resources.REGISTERS_PER_SM, where
@@ -112,7 +112,7 @@ def test_elementwise_kernels_compile(formula):
     for dtype in DTYPES:
         for path in ("flat", "strided"):
             k = ew.kernel(wrapper, formula, compute(dtype), path)
-            assert_ptx(k, _ew_sig(dtype, path, n), "elementwise", resources_ccs=((9, 0),))
+            assert_ptx(k, _ew_sig(dtype, path, n), "elementwise", compute(dtype), resources_ccs=((9, 0),))
 
 
 @pytest.mark.parametrize(
@@ -124,13 +124,13 @@ def test_slope_and_copy_kernels_compile(wrapper, formula):
     for dtype in DTYPES:
         for path in ("flat", "strided"):
             ctype = np.dtype(dtype) if formula is None else compute(dtype)
-            assert_ptx(ew.kernel(wrapper, formula, ctype, path), _ew_sig(dtype, path, 0), "elementwise")
+            assert_ptx(ew.kernel(wrapper, formula, ctype, path), _ew_sig(dtype, path, 0), "elementwise", ctype)
 
 
 def test_rrelu_slopes_kernel_compiles():
     for ctype in (np.float32, np.float64):
         c = from_dtype(np.dtype(ctype))
-        assert_ptx(ew.slopes_kernel(ctype), (arr(ctype), T.uint64, c, c), "elementwise")
+        assert_ptx(ew.slopes_kernel(ctype), (arr(ctype), T.uint64, c, c), "elementwise", ctype)
 
 
 # ---------------------------------------------------------------- row-wise
@@ -141,10 +141,10 @@ VARIANTS = ("thread", "warp", "block")
 def test_softmax_kernels_compile(variant):
     for dtype in DTYPES:
         k = sm.kernel("forward", compute(dtype), variant)
-        assert_ptx(k, row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean), variant)
+        assert_ptx(k, row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean), variant, compute(dtype))
         if variant != "block-shared":
             k = sm.kernel("backward", compute(dtype), variant)
-            assert_ptx(k, row_op(dtype) * 3 + (TUP, I64, I64, scalar(dtype), T.boolean), variant)
+            assert_ptx(k, row_op(dtype) * 3 + (TUP, I64, I64, scalar(dtype), T.boolean), variant, compute(dtype))
 
 
 def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
@@ -160,33 +160,38 @@ def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("target", ["index", "prob"])
 def test_cross_entropy_kernels_compile(variant, target):
+    # index targets of any integer dtype; probability targets of any float dtype
     for dtype in DTYPES:
         c = scalar(dtype)
-        t = (T.Array(T.int64, 1, "C"), I64, TUP, I64) if target == "index" else row_op(dtype)
-        for loss in (arr(np.float64), arr(dtype)):
-            sig = row_op(dtype) * 2 + t + (loss, TUP, I64, I64, I64, c, c, c, c, T.boolean)
-            assert_ptx(ce.kernel(target, compute(dtype), variant), sig, variant)
+        if target == "index":
+            targets = [(T.Array(from_dtype(np.dtype(t)), 1, "C"), I64, TUP, I64) for t in (np.int64, np.int32, np.uint8)]
+        else:
+            targets = [row_op(t) for t in DTYPES]
+        for t in targets:
+            for loss in (arr(np.float64), arr(dtype)):
+                sig = row_op(dtype) * 2 + t + (loss, TUP, I64, I64, I64, c, c, c, c, T.boolean)
+                assert_ptx(ce.kernel(target, compute(dtype), variant), sig, variant, compute(dtype), resources_ccs=((9, 0),))
 
 
 def test_check_targets_kernel_compiles():
     k = ce.check_kernel()
     for tdt in (np.int64, np.int32):
         sig = (T.Array(from_dtype(np.dtype(tdt)), 1, "C"), I64, TUP, TUP, I64, I64, I64, T.Array(T.int64, 1, "C"))
-        assert_ptx(k, sig, "elementwise")
+        assert_ptx(k, sig, "elementwise", np.float32)
 
 
 @pytest.mark.parametrize("name", ["forward", "backward"])
 def test_maxout_kernels_compile(name):
     for dtype in DTYPES:
         ops = 2 if name == "forward" else 3
-        assert_ptx(mo.kernel(name, compute(dtype)), row_op(dtype) * ops + (TUP, I64, I64, I64), "elementwise")
+        assert_ptx(mo.kernel(name, compute(dtype)), row_op(dtype) * ops + (TUP, I64, I64, I64), "elementwise", compute(dtype))
 
 
 def test_group_sum_kernel_compiles():
     for dtype in DTYPES:  # channel sums of x's dtype, and cross-entropy's float64 per-row losses
         c = compute(dtype)
         for out in DTYPES:
-            assert_ptx(rd.kernel(c), row_op(dtype) + (TUP, I64, arr(out), from_dtype(c)), "reduce")
+            assert_ptx(rd.kernel(c), row_op(dtype) + (TUP, I64, arr(out), from_dtype(c)), "reduce", c)
 
 
 @pytest.mark.skipif(resources.ptxas_path() is None, reason="no ptxas")
@@ -197,10 +202,15 @@ def test_block_shared_rows_fit_the_shared_memory_they_are_given(dtype):
     lim = _cuda.Limits(sm_count=132, max_threads=1024, shared_per_block=48 * 1024)
     c = compute(dtype).itemsize
     n = lim.shared_per_block // c
-    while _launch.rowwise_config("softmax", 1, n, True, c, lim).variant != "block-shared":
+    while _launch.rowwise_config("softmax", 1, n, "unit", c, lim).variant != "block-shared":
         n -= 1
-    config = _launch.rowwise_config("softmax", 1, n, True, c, lim)
+    config = _launch.rowwise_config("softmax", 1, n, "unit", c, lim)
     sig = row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean)
     ptx = _cuda.compile_ptx(sm.kernel("forward", compute(dtype), "block-shared"), sig, (9, 0))
     ((_, r),) = resources.ptx_resources(ptx, "90").items()
     assert config.shared + r.static_shared <= lim.shared_per_block, (n, config, r)
+
+
+def test_fill_kernel_compiles():
+    for dtype in (*DTYPES, np.int64):
+        assert_ptx(rd.fill_kernel(), (arr(dtype), from_dtype(np.dtype(dtype))), "elementwise", np.float32)

@@ -62,8 +62,8 @@ def variant(op, x, axis=-1):
     """The variant _launch chooses for this call (to assert the boundary is crossed)."""
     n = x.shape[axis]
     c = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
-    unit = x.strides[axis] == x.dtype.itemsize or n == 1
-    return _launch.rowwise_config(op, x.size // n, n, unit, c.itemsize, _cuda.limits(0)).variant
+    layout = _launch.row_layout(x, axis)
+    return _launch.rowwise_config(op, x.size // n, n, layout, c.itemsize, _cuda.limits(0)).variant
 
 
 # ---------------------------------------------------------------- elementwise
@@ -160,8 +160,10 @@ def _softmax_cases():
         ((1, 4097), -1, np.float16, "block"),
         ((1, F64_SHARED_MAX), -1, np.float64, "block-shared"),
         ((1, F64_SHARED_MAX + 1), -1, np.float64, "block"),
-        ((4, 6, 5), 1, np.float64, "thread"),
-        ((70, 3), 0, np.float16, "thread"),
+        ((4, 6, 5), 1, np.float64, "warp"),  # a strided axis, too few rows for one thread each
+        ((8, 6, 5), 1, np.float64, "thread"),
+        ((70, 3), 0, np.float16, "warp"),
+        ((70, 40), 0, np.float16, "thread"),
     ]
 
 
@@ -187,7 +189,7 @@ def test_softmax_variants(small_device, shape, axis, dtype, expect, log):
 def test_backward_row_sums_do_not_cancel(axis, expect, log):
     # g - sum(g y) cancels: the row sum is accumulated in float64 (a float32
     # sum over the 1000 terms of one thread misses atol here)
-    g, y = cancelling_backward(2, 1000, np.float32, seed=5, log=log)
+    g, y = cancelling_backward(32, 1000, np.float32, seed=5, log=log)
     if axis == 0:
         g, y = np.ascontiguousarray(g.T), np.ascontiguousarray(y.T)
     assert variant("softmax_backward", y, axis) == expect
@@ -242,8 +244,8 @@ def test_softmax_special_values(small_device, width, axis):
 
 @pytest.mark.parametrize(
     "shape,axis,expect",
-    [((6, 5), -1, "warp"), ((2, 1030), -1, "block"), ((5, 4, 3), 1, "thread")],
-    ids=["warp", "block", "thread"],
+    [((6, 5), -1, "warp"), ((2, 1030), -1, "block"), ((5, 4, 8), 1, "thread"), ((5, 4, 3), 1, "warp")],
+    ids=["warp", "block", "thread", "warp-strided"],
 )
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_variants(shape, axis, expect, dtype):

@@ -104,8 +104,9 @@ def test_driver_shapes_reach_every_cuda_row_variant():
     for label, shape, axis, dt in _cases(drive):
         n = shape[axis]
         compute = 8 if dt == np.float64 else 4
+        layout = launch.row_layout(np.empty(shape, dt), axis)
         config = launch.rowwise_config(op_of.get(label, "cross_entropy"), int(np.prod(shape)) // n, n,
-                                       axis == len(shape) - 1, compute, h100)
+                                       layout, compute, h100)
         seen.setdefault(label, set()).add(drive._variant(config))
     for label, want in drive.EXPECTED["numba"].items():
         assert want <= seen[label], f"{label}: the driver's shapes reach {sorted(seen[label])}, expected {sorted(want)}"

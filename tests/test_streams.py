@@ -32,11 +32,13 @@ def test_stream_on_host_arrays_is_an_error(call):
 
 
 # ---------------------------------------------------------------- ordering, made deterministic
-# Each test queues a slow producer first (a kernel that sleeps ~50 ms, then
+# Each test queues a slow producer first (a kernel that sleeps ~200 ms, then
 # writes the input) on a non-blocking stream and calls gpu_act at once, with
 # no host synchronisation: work launched on any other stream would read the
-# input before it is written (it starts out as NaN), and fail.
-SLEEP_NS = 50_000_000
+# input before it is written (it starts out as NaN), and fail. The call is
+# made once beforehand, so that compiling its kernels does not outlast the
+# producer, and the producer is checked to be still running when it returns.
+SLEEP_NS = 200_000_000
 
 
 @functools.cache
@@ -57,12 +59,23 @@ def _slow_copy_kernel():
 
 
 def _produce(dst, src, handle):
-    """dst[...] = src on the stream with CUstream ``handle``, ~50 ms from now."""
+    """dst[...] = src on the stream with CUstream ``handle``, ~200 ms from now;
+    returns an event that completes with the copy."""
     from gpu_act import _cuda
 
     stream = _cuda.cuda.external_stream(handle)
     n = dst.size
-    _slow_copy_kernel()[(n + 255) // 256, 256, stream](dst, src, SLEEP_NS // 1_000_000)
+    k = _slow_copy_kernel()
+    k[(n + 255) // 256, 256, stream](dst, src, 0)  # compiled and loaded before the timed launch
+    stream.synchronize()
+    k[(n + 255) // 256, 256, stream](dst, src, SLEEP_NS // 1_000_000)
+    done = _cuda.cuda.event(timing=False)
+    done.record(stream=stream)
+    return done
+
+
+def _still_running(done):
+    assert not done.query(), "the producer finished before gpu_act's call returned: the test proves nothing"
 
 
 def _x(shape=(64, 300), seed=0):
@@ -79,8 +92,12 @@ def test_cupy_current_stream_orders_the_call(backend):
     s = cp.cuda.Stream(non_blocking=True)
     with s:
         x = cp.full(host.shape, cp.nan, cp.float32)
-        _produce(x, cp.asarray(host), s.ptr)
+        src = cp.asarray(host)
+        ga.softmax(src, backend=backend)  # warm: kernels compiled and loaded
+        s.synchronize()
+        done = _produce(x, src, s.ptr)
         y = ga.softmax(x, backend=backend)  # CuPy's current stream is s
+        _still_running(done)
     s.synchronize()
     assert_close(cp.asnumpy(y), ref.softmax(host), np.float32)
 
@@ -97,8 +114,11 @@ def test_stream_keyword_orders_the_call(backend):
         x = cp.full(host.shape, cp.nan, cp.float32)
         src = cp.asarray(host)
     s.synchronize()
-    _produce(x, src, s.ptr)
+    ga.log_softmax(src, backend=backend, stream=s)  # warm
+    s.synchronize()
+    done = _produce(x, src, s.ptr)
     y = ga.log_softmax(x, backend=backend, stream=s)  # called outside s's context
+    _still_running(done)
     s.synchronize()
     assert_close(cp.asnumpy(y), ref.log_softmax(host), np.float32)
 
@@ -115,10 +135,12 @@ def test_numba_array_stream_orders_the_call_and_other_inputs_are_waited_for():
     g = cuda.to_device(np.full(g_host.shape, np.nan, np.float32), stream=s1)
     y = cuda.to_device(np.full(y_host.shape, np.nan, np.float32), stream=s2)
     g_src, y_src = cuda.to_device(g_host), cuda.to_device(y_host)
+    ga.softmax_backward(g_src, y_src)  # warm
     cuda.synchronize()
-    _produce(g, g_src, int(s1.handle))  # g is written on s1, y on s2: the call runs on y's stream
+    done = _produce(g, g_src, int(s1.handle))  # g is written on s1, y on s2: the call runs on y's stream
     _produce(y, y_src, int(s2.handle))
     dx = ga.softmax_backward(g, y)  # and waits for s1 there
+    _still_running(done)
     assert_close(dx.copy_to_host(stream=s2), ref.softmax_backward(g_host, y_host), np.float32)
     s2.synchronize()
 
@@ -132,12 +154,15 @@ def test_torch_current_stream_orders_the_call():
         pytest.skip("PyTorch without CUDA")
     host = _x(seed=4)
     src = torch.from_numpy(host).cuda()
+    ga.softmax(src)  # warm
     s = torch.cuda.Stream()
     torch.cuda.synchronize()
     with torch.cuda.stream(s):
-        torch.cuda._sleep(100_000_000)  # cycles: tens of ms on the producer stream
+        torch.cuda._sleep(400_000_000)  # cycles: ~200 ms on the producer stream
         x = src * 1.0
+        done = s.record_event()
         y = ga.softmax(x)
+        assert not done.query(), "the producer finished before gpu_act's call returned"
     s.synchronize()
     assert_close(y.cpu().numpy(), ref.softmax(host), np.float32)
 

@@ -15,7 +15,7 @@ the launch stream before the call's work starts.
 
 import numpy as np
 
-from ... import _cuda
+from ... import _cuda, _streams
 from . import _dlpack
 
 _TORCH_DTYPES = {}
@@ -108,14 +108,14 @@ class Call:
 def context(primary, stream):
     """The Call for a call whose primary input is ``primary``; ``stream`` (any
     stream object, or None: the primary input's own stream) is where work goes."""
-    forced = None if stream is None else _cuda.numba_stream(stream)
-    a = describe(primary, 2 if forced is None else _cuda.handle_of(forced))
+    forced = None if stream is None else _cuda.handle_of(stream)
+    a = describe(primary, 2 if forced is None else forced)
     kind = a.kind.replace("-readonly", "")
     if kind == "foreign":
         kind = "numba"
     device = a.device if a.device is not None else _cuda.current_device_id()
     with _cuda.device_scope(device):
-        launch = forced if forced is not None else _cuda.stream_for(a.stream)
+        launch = _cuda.stream_for(a.stream if forced is None else forced)
     return Call(kind, device, launch, _cuda.handle_of(launch), primary, a)
 
 
@@ -187,10 +187,16 @@ def _from_cai(obj, cai, kind):
 
 def asarray(ctx, obj):
     """``obj`` as a DevArray; work on it in the call's stream waits for the
-    stream it was exported on (``__cuda_array_interface__`` v3's rule)."""
+    stream it was exported on (``__cuda_array_interface__`` v3's rule). A
+    PyTorch tensor read on another stream than its own is recorded as in use
+    there, so that PyTorch's allocator does not hand its memory to other work
+    before the call's kernels are done with it."""
     a = ctx.first if obj is ctx.source else describe(obj, ctx.handle)
     if a.stream is not None and a.stream != ctx.handle:
-        _cuda.wait_for(a.stream, ctx.stream)
+        with _cuda.device_scope(ctx.device):
+            _cuda.wait_for(a.stream, ctx.stream)
+        if a.kind == "torch":
+            obj.record_stream(_streams.torch_stream(ctx.handle, ctx.device))
     return a
 
 
@@ -231,26 +237,6 @@ def _c_strides(shape, dtype):
     return tuple(reversed(st))
 
 
-_framework_streams = {}
-
-
-def _framework_stream(ctx, make):
-    """The stream object of a framework (``make(handle, device)``) for the call's stream, cached."""
-    key = (make, ctx.handle, ctx.device)
-    s = _framework_streams.get(key)
-    if s is None:
-        s = _framework_streams[key] = make(ctx.handle, ctx.device)
-    return s
-
-
-def _torch_stream(handle, device):
-    import torch
-
-    if handle == 1:
-        return torch.cuda.default_stream(device)
-    return torch.cuda.ExternalStream(handle, device=torch.device("cuda", device))
-
-
 def _torch_empty(ctx, shape, dtype):
     import torch
 
@@ -258,24 +244,14 @@ def _torch_empty(ctx, shape, dtype):
     dev = torch.device("cuda", ctx.device)
     if (torch.cuda.current_stream(dev).cuda_stream or 1) == ctx.handle:
         return torch.empty(shape, dtype=dt, device=dev)
-    with torch.cuda.stream(_framework_stream(ctx, _torch_stream)):
+    with torch.cuda.stream(_streams.torch_stream(ctx.handle, ctx.device)):
         return torch.empty(shape, dtype=dt, device=dev)
-
-
-def _cupy_stream(handle, device):
-    import cupy
-
-    if handle == 1:
-        return cupy.cuda.Stream.null
-    if handle == 2:
-        return cupy.cuda.Stream.ptds
-    return cupy.cuda.ExternalStream(handle, device)
 
 
 def _cupy_empty(ctx, shape, dtype):
     import cupy
 
-    with _framework_stream(ctx, _cupy_stream):
+    with _streams.cupy_stream(ctx.handle, ctx.device):
         return cupy.empty(shape, dtype)
 
 
@@ -291,7 +267,7 @@ def wrap(ctx, result, like):
 
         if result.kind == "torch":
             return owner.as_strided(result.shape, [s // result.dtype.itemsize for s in result.strides])
-        return torch.as_tensor(result, device=torch.device("cuda", result.device or 0))
+        return torch.as_tensor(result, device=torch.device("cuda", ctx.device))
     if want == "cupy":
         import cupy
 
@@ -302,5 +278,6 @@ def wrap(ctx, result, like):
         return _cuda.cuda.cudadrv.devicearray.FakeCUDAArray(
             np.lib.stride_tricks.as_strided(owner._ary, result.shape, result.strides)
         )
-    return _cuda.wrap_pointer(result.ptr, result.shape, result.strides, result.dtype, owner)
+    with _cuda.device_scope(ctx.device):  # the array belongs to the context of the memory's device
+        return _cuda.wrap_pointer(result.ptr, result.shape, result.strides, result.dtype, owner)
 

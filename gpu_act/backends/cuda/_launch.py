@@ -44,9 +44,11 @@ SOURCE_HASH = _compile.sources_hash(pathlib.Path(__file__).parent)
 
 def kernel(template, bindings, tag, ctype, variant):
     """``template`` instantiated with ``bindings`` (float literals in ``ctype``),
-    compiled for blocks of at most ``MAX_THREADS[variant]`` threads."""
-    tag = f"{tag}.{np.dtype(ctype).name}.{SOURCE_HASH}"
-    return _compile.instantiate(template, bindings, tag, lambda fn: _cuda.kernel(fn, MAX_THREADS[variant]), ctype)
+    compiled for blocks of at most ``max_threads(variant, ...)`` threads."""
+    ctype = np.dtype(ctype)
+    tag = f"{tag}.{ctype.name}.{SOURCE_HASH}"
+    threads = max_threads(variant, ctype.itemsize)
+    return _compile.instantiate(template, bindings, tag, lambda fn: _cuda.kernel(fn, threads), ctype)
 
 
 # ---------------------------------------------------------------- launch configurations
@@ -61,16 +63,14 @@ REDUCE_BLOCK = 256
 BLOCK_MAX = 1024  # threads of a block that reduces one row
 BLOCKS_PER_SM = 8  # grid-stride loops: enough blocks to fill every SM
 
-# The most threads per block each kernel variant is launched with: its
-# compiled launch bound (``cuda.jit(launch_bounds=...)``), so the compiler keeps
-# registers x threads within the SM's 65,536 registers.
+# The most threads per block each kernel variant is launched with (row blocks:
+# ``block_max``): its compiled launch bound where it matters
+# (``_cuda.kernel``), so registers x threads stays within the SM's 65,536.
 MAX_THREADS = {
     "elementwise": ELEMENTWISE_BLOCK,
     "reduce": REDUCE_BLOCK,
     "thread": THREAD_BLOCK,
     "warp": ROWS_PER_BLOCK * WARP,
-    "block": BLOCK_MAX,
-    "block-shared": BLOCK_MAX,
 }
 # static shared memory of any row kernel (its block reductions: at most three
 # arrays of one float64 per warp); block-shared rows get what is left of the
@@ -88,25 +88,50 @@ def elementwise_config(n, lim):
     return Config("elementwise", blocks, ELEMENTWISE_BLOCK, 0)
 
 
-@functools.lru_cache(maxsize=4096)
-def rowwise_config(op, rows, n, unit_stride, compute_size, lim):
-    """The variant for ``op`` ("softmax", "softmax_backward", "cross_entropy")
-    on ``rows`` rows of length ``n``:
+def row_layout(a, axis):
+    """How the rows of ``a`` along ``axis`` lie in memory: "unit" (the axis is
+    contiguous), "spatial" (it is not, but rows follow each other element by
+    element: the last other dimension is contiguous, as the channel axis of an
+    NCHW array), else "strided"."""
+    size = a.dtype.itemsize
+    if a.shape[axis] == 1 or a.strides[axis] == size:
+        return "unit"
+    last = [s for k, (n, s) in enumerate(zip(a.shape, a.strides)) if k != axis % a.ndim and n > 1][-1:]
+    return "spatial" if last and abs(last[0]) == size else "strided"
 
-    - "thread": one thread per row, when the reduced axis is not the
-      fastest-varying one (neighbouring threads then read neighbouring rows);
+
+def block_max(compute_size):
+    """Threads of a block that reduces one row: 512 for float64 rows, whose
+    kernels need more than the 64 registers 1024 threads leave."""
+    return BLOCK_MAX if compute_size <= 4 else BLOCK_MAX // 2
+
+
+def max_threads(variant, compute_size):
+    """The most threads per block ``variant``'s kernels are launched with."""
+    if variant in ("block", "block-shared"):
+        return block_max(compute_size)
+    return MAX_THREADS[variant]
+
+
+@functools.lru_cache(maxsize=4096)
+def rowwise_config(op, rows, n, layout, compute_size, lim):
+    """The variant for ``op`` ("softmax", "softmax_backward", "cross_entropy")
+    on ``rows`` rows of length ``n`` laid out as ``layout`` (``row_layout``):
+
+    - "thread": one thread per row, for "spatial" rows when there are enough to
+      fill a warp (neighbouring threads then read neighbouring rows);
     - "warp": one warp per row for n <= 1024 (shuffle reductions);
     - "block-shared" (softmax forward): one block per row, the row kept in
-      shared memory so it is read from global memory once, max and sum by
-      shared-memory tree reductions;
+      shared memory so it is read from global memory once;
     - "block": one block per row, any length (online normaliser for softmax:
       running max and rescaled sum in one pass, merged across threads).
+    Warps and blocks read a row through its stride when it is not contiguous.
     """
-    if not unit_stride:
+    if layout == "spatial" and rows >= WARP:
         return Config("thread", -(-rows // THREAD_BLOCK), THREAD_BLOCK, 0)
     if n <= WARP_ROWS_MAX:
         return Config("warp", -(-rows // ROWS_PER_BLOCK), ROWS_PER_BLOCK * WARP, 0)
-    threads = min(lim.max_threads, BLOCK_MAX, max(128, _pow2_at_least(-(-n // 16))))
+    threads = min(lim.max_threads, block_max(compute_size), max(128, _pow2_at_least(-(-n // 16))))
     row_bytes = n * compute_size
     if op == "softmax" and row_bytes + STATIC_SHARED <= lim.shared_per_block:
         return Config("block-shared", rows, threads, row_bytes)

@@ -109,22 +109,28 @@ def kernel(name, ctype, variant):
 
 
 def _check(t, to, ts, shape, rows, classes, ignore, res):
-    # res[0] += valid targets; res[1] = min row of an out-of-range target
+    # res[0] += valid targets; res[1] = max of rows - r over rows r with an
+    # out-of-range target (so the first such row; 0: none). One atomic per thread
+    # for the count, not one per target.
     i = cuda.grid(1)
     step = cuda.gridsize(1)
+    valid = 0
     while i < rows:
         v = np.int64(t[_row_offset(i, shape, ts, to)])  # noqa: F821
         if v != ignore:
             if v < 0 or v >= classes:
-                cuda.atomic.min(res, 1, i)
+                cuda.atomic.max(res, 1, rows - i)
             else:
-                cuda.atomic.add(res, 0, 1)
+                valid += 1
         i += step
+    if valid:
+        cuda.atomic.add(res, 0, valid)
 
 
 def check_kernel():
     return _launch.cached(
-        ("check_targets",), lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32, "elementwise")
+        ("check_targets",),
+        lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32, "elementwise"),
     )
 
 
@@ -134,22 +140,18 @@ def check_targets(ctx, fname, target, classes, ignore_index):
     rows = target.size
     if rows == 0:
         return 0
-    k = check_kernel()
-    stream = ctx.stream
-    res = _cuda.cuda.to_device(np.array([0, rows], np.int64), stream=stream)
+    res = _arrays.empty(ctx, (2,), np.int64)
+    reduce.fill(ctx, res, 0)
     shape, (op,) = _launch.row_operands(ctx, [target], None)
     config = _launch.elementwise_config(rows, _launch.limits(ctx))
-    args = [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index), res]
-    _launch.launch(ctx, k, config, args)
-    count, bad = res.copy_to_host(stream=stream)
-    _cuda.synchronize(stream)
-    if bad < rows:
-        view = op.view
-        pos = int(op.offset) + sum(
-            int(c) * s for c, s in zip(np.unravel_index(int(bad), shape), op.outer)
-        )
-        value = view[pos : pos + 1].copy_to_host(stream=stream)[0]
-        _cuda.synchronize(stream)
+    args = [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index)]
+    _launch.launch(ctx, check_kernel(), config, [*args, _launch.contiguous_view(ctx, res)])
+    count, bad = _launch.contiguous_view(ctx, res).copy_to_host(stream=ctx.stream)
+    _cuda.synchronize(ctx.stream)
+    if bad:
+        pos = int(op.offset) + sum(int(c) * s for c, s in zip(np.unravel_index(rows - int(bad), shape), op.outer))
+        value = op.view[pos : pos + 1].copy_to_host(stream=ctx.stream)[0]
+        _cuda.synchronize(ctx.stream)
         raise ValueError(
             f"{fname}: target index {value} is out of range; expected 0 <= target < {classes} "
             f"or ignore_index={ignore_index}"
@@ -169,8 +171,8 @@ def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, cou
     else:
         per_row = _arrays.empty(ctx, (max(rows, 1),), np.float64)
     if rows and C:
-        unit = z.strides[axis] == z.dtype.itemsize
-        config = _launch.rowwise_config("cross_entropy", rows, C, unit, ctype.itemsize, _launch.limits(ctx))
+        layout = _launch.row_layout(z, axis)
+        config = _launch.rowwise_config("cross_entropy", rows, C, layout, ctype.itemsize, _launch.limits(ctx))
         g = grad if want_grad else _arrays.empty(ctx, z.shape[:axis] + (1,) + z.shape[axis + 1 :], z.dtype)
         shape, ops = _launch.row_operands(ctx, [z, g, target], axis)
         scale = (1.0 / count if count else 0.0) if reduction == "mean" else 1.0

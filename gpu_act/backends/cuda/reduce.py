@@ -55,16 +55,22 @@ def channel_sum(ctx, a, channel_axis, dtype):
     return out
 
 
-def fill(ctx, out, value):
-    """out[...] = value."""
-    from .elementwise import convert
+def _fill(out, value):
+    i = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while i < out.shape[0]:
+        out[i] = value
+        i += step
 
+
+def fill_kernel():
+    return _launch.cached(("fill",), lambda: _launch.kernel(_fill, {}, "fill", np.float64, "elementwise"))
+
+
+def fill(ctx, out, value):
+    """out[...] = value, out C-contiguous (the value goes as a kernel argument)."""
     if not out.size:
         return
-    src = _arrays.empty(ctx, (1,), np.float64)
-    host = np.full(1, value)
-    if _cuda.SIMULATOR:
-        src.owner._ary[:] = host
-    else:
-        _launch.contiguous_view(ctx, src).copy_to_device(host, stream=ctx.stream)
-    convert(ctx, src._view(out.shape, (0,) * out.ndim), out)
+    k = fill_kernel()
+    config = _launch.elementwise_config(out.size, _launch.limits(ctx))
+    _launch.launch(ctx, k, config, [_launch.contiguous_view(ctx, out), np.dtype(out.dtype).type(value)])

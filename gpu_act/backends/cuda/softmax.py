@@ -117,8 +117,8 @@ def _run(ctx, op, name, inputs, axis, temperature, log, out):
     ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
     n = inputs[0].shape[axis]
     rows = inputs[0].size // n
-    unit = inputs[0].strides[axis] == inputs[0].dtype.itemsize or n == 1
-    config = _launch.rowwise_config(op, rows, n, unit, ctype.itemsize, _launch.limits(ctx))
+    layout = _launch.row_layout(inputs[-1], axis)
+    config = _launch.rowwise_config(op, rows, n, layout, ctype.itemsize, _launch.limits(ctx))
     k = kernel(name, ctype, config.variant)
     inv_t = inverse_temperature(temperature, ctype)
 

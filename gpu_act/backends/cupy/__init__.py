@@ -13,6 +13,8 @@ import contextlib
 import cupy
 import numpy as np
 
+from ... import _streams
+
 from . import elementwise as _ew
 from . import rowwise as _rows
 
@@ -37,7 +39,18 @@ class Call:
 
 
 def context(primary, stream):
-    return Call(cupy.asarray(primary).device.id, None if stream is None else _as_cupy_stream(stream))
+    """The Call of a call on ``primary``'s device: work goes on CuPy's current
+    stream, or on ``stream``, which then waits for what the current stream has
+    queued so far (CuPy arrays are produced on the current stream)."""
+    device = cupy.asarray(primary).device.id
+    if stream is None:
+        return Call(device, None)
+    with cupy.cuda.Device(device):
+        s = _streams.cupy_stream(_streams.handle_of(stream), device)
+        current = cupy.cuda.get_current_stream()
+        if current.ptr != s.ptr:
+            s.wait_event(current.record())
+    return Call(device, s)
 
 
 def asarray(ctx, obj):
@@ -82,21 +95,6 @@ def astype(ctx, a, dtype):
 
 def wrap(ctx, result, like):
     return result
-
-
-def _as_cupy_stream(s):
-    if isinstance(s, cupy.cuda.Stream):
-        return s
-    if hasattr(s, "__cuda_stream__"):  # Numba streams and the CUDA stream protocol
-        handle = s.__cuda_stream__()[1]
-    elif hasattr(s, "cuda_stream"):  # torch.cuda.Stream
-        handle = s.cuda_stream
-    else:
-        raise TypeError(
-            f"stream must be a CuPy stream, a Numba stream, a torch.cuda.Stream or an object with __cuda_stream__, "
-            f"got {type(s).__name__}"
-        )
-    return cupy.cuda.ExternalStream(int(handle or 0))
 
 
 def unary(ctx, f, x, params, out):
