@@ -19,7 +19,7 @@ partial warps and vector tails):
 - softmax, log_softmax and their backward passes, cross-entropy with class
   indices and with probabilities, on shapes chosen so that the launch
   configuration picks each row variant: the CUDA path's
-  ``backends/cuda/_launch.py rowwise_config`` (thread, warp, block-shared,
+  ``backends/cuda/_config.py plan`` (thread, warp, block-shared,
   block) and the CuPy path's ``backends/cupy/_launch.py team_for`` (thread,
   warp, block); maxout along the last and a strided axis;
 - float16 and float64 once each (elementwise, the row-wise ops, maxout);
@@ -540,7 +540,7 @@ def run(args):
         print("gpu_act.available_backends() raised:\n" + traceback.format_exc(), flush=True)
     print(f"gpu_act {ga.__version__} from {os.path.dirname(ga.__file__)}; backends {found}", flush=True)
     rec = Recorder()
-    rec.wrap("gpu_act.backends.cuda._launch", "rowwise_config", _variant)
+    rec.wrap("gpu_act.backends.cuda._config", "plan", _variant)
     rec.wrap("gpu_act.backends.cupy._launch", "team_for", _variant)
     for note in rec.notes:
         print("note: " + note, flush=True)

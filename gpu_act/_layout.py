@@ -1,6 +1,11 @@
 """Array layouts as (shape, byte strides, item size), for every backend.
 
 - ``c_strides``: the strides of a C-contiguous array;
+- ``merge_dims``: the dimensions several same-shape operands lay out alike,
+  merged, so that kernels walk few dimensions (a C-contiguous array: one);
+- ``extent`` / ``needs_staging``: the bytes a layout spans, and whether an
+  output shares memory with an input other than as that very view (the output
+  is then written through a temporary);
 - ``self_overlapping``: whether two elements of one layout share memory (an
   ``out=`` that does is refused: one output element would be written by
   several results).
@@ -20,6 +25,47 @@ def c_strides(shape, itemsize):
         strides.append(acc)
         acc *= n
     return tuple(reversed(strides))
+
+
+def merge_dims(shape, strides_list):
+    """[(size, [byte stride per operand])], outermost first: dimensions of
+    length 1 dropped, neighbours merged where every operand lays them out
+    contiguously (its stride of the outer one is n times that of the inner)."""
+    dims = []
+    for i, n in enumerate(shape):
+        if n == 1:
+            continue
+        st = [s[i] for s in strides_list]
+        if dims and all(ps == s * n for ps, s in zip(dims[-1][1], st)):
+            dims[-1] = (dims[-1][0] * n, st)
+        else:
+            dims.append((n, st))
+    return dims
+
+
+def extent(ptr, shape, strides, itemsize):
+    """(first byte, one past the last byte) a layout spans."""
+    lo = hi = ptr
+    for n, s in zip(shape, strides):
+        if s < 0:
+            lo += s * (n - 1)
+        else:
+            hi += s * (n - 1)
+    return lo, hi + itemsize
+
+
+def needs_staging(out, inputs):
+    """True when layout ``out`` shares bytes with one of ``inputs`` other than as
+    the very same view (in place is fine: each element is read, then written,
+    by one worker). Layouts are (pointer, shape, byte strides, item size); the
+    test is on the spans, so it may stage where elements interleave without
+    touching (x[::2] and x[1::2])."""
+    lo, hi = extent(*out)
+    for a in inputs:
+        alo, ahi = extent(*a)
+        if alo < hi and lo < ahi and a[:3] != out[:3]:
+            return True
+    return False
 
 
 def self_overlapping(shape, strides, itemsize):

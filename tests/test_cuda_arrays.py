@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("numba.cuda")
 
 _dlpack = importlib.import_module("gpu_act.backends.cuda._dlpack")
-_launch = importlib.import_module("gpu_act.backends.cuda._launch")
+_operands = importlib.import_module("gpu_act.backends.cuda._operands")
 
 
 @pytest.mark.parametrize(
@@ -28,9 +28,9 @@ def test_dlpack_parse_matches_array_interface(make, dtype):
 
 
 def test_merge_dims_keeps_c_order_and_merges_only_shared_runs():
-    shape, (sa, sb) = _launch.merge_dims((2, 3, 4), [(48, 16, 4), (4, 32, 8)])
+    shape, (sa, sb) = _operands.merged((2, 3, 4), [(48, 16, 4), (4, 32, 8)])
     assert shape == (2, 12) and sa == (48, 4) and sb == (4, 8)
-    shape, (sa,) = _launch.merge_dims((1, 5, 1), [(0, 8, 0)])
+    shape, (sa,) = _operands.merged((1, 5, 1), [(0, 8, 0)])
     assert shape == (5,) and sa == (8,)
-    shape, (sa,) = _launch.merge_dims((1,), [(0,)])
+    shape, (sa,) = _operands.merged((1,), [(0,)])
     assert shape == (1,) and sa == (0,)

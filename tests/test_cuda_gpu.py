@@ -24,7 +24,7 @@ pytestmark = [
 ]
 
 cuda = _cuda.cuda
-_launch = importlib.import_module("gpu_act.backends.cuda._launch")
+_config = importlib.import_module("gpu_act.backends.cuda._config")
 
 
 def dev(a):
@@ -39,8 +39,8 @@ def variant(op, shape, dtype, axis=-1):
     n = shape[axis]
     c = 8 if np.dtype(dtype) == np.float64 else 4
     rows = int(np.prod(shape)) // n
-    layout = _launch.row_layout(np.empty(shape, dtype), axis)
-    return _launch.rowwise_config(op, rows, n, layout, c, _cuda.limits(0)).variant
+    layout = _config.row_layout(np.empty(shape, dtype), axis)
+    return _config.plan(op, rows, n, layout, c, _cuda.limits(0)).variant
 
 
 # ---------------------------------------------------------------- elementwise matrix

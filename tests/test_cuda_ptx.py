@@ -1,12 +1,12 @@
 """Every CUDA kernel, for every dtype and variant, compiles to PTX for sm_80
 and sm_90 (no driver needed: numba-cuda[cu12] brings NVVM), and fits the
 launch configuration it is given (ptxas -v on the PTX, ``resources.py``):
-registers x the most threads ``_launch`` launches it with <= 65,536, static
-shared memory within ``_launch.STATIC_SHARED`` (what the block-shared
+registers x the most threads ``_config`` launches it with <= 65,536, static
+shared memory within ``_config.STATIC_SHARED`` (what the block-shared
 variant's budget leaves), no spills to local memory.
 
 The argument types are those the backend launches with: 1-D views of each
-operand plus int64 offsets and UniTuple(int64, R) strides (``_launch``).
+operand plus int64 offsets and UniTuple(int64, R) strides (``_operands``).
 """
 
 import importlib
@@ -28,11 +28,12 @@ from numba import types as T  # noqa: E402
 from numba.np.numpy_support import from_dtype  # noqa: E402
 
 ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
+mp = importlib.import_module("gpu_act.backends.cuda._map")
 sm = importlib.import_module("gpu_act.backends.cuda.softmax")
 ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
 mo = importlib.import_module("gpu_act.backends.cuda.maxout")
 rd = importlib.import_module("gpu_act.backends.cuda.reduce")
-_launch = importlib.import_module("gpu_act.backends.cuda._launch")
+_config = importlib.import_module("gpu_act.backends.cuda._config")
 
 CCS = ((8, 0), (9, 0))
 DTYPES = (np.float16, np.float32, np.float64)
@@ -62,7 +63,7 @@ def row_op(dtype):
 
 def assert_ptx(kernel, sig, variant, ctype, resources_ccs=CCS):
     """PTX for every cc; for those in ``resources_ccs`` the kernel fits blocks of
-    the most threads ``_launch`` launches ``variant`` with for compute type ``ctype``."""
+    the most threads ``_config`` launches ``variant`` with for compute type ``ctype``."""
     for cc in CCS:
         ptx = _cuda.compile_ptx(kernel, sig, cc)
         assert f".target sm_{cc[0]}{cc[1]}" in ptx
@@ -72,11 +73,11 @@ def assert_ptx(kernel, sig, variant, ctype, resources_ccs=CCS):
 
 
 def assert_fits(ptx, arch, variant, ctype):
-    threads = _launch.max_threads(variant, np.dtype(ctype).itemsize)
+    threads = _config.max_threads(variant, np.dtype(ctype).itemsize)
     ((name, r),) = resources.ptx_resources(ptx, arch).items()
     where = f"{variant} kernel on sm_{arch} ({r})"
     assert resources.registers_for_block(r.registers, threads) <= resources.REGISTERS_PER_SM, where
-    assert r.static_shared <= _launch.STATIC_SHARED, where
+    assert r.static_shared <= _config.STATIC_SHARED, where
     assert r.spill_stores == r.spill_loads == 0, where
     if r.max_threads is not None:
         assert r.max_threads >= threads, where
@@ -111,7 +112,7 @@ def test_elementwise_kernels_compile(formula):
     wrapper = "_apply" if formula.__name__.endswith("_fwd") else "_scaled"
     for dtype in DTYPES:
         for path in ("flat", "strided"):
-            k = ew.kernel(wrapper, formula, compute(dtype), path)
+            k = mp.kernel(wrapper, formula, compute(dtype), path)
             assert_ptx(k, _ew_sig(dtype, path, n), "elementwise", compute(dtype), resources_ccs=((9, 0),))
 
 
@@ -124,7 +125,7 @@ def test_slope_and_copy_kernels_compile(wrapper, formula):
     for dtype in DTYPES:
         for path in ("flat", "strided"):
             ctype = np.dtype(dtype) if formula is None else compute(dtype)
-            assert_ptx(ew.kernel(wrapper, formula, ctype, path), _ew_sig(dtype, path, 0), "elementwise", ctype)
+            assert_ptx(mp.kernel(wrapper, formula, ctype, path), _ew_sig(dtype, path, 0), "elementwise", ctype)
 
 
 def test_rrelu_slopes_kernel_compiles():
@@ -202,9 +203,9 @@ def test_block_shared_rows_fit_the_shared_memory_they_are_given(dtype):
     lim = _cuda.Limits(sm_count=132, max_threads=1024, shared_per_block=48 * 1024)
     c = compute(dtype).itemsize
     n = lim.shared_per_block // c
-    while _launch.rowwise_config("softmax", 1, n, "unit", c, lim).variant != "block-shared":
+    while _config.plan("softmax", 1, n, "unit", c, lim).variant != "block-shared":
         n -= 1
-    config = _launch.rowwise_config("softmax", 1, n, "unit", c, lim)
+    config = _config.plan("softmax", 1, n, "unit", c, lim)
     sig = row_op(dtype) * 2 + (TUP, I64, I64, scalar(dtype), T.boolean)
     ptx = _cuda.compile_ptx(sm.kernel("forward", compute(dtype), "block-shared"), sig, (9, 0))
     ((_, r),) = resources.ptx_resources(ptx, "90").items()

@@ -34,10 +34,10 @@ from helpers import OP_DEFAULTS, cancelling_backward, op_id, sample  # noqa: E40
 from tolerances import DTYPES, assert_close  # noqa: E402
 
 cuda = _cuda.cuda
-_launch = importlib.import_module("gpu_act.backends.cuda._launch")
+_config = importlib.import_module("gpu_act.backends.cuda._config")
 cuda_sim.install()
 
-SMALL = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=4096 * 4 + _launch.STATIC_SHARED)
+SMALL = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=4096 * 4 + _config.STATIC_SHARED)
 F64_SHARED_MAX = 4096 * 4 // 8  # the longest float64 row block-shared holds on SMALL
 
 
@@ -59,11 +59,11 @@ def host(r):
 
 
 def variant(op, x, axis=-1):
-    """The variant _launch chooses for this call (to assert the boundary is crossed)."""
+    """The variant _config.plan chooses for this call (to assert the boundary is crossed)."""
     n = x.shape[axis]
     c = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
-    layout = _launch.row_layout(x, axis)
-    return _launch.rowwise_config(op, x.size // n, n, layout, c.itemsize, _cuda.limits(0)).variant
+    layout = _config.row_layout(x, axis)
+    return _config.plan(op, x.size // n, n, layout, c.itemsize, _cuda.limits(0)).variant
 
 
 # ---------------------------------------------------------------- elementwise
@@ -100,12 +100,14 @@ def test_elementwise_layouts_and_dtypes(dtype, layout):
 
 
 def test_elementwise_paths_are_the_ones_meant():
-    ctx = _launch._arrays.context(dev(np.zeros(1, np.float32)), None)
-    mk = lambda shape: _launch._arrays.asarray(ctx, dev(np.zeros(shape, np.float32)))  # noqa: E731
+    _arrays = importlib.import_module("gpu_act.backends.cuda._arrays")
+    _operands = importlib.import_module("gpu_act.backends.cuda._operands")
+    ctx = _arrays.context(dev(np.zeros(1, np.float32)), None)
+    mk = lambda shape: _arrays.asarray(ctx, dev(np.zeros(shape, np.float32)))  # noqa: E731
     a = mk((4, 5))
-    assert _launch.elementwise_operands(ctx, [a, a])[0]
+    assert _operands.elementwise_operands(ctx, [a, a])[0]
     t = mk((5, 4))
-    assert not _launch.elementwise_operands(ctx, [a, t._view((4, 5), t.strides[::-1])])[0]
+    assert not _operands.elementwise_operands(ctx, [a, t._view((4, 5), t.strides[::-1])])[0]
 
 
 def test_out_in_place_and_overlap():
@@ -210,7 +212,7 @@ def test_huge_temperature_keeps_minus_inf_at_zero(small_device, shape, axis):
 
 def test_softmax_real_shared_memory_boundary():
     # the simulator's 48 KiB device: float32 rows up to (49152 - STATIC_SHARED)/4 stay in shared memory
-    longest = (48 * 1024 - _launch.STATIC_SHARED) // 4
+    longest = (48 * 1024 - _config.STATIC_SHARED) // 4
     for n, expect in ((longest, "block-shared"), (longest + 1, "block")):
         x = sample((1, n), np.float32, seed=n)
         assert variant("softmax", x) == expect

@@ -95,7 +95,7 @@ def test_driver_shapes_reach_every_cuda_row_variant():
 
     if _cuda.SIMULATOR:
         pytest.skip("the CUDA simulator replaces numba.cuda")
-    launch = importlib.import_module("gpu_act.backends.cuda._launch")
+    launch = importlib.import_module("gpu_act.backends.cuda._config")
     drive = _drive()
     h100 = _cuda.Limits(sm_count=132, max_threads=1024, shared_per_block=48 * 1024)
     op_of = {"softmax": "softmax", "log_softmax": "softmax", "softmax_backward": "softmax_backward",
@@ -105,7 +105,7 @@ def test_driver_shapes_reach_every_cuda_row_variant():
         n = shape[axis]
         compute = 8 if dt == np.float64 else 4
         layout = launch.row_layout(np.empty(shape, dt), axis)
-        config = launch.rowwise_config(op_of.get(label, "cross_entropy"), int(np.prod(shape)) // n, n,
+        config = launch.plan(op_of.get(label, "cross_entropy"), int(np.prod(shape)) // n, n,
                                        layout, compute, h100)
         seen.setdefault(label, set()).add(drive._variant(config))
     for label, want in drive.EXPECTED["numba"].items():

@@ -13,7 +13,11 @@ out-of-range index, which needs the device's answer).
 import functools
 
 from ... import _cuda
-from . import _arrays, cross_entropy as _ce, elementwise as _ew, maxout as _maxout, reduce as _reduce
+from . import _arrays, _staging
+from . import cross_entropy as _ce
+from . import elementwise as _ew
+from . import maxout as _maxout
+from . import reduce as _reduce
 from . import softmax as _softmax
 
 NAME = "cuda"
@@ -48,7 +52,7 @@ def astype(ctx, a, dtype):
         return a
     out = empty(ctx, a.shape, dtype)
     if a.size:
-        _ew.convert(ctx, a, out)
+        _staging.convert(ctx, a, out)
     return out
 
 

@@ -4,7 +4,7 @@
 byte strides and dtype, the object that owns the memory (a Numba device
 array, a CuPy array, a PyTorch tensor, a DLPack export, ...) and that object's
 kind, device and stream. Kernels get 1-D views of the memory plus element
-offsets and strides (``_launch.operands``), so every layout (transposed,
+offsets and strides (``_operands``), so every layout (transposed,
 negative or zero strides) is read in place.
 
 A call's context (``Call``: which allocator results come from, which device
@@ -15,7 +15,7 @@ the launch stream before the call's work starts.
 
 import numpy as np
 
-from ... import _cuda, _streams
+from ... import _cuda, _layout, _streams
 from . import _dlpack
 
 _TORCH_DTYPES = {}
@@ -173,7 +173,7 @@ def _from_cai(obj, cai, kind):
         raise TypeError("masked CUDA arrays are not supported")
     dt = np.dtype(cai["typestr"])
     shape = tuple(cai["shape"])
-    strides = cai.get("strides") or _c_strides(shape, dt)
+    strides = cai.get("strides") or _layout.c_strides(shape, dt.itemsize)
     ptr = cai["data"][0]
     if kind == "cupy":
         device = obj.device.id
@@ -219,7 +219,7 @@ def empty(ctx, shape, dtype):
     with _cuda.device_scope(ctx.device):
         if ctx.kind == "torch":
             owner = _torch_empty(ctx, shape, dtype)
-            a = DevArray(owner, "torch", owner.data_ptr(), shape, _c_strides(shape, dtype), dtype, ctx.device, None)
+            a = DevArray(owner, "torch", owner.data_ptr(), shape, _layout.c_strides(shape, dtype.itemsize), dtype, ctx.device, None)
         elif ctx.kind == "cupy":
             owner = _cupy_empty(ctx, shape, dtype)
             a = DevArray(owner, "cupy", owner.data.ptr, shape, owner.strides, dtype, ctx.device, None)
@@ -227,14 +227,6 @@ def empty(ctx, shape, dtype):
             owner = _cuda.device_array(shape, dtype, ctx.stream)
             a = DevArray(owner, "numba", _cuda.device_pointer(owner), shape, owner.strides, dtype, ctx.device, None)
     return a
-
-
-def _c_strides(shape, dtype):
-    acc, st = dtype.itemsize, []
-    for n in reversed(shape):
-        st.append(acc)
-        acc *= n
-    return tuple(reversed(st))
 
 
 def _torch_empty(ctx, shape, dtype):

@@ -10,6 +10,8 @@ import ctypes
 
 import numpy as np
 
+from ..._layout import c_strides
+
 _CUDA_DEVICES = {2: "cuda", 3: "cuda host", 13: "cuda managed"}
 _CODES = {0: "i", 1: "u", 2: "f"}
 
@@ -73,11 +75,7 @@ def parse(capsule):
     if t.strides:
         strides = tuple(t.strides[i] * dtype.itemsize for i in range(t.ndim))
     else:
-        acc, st = dtype.itemsize, []
-        for n in reversed(shape):
-            st.append(acc)
-            acc *= n
-        strides = tuple(reversed(st))
+        strides = c_strides(shape, dtype.itemsize)
     _api.PyCapsule_SetName(capsule, b"used_dltensor")
     holder = _Holder(managed, None)
     return holder, (t.data or 0) + t.byte_offset, shape, strides, dtype, (t.device.device_type, t.device.device_id)

@@ -7,7 +7,7 @@ combine the workers' partial results and give every worker the total:
 nothing for one thread, xor-shuffle butterflies for a warp; for a block, the
 warps' butterflies, then one shared entry per warp (``SLOTS``) read by all.
 Their only static shared memory is those entries: ``STATIC_SHARED`` bytes at
-most per kernel (``_launch.STATIC_SHARED``: the launch configuration counts
+most per kernel (``_config.STATIC_SHARED``: the launch configuration counts
 on it; the resource tests check it against ptxas).
 
 Online normaliser (Milakov & Gimelshein 2018): a worker keeps the running
@@ -25,7 +25,7 @@ from numba import float64
 from numba.np.numpy_support import from_dtype
 
 from ... import _compile, _cuda
-from ._launch import cached
+from ._kernels import cached
 
 SLOTS = 32  # one shared entry per warp of a block (at most 1024 threads)
 

@@ -8,7 +8,7 @@ has no cancellation, so logits of +-1e30 lose nothing (lse - z_c is 0 there).
 Index targets are one-hot t; a row whose target is ``ignore`` has loss 0 and
 gradient 0. (m, s) come from the online normaliser (``_rows``); the gradient
 is written already multiplied by ``scale`` (the reduction's 1/count).
-Variants as softmax's (``_launch.rowwise_config``): "thread", "warp", "block".
+Variants as softmax's (``_config.plan``): "thread", "warp", "block".
 """
 
 import math
@@ -17,7 +17,7 @@ import numpy as np
 
 from ... import _cuda
 from ..._dtypes import COMPUTE
-from . import _arrays, _launch, _rows, reduce
+from . import _arrays, _config, _kernels, _operands, _rows, reduce
 
 cuda = _cuda.cuda
 
@@ -102,9 +102,9 @@ TEMPLATES = {"index": _index, "prob": _prob}
 
 def kernel(name, ctype, variant):
     ctype = np.dtype(ctype)
-    return _launch.cached(
+    return _kernels.cached(
         ("cross_entropy", name, ctype, variant),
-        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"ce.{name}.{variant}", ctype, variant),
+        lambda: _kernels.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"ce.{name}.{variant}", ctype, variant),
     )
 
 
@@ -128,9 +128,9 @@ def _check(t, to, ts, shape, rows, classes, ignore, res):
 
 
 def check_kernel():
-    return _launch.cached(
+    return _kernels.cached(
         ("check_targets",),
-        lambda: _launch.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32, "elementwise"),
+        lambda: _kernels.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32, "elementwise"),
     )
 
 
@@ -142,11 +142,11 @@ def check_targets(ctx, fname, target, classes, ignore_index):
         return 0
     res = _arrays.empty(ctx, (2,), np.int64)
     reduce.fill(ctx, res, 0)
-    shape, (op,) = _launch.row_operands(ctx, [target], None)
-    config = _launch.elementwise_config(rows, _launch.limits(ctx))
+    shape, (op,) = _operands.row_operands(ctx, [target], None)
+    config = _config.plan("elementwise", 1, rows, "unit", 8, _config.limits(ctx))
     args = [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index)]
-    _launch.launch(ctx, check_kernel(), config, [*args, _launch.contiguous_view(ctx, res)])
-    count, bad = _launch.contiguous_view(ctx, res).copy_to_host(stream=ctx.stream)
+    _kernels.launch(ctx, check_kernel(), config, [*args, _operands.contiguous_view(ctx, res)])
+    count, bad = _operands.contiguous_view(ctx, res).copy_to_host(stream=ctx.stream)
     _cuda.synchronize(ctx.stream)
     if bad:
         pos = int(op.offset) + sum(int(c) * s for c, s in zip(np.unravel_index(rows - int(bad), shape), op.outer))
@@ -171,19 +171,19 @@ def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, cou
     else:
         per_row = _arrays.empty(ctx, (max(rows, 1),), np.float64)
     if rows and C:
-        layout = _launch.row_layout(z, axis)
-        config = _launch.rowwise_config("cross_entropy", rows, C, layout, ctype.itemsize, _launch.limits(ctx))
+        layout = _config.row_layout(z, axis)
+        config = _config.plan("cross_entropy", rows, C, layout, ctype.itemsize, _config.limits(ctx))
         g = grad if want_grad else _arrays.empty(ctx, z.shape[:axis] + (1,) + z.shape[axis + 1 :], z.dtype)
-        shape, ops = _launch.row_operands(ctx, [z, g, target], axis)
+        shape, ops = _operands.row_operands(ctx, [z, g, target], axis)
         scale = (1.0 / count if count else 0.0) if reduction == "mean" else 1.0
         k = kernel("index" if index else "prob", ctype, config.variant)
         args = [v for o in ops[:2] for v in o] + list(ops[2])
         c = ctype.type
-        _launch.launch(
+        _kernels.launch(
             ctx,
             k,
             config,
-            [*args, _launch.contiguous_view(ctx, per_row), shape, np.int64(rows), np.int64(C), np.int64(ignore_index),
+            [*args, _operands.contiguous_view(ctx, per_row), shape, np.int64(rows), np.int64(C), np.int64(ignore_index),
              c(eps), c(eps / C), c(1.0 / C), c(scale), want_grad],
         )
     else:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ... import _compile, _cuda
 from ..._dtypes import COMPUTE
-from . import _launch, _rows
+from . import _config, _kernels, _operands, _rows, _staging
 
 cuda = _cuda.cuda
 
@@ -59,9 +59,9 @@ def kernel(name, ctype):
     def build():
         b = dict(_rows.helpers(ctype, "thread"))
         b["_argmax"] = _compile.instantiate(_argmax, b, f"maxout.{ctype.name}", _cuda.device, ctype)
-        return _launch.kernel(TEMPLATES[name], b, f"maxout.{name}", ctype, "elementwise")
+        return _kernels.kernel(TEMPLATES[name], b, f"maxout.{name}", ctype, "elementwise")
 
-    return _launch.cached(("maxout", name, ctype), build)
+    return _kernels.cached(("maxout", name, ctype), build)
 
 
 def _run(ctx, name, inputs, pool, axis, out):
@@ -70,14 +70,14 @@ def _run(ctx, name, inputs, pool, axis, out):
     groups = x.shape[axis] // pool
     total = x.size // x.shape[axis] * groups
     k = kernel(name, ctype)
-    config = _launch.elementwise_config(total, _launch.limits(ctx))
+    config = _config.plan("elementwise", 1, total, "unit", ctype.itemsize, _config.limits(ctx))
 
     def run(target):
-        shape, ops = _launch.row_operands(ctx, [*inputs, target], axis)
+        shape, ops = _operands.row_operands(ctx, [*inputs, target], axis)
         args = [v for o in ops for v in o]
-        _launch.launch(ctx, k, config, [*args, shape, np.int64(total), np.int64(groups), np.int64(pool)])
+        _kernels.launch(ctx, k, config, [*args, shape, np.int64(total), np.int64(groups), np.int64(pool)])
 
-    _launch.staged(ctx, out, inputs, run)
+    _staging.staged(ctx, out, inputs, run)
 
 
 def forward(ctx, x, pool, axis, out):

@@ -7,7 +7,7 @@ import numpy as np
 
 from ... import _cuda
 from ..._dtypes import COMPUTE
-from . import _arrays, _launch, _rows
+from . import _arrays, _config, _kernels, _operands, _rows
 
 cuda = _cuda.cuda
 
@@ -26,9 +26,9 @@ def _group_sum(a, ao, ast, aa, shape, total, out, scale):
 
 def kernel(ctype):
     ctype = np.dtype(ctype)
-    return _launch.cached(
-        ("group_sum", ctype, "reduce"),
-        lambda: _launch.kernel(_group_sum, _rows.helpers(ctype, "block"), "group_sum", ctype, "reduce"),
+    return _kernels.cached(
+        ("group_sum", ctype),
+        lambda: _kernels.kernel(_group_sum, _rows.helpers(ctype, "block"), "group_sum", ctype, "reduce"),
     )
 
 
@@ -38,9 +38,10 @@ def group_sum(ctx, a, axis, out, scale=1.0):
     ctype = COMPUTE[a.dtype]
     groups = 1 if axis is None else a.shape[axis]
     total = a.size // groups
-    shape, (op,) = _launch.row_operands(ctx, [a], axis)
-    args = [op.view, op.offset, op.outer, op.axis, shape, np.int64(total), _launch.contiguous_view(ctx, out)]
-    _launch.launch(ctx, kernel(ctype), _launch.reduction_config(groups), [*args, ctype.type(scale)])
+    shape, (op,) = _operands.row_operands(ctx, [a], axis)
+    args = [op.view, op.offset, op.outer, op.axis, shape, np.int64(total), _operands.contiguous_view(ctx, out)]
+    config = _config.plan("reduce", groups, total, "unit", ctype.itemsize, _config.limits(ctx))
+    _kernels.launch(ctx, kernel(ctype), config, [*args, ctype.type(scale)])
 
 
 def channel_sum(ctx, a, channel_axis, dtype):
@@ -64,7 +65,7 @@ def _fill(out, value):
 
 
 def fill_kernel():
-    return _launch.cached(("fill",), lambda: _launch.kernel(_fill, {}, "fill", np.float64, "elementwise"))
+    return _kernels.cached(("fill",), lambda: _kernels.kernel(_fill, {}, "fill", np.float64, "elementwise"))
 
 
 def fill(ctx, out, value):
@@ -72,5 +73,5 @@ def fill(ctx, out, value):
     if not out.size:
         return
     k = fill_kernel()
-    config = _launch.elementwise_config(out.size, _launch.limits(ctx))
-    _launch.launch(ctx, k, config, [_launch.contiguous_view(ctx, out), np.dtype(out.dtype).type(value)])
+    config = _config.plan("elementwise", 1, out.size, "unit", 8, _config.limits(ctx))
+    _kernels.launch(ctx, k, config, [_operands.contiguous_view(ctx, out), np.dtype(out.dtype).type(value)])

@@ -6,7 +6,7 @@ Backward (y the forward's output, g the incoming gradient):
   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
 The backward's row sums accumulate in float64 and are rounded once.
-Variants (``_launch.rowwise_config``): "thread", "warp" and "block" compute
+Variants (``_config.plan``): "thread", "warp" and "block" compute
 (m, s) with the online normaliser and read x twice; "block-shared" keeps the
 row in shared memory (read once), with tree reductions for max and sum.
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from ... import _cuda
 from ..._dtypes import COMPUTE, inverse_temperature
-from . import _launch, _rows
+from . import _config, _kernels, _operands, _rows, _staging
 
 cuda = _cuda.cuda
 
@@ -107,9 +107,9 @@ def kernel(name, ctype, variant):
     ctype = np.dtype(ctype)
     if name == "forward" and variant == "block-shared":
         name = "forward-shared"
-    return _launch.cached(
+    return _kernels.cached(
         ("softmax", name, ctype, variant),
-        lambda: _launch.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"softmax.{name}.{variant}", ctype, variant),
+        lambda: _kernels.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"softmax.{name}.{variant}", ctype, variant),
     )
 
 
@@ -117,17 +117,17 @@ def _run(ctx, op, name, inputs, axis, temperature, log, out):
     ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
     n = inputs[0].shape[axis]
     rows = inputs[0].size // n
-    layout = _launch.row_layout(inputs[-1], axis)
-    config = _launch.rowwise_config(op, rows, n, layout, ctype.itemsize, _launch.limits(ctx))
+    layout = _config.row_layout(inputs[-1], axis)
+    config = _config.plan(op, rows, n, layout, ctype.itemsize, _config.limits(ctx))
     k = kernel(name, ctype, config.variant)
     inv_t = inverse_temperature(temperature, ctype)
 
     def run(target):
-        shape, ops = _launch.row_operands(ctx, [*inputs, target], axis)
+        shape, ops = _operands.row_operands(ctx, [*inputs, target], axis)
         args = [v for o in ops for v in o]
-        _launch.launch(ctx, k, config, [*args, shape, np.int64(rows), np.int64(n), inv_t, log])
+        _kernels.launch(ctx, k, config, [*args, shape, np.int64(rows), np.int64(n), inv_t, log])
 
-    _launch.staged(ctx, out, inputs, run)
+    _staging.staged(ctx, out, inputs, run)
 
 
 def forward(ctx, x, axis, temperature, log, out):
