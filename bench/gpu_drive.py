@@ -20,7 +20,7 @@ partial warps and vector tails):
   indices and with probabilities, on shapes chosen so that the launch
   configuration picks each row variant: the CUDA path's
   ``backends/cuda/_config.py plan`` (thread, warp, block-shared,
-  block) and the CuPy path's ``backends/cupy/_launch.py team_for`` (thread,
+  block) and the CuPy path's ``backends/cupy/_config.py team_for`` (thread,
   warp, block); maxout along the last and a strided axis;
 - float16 and float64 once each (elementwise, the row-wise ops, maxout);
 - on CuPy arrays (cupy backend), on Numba device arrays and on PyTorch CUDA
@@ -541,7 +541,7 @@ def run(args):
     print(f"gpu_act {ga.__version__} from {os.path.dirname(ga.__file__)}; backends {found}", flush=True)
     rec = Recorder()
     rec.wrap("gpu_act.backends.cuda._config", "plan", _variant)
-    rec.wrap("gpu_act.backends.cupy._launch", "team_for", _variant)
+    rec.wrap("gpu_act.backends.cupy._config", "team_for", _variant)
     for note in rec.notes:
         print("note: " + note, flush=True)
     drv = Driver(rec, verbose=not args.quiet)

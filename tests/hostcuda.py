@@ -30,7 +30,7 @@ Every call checks what a real launch would silently get wrong:
   barriers, shuffles in a partial warp, a block over 1024 threads or over the
   kernel's ``__launch_bounds__``.
 
-``backend(function, sms)`` loads gpu_act/backends/cupy/{rowwise,_launch,_layout}.py
+``backend(function, sms)`` loads gpu_act/backends/cupy/{rowwise,_config,_layout}.py
 themselves against a NumPy stand-in for CuPy (``cupy`` is never imported; its
 ``empty`` gives ``POISON``-filled arrays in ``GUARD``-ed buffers), with
 ``_modules.function`` = ``function`` (returning these host kernels) and ``sms``
@@ -555,7 +555,7 @@ _CODE = {}
 
 
 def backend(function, sms=1):
-    """gpu_act/backends/cupy/{_launch,_layout,rowwise}.py loaded against the
+    """gpu_act/backends/cupy/{_config,_layout,rowwise}.py loaded against the
     NumPy stand-in for CuPy (``sms`` multiprocessors) with
     ``_modules.function(file, dtype, expr)`` = ``function``; a namespace of the three."""
     import gpu_act
@@ -593,7 +593,7 @@ def backend(function, sms=1):
                 importlib.import_module(f"{target}.{f}")
         return mod
 
-    return types.SimpleNamespace(launch=load("_launch"), layout=load("_layout"), rowwise=load("rowwise"))
+    return types.SimpleNamespace(launch=load("_config"), layout=load("_layout"), rowwise=load("rowwise"))
 
 
 # ------------------------------------------------------------------ guarded arrays

@@ -17,7 +17,7 @@ pytestmark = [
 ]
 
 cp = pytest.importorskip("cupy")
-launch = pytest.importorskip("gpu_act.backends.cupy._launch")
+launch = pytest.importorskip("gpu_act.backends.cupy._config")
 
 TEAMS = ("thread", "warp", "block")
 

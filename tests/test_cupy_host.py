@@ -4,7 +4,7 @@ tests/hostcuda.py builds the real sources (``gpu_act.kernels.source``, what
 CuPy compiles) for the host with g++ and tests/cuda_host.h, and launches them
 as CuPy does: through gpu_act/backends/cupy/rowwise.py itself, loaded against
 a NumPy stand-in for CuPy, so its argument conventions (P, Q, strides in
-elements, scalar types) and _launch.plan's teams and grids are the ones run.
+elements, scalar types) and _config.plan's teams and grids are the ones run.
 Every launch runs under several schedules of each block's threads, which must
 leave bit-identical memory (a race fails), writes nothing outside its
 arrays, and every output element is checked written (outputs start as a NaN
@@ -60,7 +60,7 @@ def module(cache_dir):
 
 
 class Rig:
-    """The CuPy launchers (rowwise.py, _launch.py, _layout.py) on host kernels.
+    """The CuPy launchers (rowwise.py, _config.py, _layout.py) on host kernels.
     ``team`` forces the team for every row length and layout (as tests/test_cupy_gpu.py
     does); ``block`` the block size ("max": the planner's largest for the team); ``grid_cap``
     caps the grid, so blocks loop over rows."""
@@ -82,13 +82,16 @@ class Rig:
         real_plan, real_team_for = launch.plan, launch.team_for
         resident = sms * launch.RESIDENT_THREADS_PER_SM
 
-        def plan(rows, n, *rest):
+        def plan(op, rows, n, *rest):
+            if op == "items":  # one thread per item (maxout): only the grid cap applies
+                t, grid, blk = real_plan(op, rows, n, *rest)
+                return t, grid if grid_cap is None else min(grid, grid_cap), blk
             if team is not None:
                 launch.team_for = lambda *a: team
             try:
-                t, grid, blk = real_plan(rows, n, *rest)
+                t, grid, blk = real_plan(op, rows, n, *rest)
                 # "max": the largest block the planner gives this team and compute type (very long rows)
-                want = real_plan(rows, 1 << 30, *rest)[2] if block == "max" else block
+                want = real_plan(op, rows, 1 << 30, *rest)[2] if block == "max" else block
             finally:
                 launch.team_for = real_team_for
             if want is not None:
@@ -101,14 +104,6 @@ class Rig:
 
         if team is not None or block is not None or grid_cap is not None:
             launch.plan = plan
-        if grid_cap is not None:
-            real_ew = launch.elementwise_plan
-
-            def elementwise_plan(total):
-                grid, blk = real_ew(total)
-                return min(grid, grid_cap), blk
-
-            launch.elementwise_plan = elementwise_plan
 
     @property
     def rowwise(self):
@@ -541,7 +536,7 @@ def test_softmax_extreme_temperatures(module, dtype, log, direction, t):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_any_axis_with_the_planned_team(module, dtype):
-    """No team forced: _launch.plan's own choice (thread team for a non-last axis of
+    """No team forced: _config.plan's own choice (thread team for a non-last axis of
     enough rows, warp or block for the last), its grid and block, any axis of a 3-D array."""
     rng = np.random.default_rng(9)
     seen = set()

@@ -2,7 +2,7 @@
 
 For every RawModule instance (``kernels.INSTANCES``), compiled by CuPy's own
 NVRTC path to PTX and assembled by ptxas -v for sm_80 and sm_90
-(tests/resources.py), at the largest block ``_launch`` can choose for the
+(tests/resources.py), at the largest block ``_config.plan`` can choose for the
 kernel's team:
 - registers (allocated per warp, 8 per thread at a time) x block <= 65,536,
   the register file a block may use on sm_80/sm_90;
@@ -30,18 +30,18 @@ pytestmark = [
 ]
 
 from gpu_act import kernels  # noqa: E402
-from gpu_act.backends.cupy import _launch, rowwise  # noqa: E402
+from gpu_act.backends.cupy import _config, rowwise  # noqa: E402
 
 ARCHS = (80, 90)
 DYNAMIC_SHARED = 0  # bytes: the launches in backends/cupy/rowwise.py pass no shared_mem
 STACK_MAX = 256  # bytes per thread; every kernel has none today
 
-# largest block plan() gives each team, by compute size; maxout runs one thread per item (elementwise_plan)
+# largest block plan() gives each team, by compute size; maxout runs one thread per item (plan("items", ...))
 def LARGEST_BLOCK(compute_size):
-    return {"thread": _launch.THREADS, "warp": _launch.THREADS, "block": _launch.BLOCK_MAX[compute_size]}
+    return {"thread": _config.THREADS, "warp": _config.THREADS, "block": _config.BLOCK_MAX[compute_size]}
 
 
-ELEMENTWISE_BLOCK = _launch.THREADS
+ELEMENTWISE_BLOCK = _config.THREADS
 
 
 def _largest_blocks(dtype):
@@ -119,20 +119,20 @@ def test_every_instance_has_a_launch_rule():
 
 def test_plan_stays_within_the_team_limits(monkeypatch):
     # plan() asks the device for its SM count: stand in an H100's
-    monkeypatch.setattr(_launch, "_sms", lambda device_id: 132)
+    monkeypatch.setattr(_config, "_sms", lambda device_id: 132)
     device = types.SimpleNamespace(Device=lambda *a: types.SimpleNamespace(id=0))
-    monkeypatch.setattr(_launch, "cupy", types.SimpleNamespace(cuda=device))
+    monkeypatch.setattr(_config, "cupy", types.SimpleNamespace(cuda=device))
     for size in (4, 8):
         seen = {}
         for rows in (1, 31, 32, 1000, 10**6):
             for n in [1, 2, 31, 32, 33, 1023, 1024, 1025, 4096, 8191, 65536, 10**6, 10**9]:
                 for elem_stride, row_stride in ((1, n), (rows, 1), (3, 7)):
-                    team, grid, block = _launch.plan(rows, n, elem_stride, row_stride, size)
+                    team, grid, block = _config.plan("rows", rows, n, elem_stride, row_stride, size)
                     assert 32 <= block <= LARGEST_BLOCK(size)[team] and block % 32 == 0, (rows, n, team, block)
                     seen[team] = max(seen.get(team, 0), block)
         assert seen == LARGEST_BLOCK(size), "LARGEST_BLOCK is not the largest block plan() chooses"
     for total in (1, 255, 10**9):
-        assert _launch.elementwise_plan(total)[1] <= ELEMENTWISE_BLOCK
+        assert _config.plan("items", total, 1)[2] <= ELEMENTWISE_BLOCK
 
 
 def test_launches_pass_no_dynamic_shared_memory():

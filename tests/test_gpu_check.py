@@ -114,7 +114,7 @@ def test_driver_shapes_reach_every_cuda_row_variant():
 
 def test_driver_shapes_reach_every_cupy_team():
     pytest.importorskip("cupy")
-    launch = importlib.import_module("gpu_act.backends.cupy._launch")
+    launch = importlib.import_module("gpu_act.backends.cupy._config")
     drive = _drive()
     seen = {}
     for label, shape, axis, _ in _cases(drive):

@@ -10,22 +10,19 @@ overlaps an input other than as that very view.
 
 import cupy
 
+from ... import _layout
+
 
 def rows(arrays, axis):
     """(P, Q, [(sP, sQ, s_axis) per operand]) or None; leading shapes must agree."""
     a0 = arrays[0]
+    axis %= a0.ndim
     if any(s % a.itemsize for a in arrays for s in a.strides):
         return None
-    groups = []  # (size, [stride per operand]), outermost first
-    for d in range(a0.ndim):
-        n = a0.shape[d]
-        if d == axis or n == 1:
-            continue
-        st = [a.strides[d] // a.itemsize for a in arrays]
-        if groups and all(gs == s * n for gs, s in zip(groups[-1][1], st)):
-            groups[-1] = (groups[-1][0] * n, st)
-        else:
-            groups.append((n, st))
+    others = [d for d in range(a0.ndim) if d != axis]
+    groups = _layout.merge_dims(
+        [a0.shape[d] for d in others], [[a.strides[d] // a.itemsize for d in others] for a in arrays]
+    )
     if len(groups) > 2:
         return None
     groups = [(1, [0] * len(arrays))] * (2 - len(groups)) + groups
@@ -33,13 +30,13 @@ def rows(arrays, axis):
     return P, Q, [(sP[k], sQ[k], a.strides[axis] // a.itemsize) for k, a in enumerate(arrays)]
 
 
-def _same_view(a, b):
-    return a.data.ptr == b.data.ptr and a.strides == b.strides and a.shape == b.shape
-
-
 def needs_staging(out, inputs):
     """True when ``out`` overlaps an input other than being that very view."""
-    return any(cupy.may_share_memory(out, a) and not _same_view(out, a) for a in inputs)
+    return _layout.needs_staging(_layout_of(out), [_layout_of(a) for a in inputs])
+
+
+def _layout_of(a):
+    return (a.data.ptr, a.shape, a.strides, a.itemsize)
 
 
 def run(launch, inputs, out, axis):

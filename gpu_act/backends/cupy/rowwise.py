@@ -8,7 +8,7 @@ import numpy as np
 
 from ..._dtypes import COMPUTE, inverse_temperature
 from ... import kernels
-from . import _launch, _layout, _modules
+from . import _config, _layout, _modules
 
 i64 = np.int64
 
@@ -19,7 +19,7 @@ def _softmax(direction, inputs, out, axis, temperature, log):
 
     def launch(arrays, P, Q, strides):
         n = arrays[0].shape[axis]
-        team, grid, block = _launch.plan(P * Q, n, strides[0][2], strides[0][1], inv_t.itemsize)
+        team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], inv_t.itemsize)
         fn = _modules.function("softmax.cu", dtype, kernels.softmax_name(direction, dtype, team, log))
         flat = [i64(s) for st in strides for s in st]
         fn((grid,), (block,), (*arrays, i64(P * Q), i64(Q), i64(n), *flat, inv_t))
@@ -42,7 +42,7 @@ def _maxout(direction, inputs, out, pool, axis):
         x = arrays[0] if direction == "fwd" else arrays[1]
         groups = x.shape[axis] // pool
         rows = P * Q
-        grid, block = _launch.elementwise_plan(rows * groups)
+        _, grid, block = _config.plan("items", rows * groups, 1)
         # neighbouring threads take neighbouring rows when the axis is strided and rows are adjacent
         rows_fast = np.int32(abs(strides[0][2]) != 1 and abs(strides[0][1]) == 1)
         fn = _modules.function("maxout.cu", dtype, kernels.maxout_name(direction, dtype))
@@ -85,7 +85,7 @@ def cross_entropy_rows(z, target, axis, index, ignore, eps, scale, want_grad):
         geo = _layout.rows(operands + [g if want_grad else operands[0]], axis)
     P, Q, strides = geo
     gs = strides[-1] if want_grad else (0, 0, 0)
-    team, grid, block = _launch.plan(rows, n, strides[0][2], strides[0][1], ctype.itemsize)
+    team, grid, block = _config.plan("rows", rows, n, strides[0][2], strides[0][1], ctype.itemsize)
     common = (i64(rows), i64(Q), i64(n), *(i64(s) for s in strides[0]), *(i64(s) for s in gs))
     if index:
         fn = _modules.function("cross_entropy.cu", dtype, kernels.xent_index_name(dtype, team))

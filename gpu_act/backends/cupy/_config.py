@@ -1,4 +1,5 @@
-"""The one place that picks how a row-wise kernel is launched.
+"""Launch configurations of the CuPy backend: ``plan`` is the one function
+that chooses them.
 
 ``team_for`` picks who reduces a row:
 - "thread": the reduced axis is strided and neighbouring rows sit side by side
@@ -6,8 +7,9 @@
   t takes row t, so a warp reads 32 adjacent elements at each step;
 - "warp": rows of up to ``WARP_MAX`` elements, one warp each (shuffles);
 - "block": longer rows, one block each (shuffles + shared memory); no upper limit.
-``plan`` adds the grid and block sizes. Kernels loop over rows (grid-stride),
-so the grid is capped at what the device keeps resident.
+``plan`` adds the grid and block sizes, for the row kernels and for the
+kernels with one thread per item (maxout). Kernels loop over rows or items
+(grid-stride), so the grid is capped at what the device keeps resident.
 """
 
 import functools
@@ -34,11 +36,13 @@ def team_for(rows, n, elem_stride, row_stride):
     return "warp" if n <= WARP_MAX else "block"
 
 
-def plan(rows, n, elem_stride, row_stride, compute_size):
-    """(team, grid, block) for a row-wise kernel computing in a type of
-    ``compute_size`` bytes, on the current device."""
-    team = team_for(rows, n, elem_stride, row_stride)
+def plan(op, rows, n, elem_stride=1, row_stride=0, compute_size=4):
+    """(team, grid, block) on the current device for ``op``: "rows", a row-wise
+    kernel over ``rows`` rows of ``n`` elements computing in a type of
+    ``compute_size`` bytes; "items", one thread per item over ``rows`` items
+    (team "thread")."""
     resident = _sms(cupy.cuda.Device().id) * RESIDENT_THREADS_PER_SM
+    team = "thread" if op == "items" else team_for(rows, n, elem_stride, row_stride)
     if team == "thread":
         block = THREADS
         grid = min(-(-rows // block), resident // block)
@@ -50,9 +54,3 @@ def plan(rows, n, elem_stride, row_stride, compute_size):
         block = min(BLOCK_MAX[compute_size], max(BLOCK_MIN, 1 << (max(n // 64, 1) - 1).bit_length()))
         grid = min(rows, resident // block)
     return team, max(grid, 1), block
-
-
-def elementwise_plan(total):
-    """(grid, block) for one thread per item over ``total`` items (grid-stride)."""
-    resident = _sms(cupy.cuda.Device().id) * RESIDENT_THREADS_PER_SM
-    return max(min(-(-total // THREADS), resident // THREADS), 1), THREADS
