@@ -1,28 +1,31 @@
 """gpu_act: activation functions, their derivatives and the softmax family as
-fast, numerically safe kernels on NumPy (Numba CPU), CuPy and CUDA arrays."""
+fast, numerically safe kernels on NumPy (Numba CPU), CuPy and CUDA arrays.
+
+The public functions are those of ``elementwise``, ``rowwise`` and ``losses``
+(``_public``); a call passing a ``dask.array.Array`` goes to ``gpu_act._dask`` (imported
+only then), which maps the function over the blocks.
+"""
+
+import functools
 
 from ._dispatch import BackendUnavailableError, available_backends
-from .elementwise import FUNCTIONS as _FUNCTIONS
-from .elementwise import prelu, prelu_backward, rrelu, rrelu_backward
-from .losses import cross_entropy
-from .rowwise import log_softmax, log_softmax_backward, maxout, maxout_backward, softmax, softmax_backward
+from ._public import FUNCTIONS as _PUBLIC
 
-globals().update(_FUNCTIONS)
+
+def _dask_aware(fn):
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for a in (*args, *kwargs.values()):
+            if type(a).__module__.startswith("dask"):
+                from . import _dask
+
+                return _dask.call(fn, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+globals().update({name: _dask_aware(fn) for name, fn in _PUBLIC.items()})
 
 __version__ = "0.1.0"
-__all__ = [
-    "available_backends",
-    "BackendUnavailableError",
-    "cross_entropy",
-    "log_softmax",
-    "log_softmax_backward",
-    "maxout",
-    "maxout_backward",
-    "prelu",
-    "prelu_backward",
-    "rrelu",
-    "rrelu_backward",
-    "softmax",
-    "softmax_backward",
-    *_FUNCTIONS,
-]
+__all__ = ["available_backends", "BackendUnavailableError", *sorted(_PUBLIC)]

@@ -8,13 +8,12 @@ ever copied between host and device. Backend modules are imported on first
 use, so ``import gpu_act`` imports neither CuPy nor CUDA.
 """
 
-import functools
 import importlib
 import threading
 
 import numpy as np
 
-KNOWN = ("cpu", "cuda", "cupy")
+from .backends import KNOWN
 
 
 class BackendUnavailableError(RuntimeError):
@@ -68,22 +67,6 @@ def available_backends():
     if _available is None:
         _available = tuple(n for n in KNOWN if _load(n) is not None)
     return _available
-
-
-def lazy(fn):
-    """``fn`` as a public function: a call passing a ``dask.array.Array`` goes to
-    ``gpu_act._dask`` (imported only then), which maps ``fn`` over the blocks."""
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        for a in (*args, *kwargs.values()):
-            if type(a).__module__.startswith("dask"):
-                from . import _dask
-
-                return _dask.call(fn, args, kwargs)
-        return fn(*args, **kwargs)
-
-    return call
 
 
 def resolve(fname, arrays, backend, stream=None):

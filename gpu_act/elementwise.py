@@ -59,7 +59,7 @@ def _make(act):
         fn.__module__ = "gpu_act"
         fn.__signature__ = _signature(act, arrays)
         fn.__doc__ = f"{what}\n\nParameters: {', '.join(f'{p.name}={p.default!r} ({p.accepted()})' for p in act.params) or 'none'}."
-    return _dispatch.lazy(forward), _dispatch.lazy(backward)
+    return forward, backward
 
 
 FUNCTIONS = {}
@@ -87,7 +87,6 @@ def _prelu_setup(fname, named, weight, out, backend, stream):
     return be, ctx, arrays, w, be.astype(ctx, w.reshape(tuple(shape)), x.dtype)
 
 
-@_dispatch.lazy
 def prelu(x, weight, *, out=None, backend=None, stream=None):
     """x if x > 0 else weight[c] * x, c the channel (axis 1 for ndim >= 2)."""
     fname = "gpu_act.prelu"
@@ -98,7 +97,6 @@ def prelu(x, weight, *, out=None, backend=None, stream=None):
     return be.wrap(ctx, o, x)
 
 
-@_dispatch.lazy
 def prelu_backward(grad_output, x, weight, *, backend=None, stream=None):
     """(grad_x, grad_weight): grad_x = g (1 if x > 0 else w_c);
     grad_weight[c] = sum of g x over channel c where x <= 0."""
@@ -117,7 +115,8 @@ def prelu_backward(grad_output, x, weight, *, backend=None, stream=None):
 
 
 # ---------------------------------------------------------------- RReLU
-def _rrelu_key(fname, seed):
+def rrelu_key(fname, seed):
+    """The generator key of ``seed`` (an integer in [0, 2**64)), else TypeError/ValueError."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"{fname}: seed must be an integer in [0, 2**64), got {type(seed).__name__}")
     if not 0 <= int(seed) < 2**64:
@@ -125,7 +124,6 @@ def _rrelu_key(fname, seed):
     return F.mix64(int(seed))
 
 
-@_dispatch.lazy
 def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None, stream=None):
     """x if x > 0 else a x. Eval: a = (lower+upper)/2. Training: a ~ U(lower, upper)
     per element, from a counter-based generator keyed by (seed, C-order flat index)."""
@@ -134,7 +132,7 @@ def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=No
     be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
     (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     params = act.bind(fname, (lower, upper), {}, xa.dtype)
-    key = _rrelu_key(fname, seed)
+    key = rrelu_key(fname, seed)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
         if training:
@@ -144,7 +142,6 @@ def rrelu(x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=No
     return be.wrap(ctx, o, x)
 
 
-@_dispatch.lazy
 def rrelu_backward(
     grad_output, x, lower=1.0 / 8.0, upper=1.0 / 3.0, *, training=False, seed=0, out=None, backend=None, stream=None
 ):
@@ -155,7 +152,7 @@ def rrelu_backward(
     g, xa = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("x", x)])
     _validate.grad_like(fname, g, xa)
     params = act.bind(fname, (lower, upper), {}, xa.dtype)
-    key = _rrelu_key(fname, seed)
+    key = rrelu_key(fname, seed)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
         if training:

@@ -10,7 +10,6 @@ from ._dtypes import check_float
 REDUCTIONS = ("mean", "sum", "none")
 
 
-@_dispatch.lazy
 def cross_entropy(
     logits,
     target,

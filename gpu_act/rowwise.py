@@ -34,25 +34,21 @@ def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, b
     return be.wrap(ctx, o, output)
 
 
-@_dispatch.lazy
 def softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """softmax(x/T) along ``axis``: e^{(x_i - max)/T} / sum_j e^{(x_j - max)/T}."""
     return _softmax_forward("gpu_act.softmax", False, x, axis, temperature, out, backend, stream)
 
 
-@_dispatch.lazy
 def log_softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """log softmax(x/T) along ``axis``: (x_i - max)/T - log sum_j e^{(x_j - max)/T}."""
     return _softmax_forward("gpu_act.log_softmax", True, x, axis, temperature, out, backend, stream)
 
 
-@_dispatch.lazy
 def softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """Gradient through softmax from its output y: y (g - sum(g y)) / T."""
     return _softmax_backward("gpu_act.softmax_backward", False, grad_output, output, axis, temperature, out, backend, stream)
 
 
-@_dispatch.lazy
 def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """Gradient through log_softmax from its output y: (g - e^y sum(g)) / T."""
     return _softmax_backward(
@@ -60,7 +56,8 @@ def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=N
     )
 
 
-def _pool(fname, pool_size, length):
+def check_pool(fname, pool_size, length):
+    """``pool_size`` as an int dividing ``length``, else TypeError/ValueError."""
     p = _validate.integer(fname, "pool_size", pool_size, 1, 2**63)
     if length % p:
         raise ValueError(
@@ -69,13 +66,13 @@ def _pool(fname, pool_size, length):
     return p
 
 
-def _pooled_shape(shape, ax, p):
+def pooled_shape(shape, ax, p):
+    """``shape`` with axis ``ax`` divided by the pool size ``p`` (a 0-d shape counts as (1,))."""
     shape = list(shape) or [1]
     shape[ax] //= p
     return tuple(shape)
 
 
-@_dispatch.lazy
 def maxout(x, pool_size, axis=-1, *, out=None, backend=None, stream=None):
     """Max over consecutive groups of ``pool_size`` along ``axis``."""
     fname = "gpu_act.maxout"
@@ -83,15 +80,14 @@ def maxout(x, pool_size, axis=-1, *, out=None, backend=None, stream=None):
     (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     xr = _as_rows(xa)
-    p = _pool(fname, pool_size, xr.shape[ax])
-    shape = _pooled_shape(xr.shape, ax, p)
+    p = check_pool(fname, pool_size, xr.shape[ax])
+    shape = pooled_shape(xr.shape, ax, p)
     o = _validate.out(fname, be, ctx, out, shape if xa.ndim else (), xa.dtype)
     if xa.size and o.size:
         be.maxout(ctx, xr, p, ax, _as_rows(o))
     return be.wrap(ctx, o, x)
 
 
-@_dispatch.lazy
 def maxout_backward(grad_output, x, pool_size, axis=-1, *, out=None, backend=None, stream=None):
     """grad_output routed to the first maximum of each group (NaN counts as the maximum); 0 elsewhere."""
     fname = "gpu_act.maxout_backward"
@@ -99,8 +95,8 @@ def maxout_backward(grad_output, x, pool_size, axis=-1, *, out=None, backend=Non
     g, xa = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     xr = _as_rows(xa)
-    p = _pool(fname, pool_size, xr.shape[ax])
-    _validate.same_shape(fname, "grad_output", g, _pooled_shape(xr.shape, ax, p) if xa.ndim else ())
+    p = check_pool(fname, pool_size, xr.shape[ax])
+    _validate.same_shape(fname, "grad_output", g, pooled_shape(xr.shape, ax, p) if xa.ndim else ())
     _validate.same_dtype(fname, "grad_output", g, xa.dtype)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:

@@ -1,7 +1,7 @@
 """gpu_act on Dask arrays.
 
 A public gpu_act function called with a ``dask.array.Array`` argument
-(``gpu_act._dispatch.lazy`` sends such calls here; nothing else imports Dask)
+(``gpu_act``'s public functions send such calls here; nothing else imports Dask)
 returns a lazy Dask array. Every block is computed by gpu_act itself, so each
 chunk runs on the backend its type selects (NumPy chunks: "cpu", CuPy chunks:
 "cupy"); ``backend=`` is passed on to every block. Arguments are checked when

@@ -8,15 +8,14 @@ import dask.array as da
 import numpy as np
 
 from .. import _validate
+from .._public import FUNCTIONS
 from .._dtypes import COMPUTE
 
 
 def run(name, *arrays, **kwargs):
     """Block task: the public function ``gpu_act.<name>`` on in-memory blocks
     (referenced by name so that tasks pickle to distributed workers)."""
-    import gpu_act
-
-    return getattr(gpu_act, name)(*arrays, **kwargs)
+    return FUNCTIONS[name](*arrays, **kwargs)
 
 
 def task(name, **kwargs):

@@ -44,7 +44,7 @@ def rrelu(name, a):
     arrays = _inputs(fname, a)
     meta = run(name, *(b._meta for b in arrays), **a)
     lower, upper = ACTIVATIONS["rrelu"].bind(fname, (a["lower"], a["upper"]), {}, arrays[-1].dtype)
-    key = _ew._rrelu_key(fname, a["seed"])
+    key = _ew.rrelu_key(fname, a["seed"])
     block = functools.partial(_rrelu_block, fname, key, lower, upper, a["backend"])
     return da.map_blocks(block, *arrays, dtype=meta.dtype, meta=meta)
 

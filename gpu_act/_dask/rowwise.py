@@ -177,7 +177,7 @@ def maxout(name, a):
     if x.ndim == 0:
         return x.map_blocks(task(name, pool_size=a["pool_size"], **kw), dtype=meta.dtype, meta=meta)
     ax = _validate.axis(fname, kw["axis"], x.ndim)
-    p = _rw._pool(fname, a["pool_size"], x.shape[ax])
+    p = _rw.check_pool(fname, a["pool_size"], x.shape[ax])
     x, chunks = _pooled(x, ax, p)
     return x.map_blocks(task(name, pool_size=p, **kw), chunks=chunks, dtype=meta.dtype, meta=meta)
 
@@ -191,7 +191,7 @@ def maxout_backward(name, a):
     if x.ndim == 0:
         return da.map_blocks(task(name, pool_size=a["pool_size"], **kw), g, x, dtype=meta.dtype, meta=meta)
     ax = _validate.axis(fname, kw["axis"], x.ndim)
-    p = _rw._pool(fname, a["pool_size"], x.shape[ax])
+    p = _rw.check_pool(fname, a["pool_size"], x.shape[ax])
     x, g_chunks = _pooled(x, ax, p)
-    g = as_dask(fname, "grad_output", g, _rw._pooled_shape(x.shape, ax, p), g_chunks)
+    g = as_dask(fname, "grad_output", g, _rw.pooled_shape(x.shape, ax, p), g_chunks)
     return da.map_blocks(task(name, pool_size=p, **kw), g, x, dtype=meta.dtype, meta=meta)

@@ -1,0 +1,25 @@
+"""The public functions by name: those of ``elementwise``, ``rowwise`` and
+``losses``. ``gpu_act`` exports them (Dask-aware); the Dask layer's block
+tasks call them by name."""
+
+from . import elementwise, losses, rowwise
+
+FUNCTIONS = {
+    **elementwise.FUNCTIONS,
+    **{
+        f.__name__: f
+        for f in (
+            elementwise.prelu,
+            elementwise.prelu_backward,
+            elementwise.rrelu,
+            elementwise.rrelu_backward,
+            losses.cross_entropy,
+            rowwise.softmax,
+            rowwise.log_softmax,
+            rowwise.softmax_backward,
+            rowwise.log_softmax_backward,
+            rowwise.maxout,
+            rowwise.maxout_backward,
+        )
+    },
+}
