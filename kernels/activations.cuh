@@ -148,7 +148,6 @@ template <typename C> GA_FN C gelu_tanh_der(C x) {
     return sigmoid_fwd(v) + mul0(x * dv, sigmoid_der(v));
 }
 
-// beta*x, with beta == 0 giving 0 even at x = +-inf
 // beta*x, with beta == 0 giving 0 even at x = +-inf (and NaN at NaN)
 template <typename C> GA_FN C swish_arg(C x, C beta) { return beta != C(0) ? beta * x : (x == x ? C(0) : x); }
 template <typename C> GA_FN C swish_fwd(C x, C beta) { return mul0(x, sigmoid_fwd(swish_arg(x, beta))); }
