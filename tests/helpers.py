@@ -128,27 +128,21 @@ def grad_fd(scalar_f, x, h=1e-6):
 # elementwise op variants: (name, params, kinks of the op with these params)
 # ---------------------------------------------------------------------------------------
 
-OP_DEFAULTS = [
-    ("sigmoid", {}),
-    ("tanh", {}),
-    ("relu", {}),
-    ("relu6", {}),
-    ("leaky_relu", {}),
-    ("elu", {}),
-    ("selu", {}),
-    ("celu", {}),
-    ("gelu", {}),
-    ("gelu", {"approximate": "tanh"}),
-    ("silu", {}),
-    ("swish", {}),
-    ("mish", {}),
-    ("softplus", {}),
-    ("hardsigmoid", {}),
-    ("hardswish", {}),
-    ("hardtanh", {}),
-    ("softsign", {}),
-    ("logsigmoid", {}),
-]
+def _registry_defaults():
+    """Every plain activation of the registry with its defaults, and once more
+    per other choice of a choice parameter (gelu's approximate="tanh"): a new
+    registry row reaches every test that takes OP_DEFAULTS without an edit here."""
+    from gpu_act.registry import ACTIVATIONS, PLAIN
+
+    out = []
+    for name in PLAIN:
+        out.append((name, {}))
+        for p in ACTIVATIONS[name].params:
+            out += [(name, {p.name: c}) for c in p.choices if c != p.default]
+    return out
+
+
+OP_DEFAULTS = _registry_defaults()
 
 OP_PARAMS = [
     ("leaky_relu", {"negative_slope": 0.2}),
