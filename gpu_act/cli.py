@@ -5,6 +5,10 @@
     gpu-act bench       which backends are available, the same check, then
                         gpu_act against its peers: a table, a JSON file with
                         every figure and the machine, a PNG plot
+    gpu-act bench-report FILE
+                        the Markdown tables of a bench JSON file; with
+                        --into MARKDOWN, written between that file's markers
+                        (as bench/README.md holds bench/results/cpu.json)
 """
 
 import argparse
@@ -67,6 +71,11 @@ def _parser():
     b.add_argument("--no-cpu", action="store_true", help="GPU only: no CPU peers, no CPU backend")
     b.add_argument("--no-check", action="store_true", help="skip the correctness check")
     b.add_argument("--output", default="gpu_act_bench", help="path prefix of the .json and .png (default gpu_act_bench)")
+
+    r = sub.add_parser("bench-report", help="the Markdown tables of a bench JSON file (gpu-act bench --output)")
+    r.add_argument("file", help="a JSON file written by gpu-act bench, e.g. bench/results/cpu.json")
+    r.add_argument("--into", metavar="MARKDOWN", default=None,
+                   help="write the tables between the generated-section markers of this Markdown file instead of printing")
     return p
 
 
@@ -122,9 +131,32 @@ def _bench(a):
     return 0 if all(r["ok"] for r in data["checks"]) else 1
 
 
+def _bench_report(a):
+    import json
+
+    from .bench import report
+
+    with open(a.file, encoding="utf-8") as f:
+        text = report.markdown(json.load(f))
+    if a.into is None:
+        print(text, end="")
+        return 0
+    with open(a.into, encoding="utf-8") as f:
+        page = f.read()
+    try:
+        page = report.with_section(page, text)
+    except ValueError as e:
+        print(f"gpu-act bench-report: {a.into}: {e}", file=sys.stderr)
+        return 2
+    with open(a.into, "w", encoding="utf-8") as f:
+        f.write(page)
+    print(f"wrote the tables of {a.file} into {a.into}")
+    return 0
+
+
 def main(argv=None):
     a = _parser().parse_args(argv)
-    return {"selfcheck": _selfcheck, "bench": _bench}[a.command](a)
+    return {"selfcheck": _selfcheck, "bench": _bench, "bench-report": _bench_report}[a.command](a)
 
 
 if __name__ == "__main__":

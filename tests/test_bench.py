@@ -99,3 +99,40 @@ def test_calls_take_turns_and_faulted_calls_are_retried():
     assert got == {"a": (2.0, 0.0), "b": (3.0, 0.0)}
     always = _FakeClock([(9, False)] + [(7.0, True)] * 3)
     assert timer.median_seconds({"c": (lambda: None, [()])}, 1, always, rounds=1, slow=100) == {"c": (7.0, 1.0)}
+
+
+def test_bench_readme_tables_are_generated_from_the_committed_results():
+    """bench/README.md's generated section is what `gpu-act bench-report
+    bench/results/cpu.json --into bench/README.md` writes: the committed figures,
+    never numbers typed by hand."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "bench" / "README.md").read_text(encoding="utf-8")
+    data = json.loads((root / "bench" / "results" / "cpu.json").read_text(encoding="utf-8"))
+    assert report.section(page) == report.markdown(data), (
+        "bench/README.md's tables differ from bench/results/cpu.json; run "
+        "`gpu-act bench-report bench/results/cpu.json --into bench/README.md`"
+    )
+    assert report.table(data) in (root / "bench" / "results" / "cpu.txt").read_text(encoding="utf-8")
+
+
+def test_bench_report_command_prints_and_writes_between_markers(tmp_path, capsys):
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "bench" / "results" / "cpu.json"
+    expected = report.markdown(json.loads(results.read_text(encoding="utf-8")))
+    assert cli.main(["bench-report", str(results)]) == 0
+    assert capsys.readouterr().out == expected
+    assert "| softmax | 4096x4096 | float32 |" in expected and "Per-call time on a 1,024-element array" in expected
+    page = tmp_path / "page.md"
+    page.write_text(f"# before\n\n{report.BEGIN}\nstale\n{report.END}\n\nafter\n", encoding="utf-8")
+    assert cli.main(["bench-report", str(results), "--into", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# before\n\n") and text.endswith(f"{report.END}\n\nafter\n") and "stale" not in text
+    assert report.section(text) == expected
+    assert report.with_section(text, expected) == text  # writing again changes nothing
+    unmarked = tmp_path / "plain.md"
+    unmarked.write_text("no markers\n", encoding="utf-8")
+    assert cli.main(["bench-report", str(results), "--into", str(unmarked)]) == 2
+    assert unmarked.read_text(encoding="utf-8") == "no markers\n"

@@ -24,3 +24,10 @@ def test_readme_names_the_two_commands():
     assert "`bash tests/run.sh`" in text
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
         assert "tests/run.sh" in f.read()
+
+
+def test_readme_points_to_the_benchmark_page_and_holds_no_figures():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert "bench/README.md" in text and os.path.exists(os.path.join(ROOT, "bench", "README.md"))
+    assert "GB/s |" not in text, "benchmark tables live in bench/README.md, not the README"

@@ -21,47 +21,136 @@ def _shape(s):
     return "x".join(str(v) for v in s)
 
 
+def _device_table(data, cases, device):
+    """(head, rows, any page-faulted figure) of one device's table, or None."""
+    keys = [k for k in cases if k[4] == device]
+    if not keys:
+        return None
+    mine = [p for p in data["peers"] if data["peers"][p]["device"] == device and p.startswith("gpu_act")]
+    others = [p for p in data["peers"] if data["peers"][p]["device"] == device and not p.startswith("gpu_act")]
+    head = ["op", "shape", "dtype"] + [f"{p} GB/s" for p in mine + others] + ["copy GB/s"]
+    head += [f"x {p}" for p in others] + ["of copy"]
+    rows = []
+    for key in keys:
+        row = cases[key]
+        base = row.get(mine[0]) if mine else None
+        cells = [key[1], _shape(key[2]), key[3]]
+        cells += [_gbps(row.get(p)) for p in mine + others + ["copy"]]
+        cells += [_ratio(row.get(p), base) for p in others]
+        cells.append(_ratio(base, row.get("copy"), invert=True))
+        rows.append(cells)
+    faulted = any((r.get("page_faulted") or 0) > 0.5 for r in data["results"] if r["device"] == device)
+    return head, rows, faulted
+
+
+def _overhead_table(data):
+    """(head, rows) of the per-call times in microseconds."""
+    provs = sorted({r["provider"] for r in data["overhead"]})
+    rows = []
+    for op in sorted({r["op"] for r in data["overhead"]}):
+        got = {r["provider"]: r["seconds"] for r in data["overhead"] if r["op"] == op}
+        rows.append([op] + [_fmt(got[p] * 1e6 if p in got else None) for p in provs])
+    return ["op"] + provs, rows
+
+
+def _md_rows(head, rows):
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(c) + " |" for c in rows]
+
+
+_LEGEND = ("GB/s of minimum traffic; x PEER = peer time / gpu_act time (above 1: gpu_act is faster); of copy = "
+           "copy time / gpu_act time (1 = at the bandwidth floor)")
+_PF = ("pf: most timed calls of that provider took page faults on every try (its output got fresh pages from the "
+       "allocator), so its figure includes them")
+
+
 def table(data, sections=("shapes", "elementwise")):
     """A Markdown table per device: GB/s of each provider, gpu_act's speed-ups."""
     out = []
     cases = _by_case([r for r in data["results"] if r["section"] in sections])
     for device in ("cpu", "gpu"):
-        keys = [k for k in cases if k[4] == device]
-        if not keys:
+        got = _device_table(data, cases, device)
+        if got is None:
             continue
-        mine = [p for p in data["peers"] if data["peers"][p]["device"] == device and p.startswith("gpu_act")]
-        others = [p for p in data["peers"] if data["peers"][p]["device"] == device and not p.startswith("gpu_act")]
-        head = ["op", "shape", "dtype"] + [f"{p} GB/s" for p in mine + others] + ["copy GB/s"]
-        head += [f"x {p}" for p in others] + ["of copy"]
-        out.append(
-            f"{device.upper()}: GB/s of minimum traffic; x PEER = peer time / gpu_act time (above 1: gpu_act is "
-            "faster); of copy = copy time / gpu_act time (1 = at the bandwidth floor)"
-        )
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "---|" * len(head))
-        for key in keys:
-            row = cases[key]
-            base = row.get(mine[0]) if mine else None
-            cells = [key[1], _shape(key[2]), key[3]]
-            cells += [_gbps(row.get(p)) for p in mine + others + ["copy"]]
-            cells += [_ratio(row.get(p), base) for p in others]
-            cells.append(_ratio(base, row.get("copy"), invert=True))
-            out.append("| " + " | ".join(cells) + " |")
-        if any((r.get("page_faulted") or 0) > 0.5 for r in data["results"] if r["device"] == device):
-            out.append(
-                "pf: most timed calls of that provider took page faults on every try (its output got fresh "
-                "pages from the allocator), so its figure includes them"
-            )
+        head, rows, faulted = got
+        out.append(f"{device.upper()}: {_LEGEND}")
+        out += _md_rows(head, rows)
+        if faulted:
+            out.append(_PF)
         out.append("")
     if data.get("overhead"):
         out.append("Per-call time on a 1024-element array (microseconds)")
-        out.append("| op | " + " | ".join(sorted({r["provider"] for r in data["overhead"]})) + " |")
-        provs = sorted({r["provider"] for r in data["overhead"]})
-        out.append("|" + "---|" * (len(provs) + 1))
-        for op in sorted({r["op"] for r in data["overhead"]}):
-            got = {r["provider"]: r["seconds"] for r in data["overhead"] if r["op"] == op}
-            out.append(f"| {op} | " + " | ".join(_fmt(got[p] * 1e6 if p in got else None) for p in provs) + " |")
+        out += _md_rows(*_overhead_table(data))
     return "\n".join(out)
+
+
+def _machine(data):
+    m, o = data["machine"], data.get("options", {})
+    text = f"{m['cpu']}, {m['cores']} cores, {m['numba_threads']} Numba threads"
+    if m.get("numba_threading_layer"):
+        text += f" ({m['numba_threading_layer']})"
+    if m.get("gpu"):
+        text += f"; GPU: {m['gpu']}"
+    text += f"; Python {m['python']}"
+    versions = [f"{n} {v}" for n, v in m.get("versions", {}).items() if v]
+    if versions:
+        text += "; " + ", ".join(versions)
+    if o.get("dtypes"):
+        text += f". dtypes: {', '.join(o['dtypes'])}"
+    if o.get("reps"):
+        text += f"; {o['reps']} timed calls per case (median)"
+    if o.get("size"):
+        text += f"; elementwise inputs of {o['size']:,} elements"
+    return text + "."
+
+
+def markdown(data):
+    """The Markdown of a results JSON (``gpu-act bench``'s output): the machine,
+    the self-check, a table per device, the row-length sweep and the per-call
+    times. bench/README.md holds this for ``bench/results/cpu.json`` between the
+    markers ``BEGIN`` and ``END`` (``gpu-act bench-report FILE --into MARKDOWN``)."""
+    out = [f"Machine: {_machine(data)}", ""]
+    if data.get("checks"):
+        out += ["Self-check before timing (worst error as a multiple of the tolerance):", ""]
+        out += [checks_table(data["checks"]), ""]
+    named = (
+        (("shapes", "elementwise"), "Row-wise shapes and elementwise ops"),
+        (("sweep",), "Row-length sweep (the data of the plot)"),
+    )
+    for device in ("cpu", "gpu"):
+        for sections, title in named:
+            got = _device_table(data, _by_case([r for r in data["results"] if r["section"] in sections]), device)
+            if got is None:
+                continue
+            head, rows, faulted = got
+            out += [f"{title}, {device.upper()}: {_LEGEND}.", ""] + _md_rows(head, rows) + [""]
+            out += [_PF + ".", ""] if faulted else []
+        if any(r["device"] == device for r in data["results"]):
+            if not any((r.get("page_faulted") or 0) > 0.5 for r in data["results"] if r["device"] == device):
+                out += [f"No {device.upper()} figure needed the pf mark (page faults on every try).", ""]
+    if data.get("overhead"):
+        sizes = sorted({r.get("size") for r in data["overhead"] if r.get("size")})
+        size = " or ".join(f"{s:,}" for s in sizes) if sizes else "a small"
+        out += [f"Per-call time on a {size}-element array (µs):", ""] + _md_rows(*_overhead_table(data)) + [""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+BEGIN = "<!-- begin: generated by `gpu-act bench-report`; do not edit by hand -->"
+END = "<!-- end: generated by `gpu-act bench-report` -->"
+
+
+def section(text):
+    """The generated part of a Markdown file: what lies between ``BEGIN`` and ``END``."""
+    start, stop = text.find(BEGIN), text.find(END)
+    if start < 0 or stop < start:
+        raise ValueError(f"no generated section: the text lacks {BEGIN!r} followed by {END!r}")
+    return text[start + len(BEGIN):stop].strip("\n") + "\n"
+
+
+def with_section(text, body):
+    """``text`` with its generated section replaced by ``body``."""
+    section(text)  # raises when the markers are missing
+    start, stop = text.find(BEGIN) + len(BEGIN), text.find(END)
+    return text[:start] + "\n\n" + body.strip("\n") + "\n\n" + text[stop:]
 
 
 def _gbps(r):
