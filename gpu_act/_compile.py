@@ -94,7 +94,6 @@ def namespace(decorate, ctype, target, overrides=None):
     ns.update(overrides or {})
     # module-level float constants become ctype too
     ns.update({k: ctype(v) for k, v in vars(formulas).items() if k.isupper() and type(v) is float})
-    ns["MASK64"] = formulas.MASK64
     for fn in FORMULAS:
         qual = f"{fn.__name__}.{target}.{ctype.__name__}.{SOURCE_HASH}"
         ns[fn.__name__] = decorate(_clone(fn, ns, qual, ctype))

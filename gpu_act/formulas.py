@@ -291,14 +291,15 @@ MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
 def mix64(z):
-    # splitmix64 finalizer, arithmetic mod 2**64 (the masks are no-ops on uint64)
-    z = (z + 0x9E3779B97F4A7C15) & MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    # splitmix64 finalizer, arithmetic mod 2**64 (the masks, MASK64 written out,
+    # are no-ops on uint64; numba-cuda-mlir cannot lower a global above 2**63)
+    z = (z + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
     return z ^ (z >> 31)
 
 
 def rrelu_slope(key, index, lower, upper):
     # slope ~ U(lower, upper) for flat element `index`; key = mix64(seed); both uint64
-    u = float(mix64((key + index) & MASK64) >> 11) * 1.1102230246251565e-16  # 2**-53
+    u = float(mix64((key + index) & 0xFFFFFFFFFFFFFFFF) >> 11) * 1.1102230246251565e-16  # 2**-53
     return lower + (upper - lower) * u

@@ -24,8 +24,9 @@ import resources  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_cuda.SIMULATOR, reason="PTX needs the real CUDA target, not the simulator")
 
-from numba import types as T  # noqa: E402
-from numba.np.numpy_support import from_dtype  # noqa: E402
+# the target's own types (numba-cuda-mlir takes no numba.types)
+T = _cuda.types
+from_dtype = _cuda.from_dtype
 
 ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
 mp = importlib.import_module("gpu_act.backends.cuda._map")

@@ -2,7 +2,8 @@
 with its dependencies into a fresh virtual environment, it pulls in only NumPy
 and Numba, holds every module and CUDA C source, and runs CPU ops from outside
 the source tree. Its metadata declares the extras with bounds that exclude the
-known-broken releases.
+known-broken releases and stop below releases CI has not passed on (numba-cuda,
+numba-cuda-mlir), and the mlir-cu13 extra resolves (pip --dry-run).
 
 Shared with tests/test_dockerfile.py: ``ROOT``, ``checkout_copy``, ``run``."""
 
@@ -84,7 +85,7 @@ def test_plain_install_requires_only_numpy_and_numba(metadata):
 @pytest.mark.parametrize("major", ["12", "13"])
 def test_cuda_extra_pairs_numba_cuda_and_cupy_for_its_major(metadata, major):
     reqs = {r.name: r for r in _requirements(metadata, f"cu{major}")}
-    assert set(reqs) == {"numba-cuda", f"cupy-cuda{major}x", "cuda-toolkit"}
+    assert set(reqs) == {"numba-cuda", "numpy", f"cupy-cuda{major}x", "cuda-toolkit"}
     assert reqs["numba-cuda"].extras == {f"cu{major}"}
     # CuPy's NVRTC compiles find libnvrtc and <cuda_fp16.h> in these wheels, not by accident of numba-cuda's
     assert {"cudart", "nvrtc"} <= reqs["cuda-toolkit"].extras
@@ -94,12 +95,51 @@ def test_cuda_extra_pairs_numba_cuda_and_cupy_for_its_major(metadata, major):
     assert reqs["numba-cuda"].specifier.contains("0.30.4")
     assert not reqs[f"cupy-cuda{major}x"].specifier.contains("14.0.0")
     assert reqs[f"cupy-cuda{major}x"].specifier.contains("14.0.1")
+    _assert_numba_cuda_bounded(reqs)
+
+
+def _assert_numba_cuda_bounded(reqs):
+    # numba-cuda is in maintenance mode: below its next minor release until CI
+    # has passed on it, and with a NumPy it imports with (0.30 breaks on 2.5)
+    assert not reqs["numba-cuda"].specifier.contains("0.31.0")
+    assert reqs["numpy"].specifier.contains("2.4.6") and not reqs["numpy"].specifier.contains("2.5.0")
+
+
+@pytest.mark.parametrize("major", ["12", "13"])
+def test_mlir_extra_pairs_numba_cuda_mlir_and_cupy_for_its_major(metadata, major):
+    reqs = {r.name: r for r in _requirements(metadata, f"mlir-cu{major}")}
+    # no numba-cuda, and no NumPy cap: this is the extra for NumPy >= 2.5
+    assert set(reqs) == {"numba-cuda-mlir", f"cupy-cuda{major}x", "cuda-toolkit"}
+    assert reqs["numba-cuda-mlir"].extras == {f"cu{major}"}
+    # the release CI compiles every kernel with (tests/test_cuda_mlir.py), below the next minor (pre-1.0)
+    spec = reqs["numba-cuda-mlir"].specifier
+    assert spec.contains("0.6.0") and not spec.contains("0.5.4") and not spec.contains("0.7.0")
+    assert {"cudart", "nvrtc"} <= reqs["cuda-toolkit"].extras
+    assert reqs["cuda-toolkit"].specifier.contains(f"{major}.9") and not reqs["cuda-toolkit"].specifier.contains("14.0")
+    assert reqs[f"cupy-cuda{major}x"].specifier.contains("14.0.1")
+    assert not reqs[f"cupy-cuda{major}x"].specifier.contains("14.0.0")
+
+
+def test_mlir_cu13_extra_resolves(tmp_path):
+    # mlir-cu12 is installed for real by tests/run.sh (beside cu12); mlir-cu13 is
+    # resolved without downloading the CUDA 13 wheels
+    src = checkout_copy(tmp_path / "src")
+    report = tmp_path / "report.json"
+    run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--report", report,
+         f"{src}[mlir-cu13]"], cwd=tmp_path)
+    chosen = {item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+              for item in json.loads(report.read_text())["install"]}
+    assert chosen["numba-cuda-mlir"].startswith("0.6."), chosen
+    assert chosen["cuda-bindings"].split(".")[0] == "13" and "cupy-cuda13x" in chosen, chosen
+    assert "numba-cuda" not in chosen and "cupy-cuda12x" not in chosen, chosen
 
 
 def test_tool_extras_are_declared(metadata):
-    assert {"cu12", "cu13", "test", "bench", "dask"} <= set(metadata.get_all("Provides-Extra"))
-    test = {r.name for r in _requirements(metadata, "test")}
-    assert {"pytest", "pytest-xdist", "hypothesis", "scipy", "numba-cuda"} <= test
+    assert {"cu12", "cu13", "mlir-cu12", "mlir-cu13", "test", "bench", "dask"} <= set(
+        metadata.get_all("Provides-Extra"))
+    test = {r.name: r for r in _requirements(metadata, "test")}
+    assert {"pytest", "pytest-xdist", "hypothesis", "scipy", "numba-cuda"} <= set(test)
+    _assert_numba_cuda_bounded(test)  # the simulator tests' numba-cuda, bounded as in cu12
     assert "matplotlib" in {r.name for r in _requirements(metadata, "bench")}
     assert {"dask", "distributed"} <= {r.name for r in _requirements(metadata, "dask")}
 

@@ -21,8 +21,6 @@ like the two-pass definition; a NaN entry makes s NaN by itself.
 import math
 
 import numpy as np
-from numba import float64
-from numba.np.numpy_support import from_dtype
 
 from ... import _compile, _cuda
 from ._kernels import cached
@@ -30,6 +28,8 @@ from ._kernels import cached
 SLOTS = 32  # one shared entry per warp of a block (at most 1024 threads)
 
 cuda = _cuda.cuda
+float64 = _cuda.types.float64  # the target's own Numba types
+from_dtype = _cuda.from_dtype
 FULL_MASK = 0xFFFFFFFF
 
 

@@ -1,0 +1,305 @@
+"""Every CUDA kernel of the registry compiles to PTX under numba-cuda-mlir,
+for sm_80 and sm_90, with its launch bound, and without a GPU.
+
+The kernels are those ``tests/test_cuda_ptx.py`` compiles under numba-cuda,
+each (op, variant, compute dtype, path) with the argument types the backend
+launches it with (built from the target's own types, ``_cuda.types``), for
+both targets; only the 160 kernels of the 40 elementwise formulas are split
+between them (``kernels``), to keep the run within its time. Each PTX must
+name its target (``.target sm_80`` / ``sm_90``), carry the launch bound
+``gpu_act._cuda.kernel`` gives it (``.maxntid N, 1, 1`` and ``.minnctapersm
+1`` where N threads could run out of registers, none otherwise), and call no
+function (device functions inlined, as numba-cuda's forceinline makes them);
+the warp and block reductions must use shuffles and shared memory. The row
+kernels' sm_90 builds must also fit their launch configuration (ptxas -v:
+registers, static shared memory, no spills).
+
+How it works without a GPU: numba-cuda-mlir 0.6 lowers through MLIR to NVVM
+(the libnvvm of its cu12 extra), which needs no driver, but it asks the
+current device's compute capability on every compile, even one given ``cc=``.
+``gpu_act._cuda.compile_ptx`` answers that question by setting
+``numba_cuda_mlir.tools._cached_cc`` (the cache of that query) to the target's
+compute capability for the compile. If a release changes that, compile_ptx
+raises, or the driver error surfaces, and this test fails: it never skips
+under CI (``CI`` set) for want of numba-cuda-mlir or of a way to compile.
+
+The target is chosen once per process (``GPU_ACT_CUDA_TARGET``, read by
+``gpu_act._cuda`` at import), so the compiles run in fresh processes, two at
+once (this file, run as a script, compiles one shard). The PTX tests with
+ptxas resource checks and the simulator stay on numba-cuda.
+"""
+
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+CCS = ((8, 0), (9, 0))
+TARGET = "numba-cuda-mlir"
+SHARDS = 2
+
+# Kernels numba-cuda-mlir cannot compile, with the error they must still raise
+# (so this list shrinks as soon as one compiles). Empty: every kernel compiles.
+KNOWN_FAILURES = {}
+
+
+# ---------------------------------------------------------------- the worker (a fresh process)
+def kernels():
+    """(label, kernel, signature, variant, compute dtype, compute capabilities)
+    for the kernels the CUDA backend builds: each on sm_80 and sm_90, but the
+    elementwise kernels of the registry's formulas (160 of the 214: two
+    templates, two compute types, 40 formulas) two per formula: float32 on
+    the flat path for sm_90, float64 on the strided path for sm_80. So every
+    formula is compiled for both targets and in both compute types, and every
+    path in both types (the templates do not depend on the formula), in 188
+    compiles of about 0.25 s of CPU each rather than 428."""
+    from gpu_act import _cuda
+    from gpu_act import formulas as F
+    from gpu_act.registry import ACTIVATIONS
+
+    T, from_dtype = _cuda.types, _cuda.from_dtype
+    mp = importlib.import_module("gpu_act.backends.cuda._map")
+    ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
+    sm = importlib.import_module("gpu_act.backends.cuda.softmax")
+    ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
+    mo = importlib.import_module("gpu_act.backends.cuda.maxout")
+    rd = importlib.import_module("gpu_act.backends.cuda.reduce")
+
+    I64 = T.int64
+    TUP = T.UniTuple(I64, 2)  # outer strides and shapes of rank 2
+
+    def arr(dtype):
+        return T.Array(from_dtype(np.dtype(dtype)), 1, "C")
+
+    def row_op(dtype):
+        return (arr(dtype), I64, TUP, I64)
+
+    def ew_sig(dtype, path, nparams):
+        p = T.UniTuple(from_dtype(np.dtype(dtype)), nparams) if nparams else T.Tuple(())
+        if path == "flat":
+            return (arr(dtype),) * 4 + (p,)
+        return (arr(dtype), I64, TUP) * 4 + (TUP, p)
+
+    out = []
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    ctypes = (f32, f64)
+    nparams = {}  # formula -> its parameters (those of the first activation using it)
+    for act in ACTIVATIONS.values():
+        n = len([p for p in act.params if not p.choices])
+        for pair in [(act.forward, act.derivative), *act.variants.values()]:
+            for f in pair:
+                nparams.setdefault(f, n)
+    for f in sorted(nparams, key=lambda f: f.__name__):
+        wrapper = "_apply" if f.__name__.endswith("_fwd") else "_scaled"
+        for c, path, cc in ((f32, "flat", (9, 0)), (f64, "strided", (8, 0))):
+            out.append((f"ew.{f.__name__}.{path}.{c}", mp.kernel(wrapper, f, c, path), ew_sig(c, path, nparams[f]),
+                        "elementwise", c, (cc,)))
+    slope = [("_apply_slope", F.leaky_relu_fwd), ("_scaled_slope", F.leaky_relu_der),
+             ("_scaled_slope", F.leaky_relu_slope_der)]
+    for wrapper, f in slope:
+        for c in ctypes:
+            for path in ("flat", "strided"):
+                out.append((f"ew.{wrapper}.{path}.{c}", mp.kernel(wrapper, f, c, path), ew_sig(c, path, 0),
+                            "elementwise", c, CCS))
+    for c in (np.dtype(np.float16), *ctypes):  # staging copies: in the destination's dtype
+        for path in ("flat", "strided"):
+            out.append((f"ew._copy.{path}.{c}", mp.kernel("_copy", None, c, path), ew_sig(c, path, 0), "elementwise",
+                        c, CCS))
+    for c in ctypes:
+        ct = from_dtype(c)
+        out.append((f"rrelu_slopes.{c}", ew.slopes_kernel(c), (arr(c), T.uint64, ct, ct), "elementwise", c, CCS))
+        for variant in ("thread", "warp", "block", "block-shared"):
+            sig = row_op(c) * 2 + (TUP, I64, I64, ct, T.boolean)
+            out.append((f"softmax.forward.{variant}.{c}", sm.kernel("forward", c, variant), sig, variant, c, CCS))
+            if variant != "block-shared":
+                sig = row_op(c) * 3 + (TUP, I64, I64, ct, T.boolean)
+                out.append((f"softmax.backward.{variant}.{c}", sm.kernel("backward", c, variant), sig, variant, c, CCS))
+        for variant in ("thread", "warp", "block"):
+            for target, t in (("index", (arr(np.int64), I64, TUP, I64)), ("prob", row_op(c))):
+                sig = row_op(c) * 2 + t + (arr(np.float64), TUP, I64, I64, I64, ct, ct, ct, ct, T.boolean)
+                out.append((f"ce.{target}.{variant}.{c}", ce.kernel(target, c, variant), sig, variant, c, CCS))
+        for name, ops in (("forward", 2), ("backward", 3)):
+            sig = row_op(c) * ops + (TUP, I64, I64, I64)
+            out.append((f"maxout.{name}.{c}", mo.kernel(name, c), sig, "elementwise", c, CCS))
+        out.append((f"group_sum.{c}", rd.kernel(c), row_op(c) + (TUP, I64, arr(c), ct), "reduce", c, CCS))
+    out.append(("check_targets", ce.check_kernel(),
+                (arr(np.int64), I64, TUP, TUP, I64, I64, I64, T.Array(T.int64, 1, "C")), "elementwise", f32, CCS))
+    out.append(("fill", rd.fill_kernel(), (arr(np.float32), T.float32), "elementwise", f32, CCS))
+    return out
+
+
+def expected_bound(variant, ctype):
+    """The launch bound ``_cuda.kernel`` must give: the most threads the
+    variant launches with, where that many could run out of registers."""
+    from gpu_act import _cuda
+
+    config = importlib.import_module("gpu_act.backends.cuda._config")
+    threads = config.max_threads(variant, np.dtype(ctype).itemsize)
+    return threads if threads * _cuda.MAX_REGISTERS_PER_THREAD > _cuda.REGISTERS_PER_SM else None
+
+
+def check(label, ptx, cc, bound, variant):
+    """What is wrong with ``ptx`` (empty: nothing)."""
+    lines = [line.strip() for line in ptx.splitlines()]
+    problems = []
+    if f".target sm_{cc[0]}{cc[1]}" not in lines:
+        problems.append(f"no .target sm_{cc[0]}{cc[1]}")
+    if not any(line.startswith(".visible .entry") for line in lines):
+        problems.append("no kernel entry")
+    maxntid = [line for line in lines if line.startswith(".maxntid")]
+    if bound is None and maxntid:
+        problems.append(f"unexpected launch bound {maxntid}")
+    if bound is not None and (maxntid != [f".maxntid {bound}, 1, 1"] or ".minnctapersm 1" not in lines):
+        problems.append(f"launch bound {maxntid}, expected .maxntid {bound}, 1, 1 and .minnctapersm 1")
+    if variant in ("warp", "block", "block-shared") and "shfl.sync.bfly" not in ptx:
+        problems.append("no warp shuffle")
+    if variant in ("block", "block-shared") and not (".shared" in ptx and "bar.sync" in ptx):
+        problems.append("no shared memory or barrier")
+    entry = next((i for i, line in enumerate(lines) if ".entry" in line), len(lines))
+    calls = [line for line in lines[entry:] if line.startswith("call")]
+    if calls:  # device functions are inlined, as numba-cuda's forceinline makes them
+        problems.append(f"the kernel calls a function: {calls[0]}")
+    return [f"{label} sm_{cc[0]}{cc[1]}: {p}" for p in problems]
+
+
+ROW_VARIANTS = ("thread", "warp", "block", "block-shared", "reduce")
+
+
+def fits(label, ptx, variant, ctype):
+    """What keeps a row kernel's sm_90 build from its launch configuration
+    (as tests/test_cuda_ptx.py asks of numba-cuda's): registers x the most
+    threads ``_config`` launches it with, static shared memory within
+    ``_config.STATIC_SHARED``, no spills (ptxas -v)."""
+    import resources
+
+    config = importlib.import_module("gpu_act.backends.cuda._config")
+    if resources.ptxas_path() is None:
+        return [f"{label}: no ptxas to check its resources"] if os.environ.get("CI") else []
+    threads = config.max_threads(variant, np.dtype(ctype).itemsize)
+    ((_, r),) = resources.ptx_resources(ptx, "90").items()
+    problems = []
+    if resources.registers_for_block(r.registers, threads) > resources.REGISTERS_PER_SM:
+        problems.append(f"{r.registers} registers for {threads} threads")
+    if r.static_shared > config.STATIC_SHARED:
+        problems.append(f"{r.static_shared} bytes of static shared memory, over {config.STATIC_SHARED}")
+    if r.spill_stores or r.spill_loads:
+        problems.append(f"spills ({r})")
+    return [f"{label} sm_90: {p}" for p in problems]
+
+
+def main(shard, shards):
+    from gpu_act import _cuda
+
+    # the shim picked numba-cuda-mlir and its own types, and never loaded numba-cuda's target
+    assert _cuda.TARGET == TARGET and _cuda.MLIR, _cuda.TARGET
+    assert type(_cuda.types.float64).__module__.startswith("numba_cuda_mlir."), type(_cuda.types.float64)
+    assert _cuda.from_dtype.__module__.startswith("numba_cuda_mlir."), _cuda.from_dtype.__module__
+    # (on a machine with a GPU, compile_ptx needs no stand-in for the device)
+    start = time.perf_counter()
+    todo = kernels()
+    assert not [m for m in sys.modules if m == "numba_cuda" or m.startswith("numba.cuda")], "numba-cuda loaded"
+    problems, compiled, total = [], 0, len(todo)
+    todo = todo[shard::shards]
+    for label, k, sig, variant, ctype, ccs in todo:
+        bound = expected_bound(variant, ctype)
+        got = k.targetoptions.get("launch_bounds")
+        if got != (None if bound is None else (bound, 1)):
+            problems.append(f"{label}: kernel made with launch_bounds={got}, expected {bound}")
+        for cc in ccs:
+            known = KNOWN_FAILURES.get(label)
+            try:
+                ptx = _cuda.compile_ptx(k, sig, cc)
+            except Exception as e:  # the report names every kernel that fails, not only the first
+                if known is None or known not in str(e):
+                    problems.append(f"{label} sm_{cc[0]}{cc[1]}: {type(e).__name__}: {str(e)[:2000]}")
+                compiled += known is not None and known in str(e)
+                continue
+            if known is not None:
+                problems.append(f"{label} sm_{cc[0]}{cc[1]}: compiles now: take it out of KNOWN_FAILURES")
+            compiled += 1
+            problems += check(label, ptx, cc, bound, variant)
+            if cc == (9, 0) and variant in ROW_VARIANTS:
+                problems += fits(label, ptx, variant, ctype)
+    print(json.dumps({"total": total, "kernels": len(todo), "compiles": sum(len(t[-1]) for t in todo),
+                      "compiled": compiled, "problems": problems, "seconds": round(time.perf_counter() - start, 1)}))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]))
+
+
+# ---------------------------------------------------------------- the test (pytest's process)
+def _required():
+    """numba-cuda-mlir must be here: in CI (tests/run.sh installs it there, on
+    Python >= 3.11, which numba-cuda-mlir needs)."""
+    return bool(os.environ.get("CI")) and sys.version_info >= (3, 11)
+
+
+@pytest.fixture(scope="module")
+def mlir_env():
+    if importlib.util.find_spec("numba_cuda_mlir") is None:
+        if _required():
+            pytest.fail("numba-cuda-mlir is not installed: tests/run.sh installs gpu_act[mlir-cu12] for this test")
+        pytest.skip("numba-cuda-mlir is not installed (pip install -e '.[mlir-cu12]')")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "PYTEST_XDIST_WORKER")}
+    env["GPU_ACT_CUDA_TARGET"] = TARGET
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(__file__)),
+                                                      env.get("PYTHONPATH")]))
+    return env
+
+
+def test_every_kernel_compiles_to_ptx_under_numba_cuda_mlir(mlir_env):
+    procs = [subprocess.Popen([sys.executable, __file__, str(i), str(SHARDS)], env=mlir_env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(SHARDS)]
+    results = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, f"worker exited {p.returncode}\n{stdout[-4000:]}\n{stderr[-4000:]}"
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    problems = [q for r in results for q in r["problems"]]
+    assert not problems, "\n".join(problems[:40]) + (f"\n... {len(problems)} in all" if len(problems) > 40 else "")
+    # every kernel (134 entries: 80 formula kernels, 54 others), each in one shard
+    assert sum(r["kernels"] for r in results) == results[0]["total"] >= 130
+    assert sum(r["compiled"] for r in results) == sum(r["compiles"] for r in results)
+
+
+def _target_chosen(env, prelude=""):
+    env = {k: v for k, v in env.items() if k != "GPU_ACT_CUDA_TARGET"}
+    code = prelude + "import sys\nfrom gpu_act import _cuda\nprint(_cuda.TARGET, 'numba.cuda' in sys.modules)\n"
+    r = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.split()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
+def test_numba_cuda_stays_the_default_beside_numba_cuda_mlir_but_not_on_numpy_2_5(mlir_env):
+    if np.lib.NumpyVersion(np.__version__) < "2.5.0":
+        assert _target_chosen(mlir_env) == ["numba-cuda", "True"]
+    # NumPy 2.5 (as a GPU machine of ours ships it), where numba-cuda 0.30 cannot compile:
+    # numba-cuda-mlir, without a warning, and without loading numba-cuda at all
+    assert _target_chosen(mlir_env, "import numpy\nnumpy.__version__ = '2.5.0'\n") == ["numba-cuda-mlir", "False"]
+
+
+def test_no_module_but_the_shim_names_a_cuda_target():
+    # kernels reach both targets through gpu_act._cuda: none imports numba_cuda_mlir,
+    # numba.cuda, or Numba's types (numba-cuda-mlir takes only its own)
+    import pathlib
+
+    import gpu_act
+
+    root = pathlib.Path(gpu_act.__file__).parent
+    for p in root.rglob("*.py"):
+        if p.name == "_cuda.py" and p.parent == root:
+            continue
+        text = p.read_text(encoding="utf-8")
+        assert "numba_cuda_mlir" not in text, p
+        if p.parent.name == "cuda":
+            imports = [line for line in text.splitlines() if line.lstrip().startswith(("import ", "from "))]
+            assert not [line for line in imports if "numba" in line], (p, imports)
