@@ -399,11 +399,15 @@ def log_softmax_backward(grad_output, output, axis=-1, temperature=1.0):
 # ---------------------------------------------------------------------------------------
 
 def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
-                  label_smoothing=0.0):
-    """Return (loss, grad) in float64.
+                  label_smoothing=0.0, weight=None, z_loss=0.0, softcap=None, return_lse=False):
+    """Return (loss, grad) in float64, and the per-row log-sum-exp with ``return_lse``.
 
     loss: 0-d array for "mean"/"sum", per-row array (shape of logits without axis) for
     "none".  grad: d(reduced loss)/d logits ("none": gradient of the sum of row losses).
+    ``weight``: per-class weights (PyTorch: the mean over class indices divides by the
+    summed weights of the counted targets; over probabilities by the number of rows).
+    ``z_loss``: z_loss * lse^2 added to each counted row. ``softcap``: the logits pass
+    through softcap * tanh(z / softcap) first (the lse is the capped logits').
     """
     z = _f64(logits)
     if z.ndim == 0:
@@ -413,21 +417,28 @@ def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
     C = zl.shape[-1]
     target = np.asarray(target)
     eps = float(label_smoothing)
+    w = np.ones(C) if weight is None else _f64(weight)
     index_mode = np.issubdtype(target.dtype, np.integer)
     with np.errstate(all="ignore"):
+        if softcap is not None:
+            th = np.tanh(zl / softcap)
+            v, dv = softcap * th, 1.0 - th * th
+        else:
+            v, dv = zl, 1.0
         if zl.size == 0:
             msafe = log_s = np.zeros(zl.shape[:-1] + (1,))
             finite_row = np.ones(zl.shape[:-1], bool)
             soft = np.zeros(zl.shape)
         else:
-            m = np.max(zl, axis=-1, keepdims=True)
+            m = np.max(v, axis=-1, keepdims=True)
             finite_row = np.isfinite(m[..., 0])  # NaN and +inf make m NaN/+inf; all -inf makes it -inf
             msafe = np.where(np.isfinite(m), m, 0.0)
-            e = np.exp(zl - msafe)
+            e = np.exp(v - msafe)
             s = np.sum(e, axis=-1, keepdims=True)
             log_s = np.log(s)
             soft = e / s  # not exp(z - lse): m + log(s) may round to m for huge m
             soft = np.where(np.isfinite(m), soft, np.nan)
+        lse = np.where(finite_row, (msafe + log_s)[..., 0], np.nan)
         if index_mode:
             t = target.astype(np.int64)
             valid = t != ignore_index
@@ -435,20 +446,25 @@ def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
             onehot = np.zeros(zl.shape)
             if zl.size:
                 np.put_along_axis(onehot, tc[..., None], 1.0, axis=-1)
-            q = (1.0 - eps) * onehot + eps / C
+            q = (1.0 - eps) * onehot * w[tc][..., None] + eps / C * w
             q = np.where(valid[..., None], q, 0.0)
+            denom = float(np.sum(np.where(valid, w[tc], 0.0))) if zl.size else 0.0
         else:
             tq = np.moveaxis(_f64(target), ax, -1)
-            q = (1.0 - eps) * tq + eps / C
+            q = w * ((1.0 - eps) * tq + eps / C)
             valid = np.ones(zl.shape[:-1], dtype=bool)
+            denom = float(valid.size)
         # -log softmax(z)_c = (m - z_c) + log s: never lse - z_c, which cancels for huge logits
-        terms = np.where(q == 0, 0.0, q * ((msafe - zl) + log_s))
-        row_loss = np.sum(terms, axis=-1)
+        terms = np.where(q == 0, 0.0, q * ((msafe - v) + log_s))
+        row_loss = np.sum(terms, axis=-1) + z_loss * lse**2 if z_loss else np.sum(terms, axis=-1)
         # a row with NaN or +inf, or of all -inf, has no softmax: its loss is NaN
         # (PyTorch's too), even where a +inf logit's own target is 0
         row_loss = np.where(finite_row, row_loss, np.nan)
         row_loss = np.where(valid, row_loss, 0.0)
         row_grad = soft * np.sum(q, axis=-1, keepdims=True) - q
+        if z_loss:
+            row_grad = row_grad + 2.0 * z_loss * lse[..., None] * soft
+        row_grad = row_grad * dv
         if reduction == "none":
             loss = row_loss
             scale = 1.0
@@ -456,14 +472,88 @@ def cross_entropy(logits, target, axis=-1, reduction="mean", ignore_index=-100,
             loss = np.asarray(np.sum(row_loss))
             scale = 1.0
         elif reduction == "mean":
-            count = float(np.count_nonzero(valid)) if index_mode else float(row_loss.size)
-            loss = np.asarray(np.sum(row_loss) / count) if count else np.asarray(np.nan)
-            scale = 1.0 / count if count else np.nan
+            loss = np.asarray(np.sum(row_loss) / denom) if denom else np.asarray(np.nan)
+            scale = 1.0 / denom if denom else np.nan
         else:  # pragma: no cover
             raise ValueError(reduction)
         # ignored rows have gradient 0 even when every row is ignored (scale = NaN)
         grad = np.moveaxis(np.where(valid[..., None], row_grad * scale, 0.0), -1, ax)
-    return loss, grad
+    return (loss, grad, lse) if return_lse else (loss, grad)
+
+
+def nll_loss(log_probs, target, axis=-1, reduction="mean", ignore_index=-100, weight=None):
+    """(loss, grad) of the negative log-likelihood of class indices, in float64:
+    loss_r = -w[t_r] log_probs[r, t_r]; the mean divides by the counted targets' weights."""
+    lp = np.moveaxis(_f64(log_probs), _norm_axis(axis, np.ndim(log_probs)), -1)
+    C = lp.shape[-1]
+    w = np.ones(C) if weight is None else _f64(weight)
+    t = np.asarray(target).astype(np.int64)
+    valid = t != ignore_index
+    tc = np.where(valid, t, 0)
+    wt = np.where(valid, w[tc], 0.0)
+    with np.errstate(all="ignore"):
+        picked = np.take_along_axis(lp, tc[..., None], axis=-1)[..., 0] if lp.size else np.zeros(t.shape)
+        row_loss = np.where(valid, -wt * picked, 0.0)
+        if reduction == "none":
+            loss, scale = row_loss, 1.0
+        elif reduction == "sum":
+            loss, scale = np.asarray(row_loss.sum()), 1.0
+        else:
+            denom = wt.sum()
+            loss = np.asarray(row_loss.sum() / denom) if denom else np.asarray(np.nan)
+            scale = 1.0 / denom if denom else np.nan
+        grad = np.zeros(lp.shape)
+        if lp.size:
+            np.put_along_axis(grad, tc[..., None], np.where(valid, -wt * scale, 0.0)[..., None], axis=-1)
+    return loss, np.moveaxis(grad, -1, _norm_axis(axis, np.ndim(log_probs)))
+
+
+def _reduce(elements, reduction):
+    """(loss, gradient scale) of per-element losses under ``reduction`` (mean over all elements)."""
+    if reduction == "none":
+        return elements, 1.0
+    if reduction == "sum":
+        return np.asarray(elements.sum()), 1.0
+    n = elements.size
+    return (np.asarray(elements.sum() / n), 1.0 / n) if n else (np.asarray(np.nan), np.nan)
+
+
+def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=None, reduction="mean"):
+    """(loss, grad) in float64: w [(1 - t) z + (1 + (pw - 1) t) softplus(-z)], pos_weight
+    broadcast along the last axis, weight to the logits; limits at z = +-inf."""
+    z = _f64(logits)
+    t = np.broadcast_to(_f64(target), z.shape)
+    w = np.broadcast_to(1.0 if weight is None else _f64(weight), z.shape)
+    pw = np.broadcast_to(1.0 if pos_weight is None else _f64(pos_weight), z.shape)
+    L = 1.0 + (pw - 1.0) * t
+    with np.errstate(all="ignore"):
+        a = np.abs(z)
+        # (1 - t) z for z >= 0 and -pw t z for z < 0 (the rest of softplus(-z)),
+        # 0 where the factor is 0 even at z = +-inf
+        lin_factor = np.where(z >= 0, 1.0 - t, pw * t)
+        lin = np.where(lin_factor == 0, 0.0, lin_factor * a)
+        elements = w * (lin + L * np.log1p(np.exp(-a)))
+        elements = np.where(np.isnan(z), np.nan, elements)
+        sig = special.expit(z)
+        grad = w * (L * sig - pw * t)
+    loss, scale = _reduce(elements, reduction)
+    return loss, grad * scale
+
+
+def binary_cross_entropy(probs, target, weight=None, reduction="mean"):
+    """(loss, grad) in float64: -w [t log p + (1 - t) log(1 - p)], each log clamped at
+    -100 as PyTorch; NaN where p is outside [0, 1]; grad w (p - t) / max(p (1 - p), 1e-12)."""
+    p = _f64(probs)
+    t = np.broadcast_to(_f64(target), p.shape)
+    w = np.broadcast_to(1.0 if weight is None else _f64(weight), p.shape)
+    with np.errstate(all="ignore"):
+        inside = (p >= 0) & (p <= 1)
+        lp = np.maximum(np.log(p), -100.0)
+        l1p = np.maximum(np.log1p(-p), -100.0)
+        elements = np.where(inside, -w * (t * lp + (1.0 - t) * l1p), np.nan)
+        grad = np.where(inside, w * (p - t) / np.maximum(p * (1.0 - p), 1e-12), np.nan)
+    loss, scale = _reduce(elements, reduction)
+    return loss, grad * scale
 
 
 # ---------------------------------------------------------------------------------------
