@@ -161,3 +161,38 @@ def test_size_edges(backend, dtype, n):
         g = sample((1, 3), dtype, seed=n + 3, kinks=False)
         assert_close(_mob(g, x, n, backend, axis=0), ref.maxout_backward(g, x, n, axis=0),
                      dtype)
+
+
+def _spy_kernels(monkeypatch, module_name):
+    """The kernels ``module._kernel`` returns during the test, recorded."""
+    import importlib
+
+    mod = importlib.import_module(module_name)
+    built, orig = [], mod._kernel
+
+    def spy(*args, **kw):
+        built.append(orig(*args, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(mod, "_kernel", spy)
+    return built
+
+
+def test_small_arrays_run_the_serial_kernel(monkeypatch):
+    """Below the size cut-off of the other kernels (_launch.PARALLEL_MIN) maxout and
+    its backward run on the calling thread: waking the thread pool costs more."""
+    import importlib
+
+    PARALLEL_MIN = importlib.import_module("gpu_act.backends.cpu._launch").PARALLEL_MIN
+    built = _spy_kernels(monkeypatch, "gpu_act.backends.cpu.maxout")
+    for dtype in DTYPES:
+        x = sample((4, 256), dtype, seed=1)
+        g = sample((4, 64), dtype, seed=2, kinks=False)
+        assert_close(ga.maxout(x, 4), ref.maxout(x, 4), dtype)
+        assert_close(ga.maxout_backward(g, x, 4), ref.maxout_backward(g, x, 4), dtype)
+    assert len(built) == 2 * len(DTYPES)
+    assert not any(k.targetoptions.get("parallel") for k in built)
+    built.clear()
+    x = sample((PARALLEL_MIN // 256, 256), np.float32, seed=3)
+    np.testing.assert_array_equal(ga.maxout(x, 4), ref.maxout(x, 4).astype(np.float32))
+    assert len(built) == 1 and built[0].targetoptions.get("parallel")

@@ -262,3 +262,30 @@ def test_prelu_zero_channels(backend):
     # a single weight is fine too
     gx, gw = _prelu_bwd(x, x, np.array([0.5], np.float32), backend)
     assert gx.shape == (2, 0, 3) and gw.shape == (1,) and gw[0] == 0
+
+
+def test_small_rrelu_training_runs_serial_kernels(monkeypatch):
+    """The training slopes and the kernel that applies them run on the calling thread
+    below the size cut-off of the other kernels (_launch.PARALLEL_MIN), in parallel above."""
+    import importlib
+
+    launch = importlib.import_module("gpu_act.backends.cpu._launch")
+    ew = importlib.import_module("gpu_act.backends.cpu.elementwise")
+    chosen = []
+
+    def spy(size):
+        chosen.append(launch.decorator(size))
+        return chosen[-1]
+
+    monkeypatch.setattr(ew, "decorator", spy)
+    x = sample((4, 256), np.float32, seed=1)
+    assert_close(ga.rrelu(x, training=True, seed=3), ref.rrelu(x, training=True, seed=3), np.float32)
+    g = sample((4, 256), np.float32, seed=2, kinks=False)
+    assert_close(ga.rrelu_backward(g, x, training=True, seed=3), ref.rrelu_backward(g, x, training=True, seed=3), np.float32)
+    assert len(chosen) == 4 and all(how is launch.jit for how in chosen)  # slopes and kernel, twice
+    slopes = launch._built[("slopes", np.dtype(np.float32), launch.jit)]
+    assert not slopes.targetoptions.get("parallel")
+    chosen.clear()
+    x = sample((launch.PARALLEL_MIN // 256, 256), np.float32, seed=4)
+    assert_close(ga.rrelu(x, training=True, seed=3), ref.rrelu(x, training=True, seed=3), np.float32)
+    assert chosen == [launch.pjit, launch.pjit]

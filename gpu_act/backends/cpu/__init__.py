@@ -24,6 +24,11 @@ def available():
     return True
 
 
+def context(primary, stream):
+    """Nothing to record for a call on the host (``stream=`` is refused before)."""
+    return None
+
+
 def asarray(ctx, obj):
     return np.asarray(obj)
 
@@ -104,7 +109,7 @@ def check_targets(ctx, fname, target, classes, ignore_index):
 
 
 def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
-    """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
+    """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) and the gradient, in z's dtype."""
     if reduction == "mean":
         scale = 1.0 / count if count else 0.0
     else:
@@ -115,4 +120,4 @@ def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, cou
     elif reduction == "mean":
         loss = loss.sum() / count if count else np.nan
     with np.errstate(over="ignore"):  # float16 results beyond 65504 are inf, as computed
-        return np.asarray(loss, z.dtype), (None if grad is None else grad.astype(z.dtype, copy=False))
+        return np.asarray(loss, z.dtype), grad

@@ -1,9 +1,20 @@
-"""Run a CPU kernel on views of the right rank, in the compute dtype.
+"""Run a CPU kernel on views of the right rank, each operand in its storage dtype.
 
-Inputs of another dtype (float16) are converted to the compute dtype; the
-result goes straight into ``out`` when it has the compute dtype and does not
-overlap an input other than as that very view (in place), else through a
-temporary that is copied into ``out`` (through its strides) at the end.
+Kernels read and write every array through its storage codec (``_codecs``):
+float16 as its uint16 bits, converted element by element inside the kernel,
+so no operand is converted as a whole. The result goes straight into ``out``
+unless it overlaps an input other than as that very view; then it goes
+through a temporary of out's dtype, copied into ``out`` (through its strides)
+at the end.
+
+In place (``out`` the very view of an input) the kernel is compiled as a
+variant that writes through that input's argument (``alias``, picked by
+``pick``). With two arguments LLVM cannot tell that a store and a load of the
+same index touch the same memory: it guards its vectorized loops with a
+run-time check that the two pointers lie at least a vector block apart and
+falls back to the scalar loop when they do not, which identical pointers never
+do. One pointer is provably the same address: the loop vectorizes exactly as
+out of place, and gives the same bits.
 """
 
 import threading
@@ -11,9 +22,9 @@ import threading
 import numpy as np
 
 from ... import _compile
-from . import _vmath
+from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit, jit, pjit
-from ._views import needs_staging
+from ._views import same_view
 
 _lock = threading.RLock()
 _built = {}
@@ -51,18 +62,78 @@ def decorator(size):
     return pjit if size >= PARALLEL_MIN else jit
 
 
-def launch(run, view, inputs, out, ctype):
-    """``run(*views)`` on views (inputs..., target) made by ``view``."""
-    ins = [a.astype(ctype, copy=False) for a in inputs]
-    direct = out.dtype == ctype and not needs_staging(out, inputs)
-    dst = out if direct else np.empty(out.shape, ctype)
-    views = view(ins + [dst])
-    if views is None:
-        ins = [np.ascontiguousarray(a) for a in ins]
+def _pick0(a, *rest):
+    return a
+
+
+def _pick1(a, b, *rest):
+    return b
+
+
+def _pick2(a, b, c, *rest):
+    return c
+
+
+def _pick3(a, b, c, d, *rest):
+    return d
+
+
+_PICKERS = (_pick0, _pick1, _pick2, _pick3)
+
+
+def pick(k):
+    """An always-inlined function returning its argument ``k``: a kernel writes
+    to ``pick(k)(inputs..., out)``, its argument k (an input in place, else out)."""
+    return cached(("pick", k), lambda: ijit(_PICKERS[k]))
+
+
+def codecs(arrays):
+    return tuple([_codecs.codec(a.dtype) for a in arrays])
+
+
+def _shared(out, inputs):
+    """For each input, whether it may share memory with ``out``."""
+    if out.flags.owndata and all(a.flags.owndata and a is not out for a in inputs):
+        return [False] * len(inputs)  # distinct arrays that own their memory: no overlap to look for
+    return [np.may_share_memory(out, a) for a in inputs]
+
+
+def _same(a, b):
+    # the very same view: same first element, strides, shape and dtype
+    return a.dtype == b.dtype and same_view(a, b)
+
+
+def launch(run, view, inputs, out):
+    """``run(views, codecs, alias)``: views (inputs..., destination) made by ``view``,
+    in their storage dtypes; their codecs; the index of the input the destination
+    is (in place; its view is then the destination's, writable), or None.
+
+    An ``out`` that overlaps an input other than as the very same view (of the
+    same dtype) is written through a temporary of its dtype."""
+    shared = _shared(out, inputs)
+    alias = None
+    dst = out
+    if any(shared):
+        same = [sh and _same(a, out) for sh, a in zip(shared, inputs)]
+        if all(s or not sh for s, sh in zip(same, shared)):
+            alias = same.index(True)
+        else:
+            dst = np.empty(out.shape, out.dtype)
+    arrays = list(inputs) + [dst]
+    views = view(arrays)
+    if views is None:  # a layout that does not merge: contiguous copies, each in its own dtype
         if not dst.flags.c_contiguous:
-            dst = np.empty(out.shape, ctype)
-        views = view(ins + [dst])
-    run(*views)
+            dst = np.empty(out.shape, out.dtype)
+        arrays = [np.ascontiguousarray(a) for a in inputs] + [dst]
+        views = view(arrays)
+        alias = None if dst is not out else alias
+        if alias is not None and not _same(arrays[alias], dst):
+            alias = None
+    cs = codecs(arrays)
+    if not all(c.native for c in cs):
+        views = [_codecs.storage(v, c) for v, c in zip(views, cs)]
+    if alias is not None:
+        views[alias] = views[-1]
+    run(views, cs, alias)
     if dst is not out:
-        with np.errstate(over="ignore"):  # float16 results beyond 65504 are inf, as computed
-            np.copyto(out, dst, casting="unsafe")
+        np.copyto(out, dst)

@@ -2,8 +2,9 @@
 
 Adjacent dimensions are merged where every operand lays them out
 contiguously with respect to each other; broadcast (stride 0), negative and
-non-unit strides are kept as they are. Kernels then see 2-D (elementwise) or
-3-D ``(P, Q, n)`` (row-wise, the reduced axis last) arrays of any strides.
+non-unit strides are kept as they are. Kernels then see 2-D or 3-D
+(elementwise) or 3-D ``(P, Q, n)`` (row-wise, the reduced axis last) arrays of
+any strides.
 Layouts that do not collapse that far (rare) return None and the caller
 stages through contiguous copies.
 """
@@ -41,15 +42,16 @@ def _contiguous(arrays):
     return all(a.flags.c_contiguous for a in arrays)
 
 
-def flat2(arrays):
-    """2-D views of same-shape operands, or None."""
+def flat(arrays):
+    """2-D views of same-shape operands, 3-D where their dims merge into no fewer
+    than three (a per-channel operand broadcast along a 3-D array), or None."""
     if _contiguous(arrays):  # the common case, without as_strided's cost
         shape = (1, arrays[0].size)
         return [a.reshape(shape) for a in arrays]
     groups = _groups(arrays[0].shape, [a.strides for a in arrays])
-    if len(groups) > 2:
+    if len(groups) > 3:
         return None
-    return _views(arrays, groups, 2, [()] * len(arrays))
+    return _views(arrays, groups, max(2, len(groups)), [()] * len(arrays))
 
 
 def rows3(arrays, axis):
@@ -70,9 +72,3 @@ def same_view(a, b):
         and a.shape == b.shape
     )
 
-
-def needs_staging(out, inputs):
-    """True when `out` overlaps an input other than being that very view."""
-    if out.flags.owndata and all(a.flags.owndata and a is not out for a in inputs):
-        return False  # distinct arrays that own their memory: no overlap to look for
-    return any(np.may_share_memory(out, a) and not same_view(out, a) for a in inputs)

@@ -12,7 +12,7 @@ touches float64.
 Methods (x the argument, all with special values handled by selects):
 - exp:   n = round(x/ln2), r = x - n ln2 (Cody-Waite split, n*LN2_HI exact),
          e^x = 2^n (1 + r q(r)), q a near-minimax fit of (e^r - 1)/r on
-         |r| <= ln2/2 (bench/fit_vmath.py; error < 1 ulp; one degree and two
+         |r| <= ln2/2 (tools/fit_vmath.py; error < 1 ulp; one degree and two
          operations fewer than Taylor's r + r^2 P(r) + 1, which expm1 keeps for
          its accuracy near 0). The 2^n scaling is llvm.ldexp where the
          CPU has it as one instruction (AVX-512 vscalef), else two normal
@@ -28,7 +28,7 @@ Methods (x the argument, all with special values handled by selects):
          where a float max reduction either does not vectorize or, through
          llvm.maximum, costs ~60 ns per row in its final reduction.
 - erfc:  a = |x|: e^{-a^2} times a Chebyshev fit in t = (a - K)/(a + K) of
-         erfcx (bench/fit_vmath.py): float32 from a = 0, one branch, with one
+         erfcx (tools/fit_vmath.py): float32 from a = 0, one branch, with one
          division u = 1/(a + K); float64 from a = 0.5 (1 - erf(a), erf from
          its Taylor series, below). The rounding error of a^2 (exact by FMA)
          joins exp's reduced argument, so it does not reach e^{-a^2}. Beyond
@@ -179,7 +179,7 @@ _CONSTANTS = {
         N_BIG=np.int32(30),
         EXPM1_POLY=_taylor_exp(7),
         LOG_POLY=_atanh_series(5),
-        ERFC_HI=10.1,  # also where bench/fit_vmath.py ends float32's fit
+        ERFC_HI=10.1,  # also where tools/fit_vmath.py ends float32's fit
         ERF_POLY=_erf_series(8),  # compiled, never taken: float32's fit starts at 0 (ERF_CUT)
         **_fits.FITS[np.float32],
     ),
@@ -223,7 +223,7 @@ def _reduce(x, lo):
 
 
 def _exp_small(r):
-    # e^r for |r| <= ln2/2: 1 + r q(r), q a near-minimax fit of (e^r - 1)/r (bench/fit_vmath.py)
+    # e^r for |r| <= ln2/2: 1 + r q(r), q a near-minimax fit of (e^r - 1)/r (tools/fit_vmath.py)
     return 1.0 + r * _poly(r, EXP_POLY)  # noqa: F821
 
 

@@ -1,6 +1,6 @@
 """Elementwise kernels for the CPU, one per (wrapper, formula, compute dtype).
 
-A kernel applies ``_w`` to every element of 2-D views (see ``_views.flat2``);
+A kernel applies ``_w`` to every element of 2-D or 3-D views (see ``_views.flat``);
 ``_w`` is one of ``gpu_act._wrappers`` bound to a registry formula ``_g``. The
 flat element range is split into chunks run in parallel; inside a chunk the
 loop runs along a row so LLVM can vectorize contiguous data.
@@ -12,34 +12,78 @@ iteration; in a function of its own LLVM keeps them in vector registers
 (sigmoid on 64K float32 in cache, one thread: 0.353 to 0.298 ns per element;
 gelu 0.599 to 0.579). The streamed path's 64-element stages keep the inlined
 copy: the stage loop in a function of its own measured slower.
+
+Each operand is read and the result written through its storage codec
+(``_codecs``: float16 as uint16 bits, converted in the loop), bound as
+``_Ga``/``_Gb``/``_Gc`` (which read element j, or element 0 of an operand
+broadcast along the segments) and ``_S``. In place, ``_whole`` writes through the input
+argument that out is (``_dst``, see ``_launch``): its loop then vectorizes.
+The defaults below are float32/float64 operands written to ``out``.
 """
 
 import numpy as np
 from numba import prange
+from numba.extending import overload
 
 from ... import _compile
 from ..._dtypes import COMPUTE
 from ..._wrappers import WRAPPERS
 from ...formulas import rrelu_slope
-from . import _stream
+from . import _codecs, _stream
 from ._stream import STAGE, aligned_head, buffer, fence, write_aligned
-from ._launch import cached, decorator, formulas, launch
-from ._numba import SOURCE_HASH, ijit, jit, pjit
-from ._views import flat2
+from ._launch import cached, decorator, formulas, launch, pick
+from ._numba import SOURCE_HASH, ijit, jit
+from ._views import flat
 
 CHUNK = 1 << 14
 STREAM_CHUNK = 1 << 16  # streamed: fewer fences and stage buffers (measured ~8% faster than 1 << 14)
 
 
+def _element(a, j):
+    return _L(a[j])  # noqa: F821
+
+
+def _first(a, j):
+    # an operand broadcast along the segment (stride 0): its one value, loop-invariant.
+    # LLVM vectorizes a loop of unit strides (it checks them at run time); stride 0
+    # would keep the loop scalar
+    return _L(a[0])  # noqa: F821
+
+
+_Ga = _Gb = _Gc = _compile.instantiate(_element, {"_L": _codecs.identity}, "native", ijit)
+_S = _codecs.identity
+_dst = pick(3)
+
+
 def _segment(sa, sb, sc, so, p):
     # 1-D segments indexed from 0: LLVM vectorizes this loop, not one over range(col, col + m)
-    for j in range(so.shape[0]):
-        so[j] = _w(sa[j], sb[j], sc[j], p)  # noqa: F821
+    d = _dst(sa, sb, sc, so)
+    for j in range(d.shape[0]):
+        d[j] = _S(_w(_Ga(sa, j), _Gb(sb, j), _Gc(sc, j), p))  # noqa: F821
+
+
+def _row(a, q, inner):
+    """Row q of a 2-D array, or of the P * inner rows of a 3-D one (P, inner, n)."""
+
+
+@overload(_row, inline="always")
+def _row_impl(a, q, inner):
+    if a.ndim == 2:
+        return lambda a, q, inner: a[q]
+    if a.ndim == 3:
+
+        def row3(a, q, inner):
+            i = q // inner
+            return a[i, q - i * inner]
+
+        return row3
 
 
 def _template(a, b, c, out, p):
-    rows, cols = out.shape
-    total = rows * cols
+    # 2-D views (rows, cols), or 3-D (P, R, cols) of P * R rows
+    cols = out.shape[-1]
+    inner = out.shape[out.ndim - 2]
+    total = out.size
     for k in prange((total + _CHUNK - 1) // _CHUNK):  # noqa: F821
         start = k * _CHUNK  # noqa: F821
         stop = min(start + _CHUNK, total)  # noqa: F821
@@ -49,7 +93,10 @@ def _template(a, b, c, out, p):
             buf = buffer(STAGE, out.dtype)
         while start < stop:
             m = min(stop - start, cols - col)
-            sa, sb, sc, so = a[r, col : col + m], b[r, col : col + m], c[r, col : col + m], out[r, col : col + m]
+            sa = _row(a, r, inner)[col : col + m]
+            sb = _row(b, r, inner)[col : col + m]
+            sc = _row(c, r, inner)[col : col + m]
+            so = _row(out, r, inner)[col : col + m]
             head = aligned_head(so) if _STREAM else -1  # noqa: F821
             if head < 0:
                 _whole(sa, sb, sc, so, p)  # noqa: F821
@@ -77,18 +124,29 @@ def _fill_slopes(out, key, lower, upper):
             out[i] = _slope(key, np.uint64(i), lower, upper)  # noqa: F821
 
 
-def _kernel(wrapper, formula, ctype, size, stream):
+def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast):
+    """The kernel for operand codecs ``cs`` (a, b, c, out) writing through argument
+    ``dst`` (3: out; 0-2: the input that out is, in place); ``bcast``: whether each
+    of a, b, c is broadcast along the segments (its innermost stride is 0)."""
     how = decorator(size)
 
     def build():
-        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{how.__name__}.{'stream' if stream else 'store'}.{SOURCE_HASH}"
+        names = ".".join(c.name for c in cs)
+        flags = "".join("b" if f else "e" for f in bcast)
+        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{names}.{dst}.{flags}.{how.__name__}.{'stream' if stream else 'store'}.{SOURCE_HASH}"
         w = _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
-        seg = _compile.instantiate(_segment, {"_w": w}, tag, ijit)
-        whole = _compile.instantiate(_segment, {"_w": w}, tag + ".whole", jit)
+        get = [
+            _compile.instantiate(_first if f else _element, {"_L": _codecs.functions(c, ctype).load}, f"{tag}.{k}", ijit)
+            for k, (c, f) in enumerate(zip(cs, bcast))
+        ]
+        io = {"_w": w, "_Ga": get[0], "_Gb": get[1], "_Gc": get[2], "_S": _codecs.functions(cs[3], ctype).store}
+        # the streamed stages write into a buffer, never in place
+        seg = _compile.instantiate(_segment, {**io, "_dst": pick(3)}, tag, ijit)
+        whole = _compile.instantiate(_segment, {**io, "_dst": pick(dst)}, tag + ".whole", jit)
         chunk = STREAM_CHUNK if stream else CHUNK
         return _compile.instantiate(_template, {"_segment": seg, "_whole": whole, "_STREAM": stream, "_CHUNK": chunk}, tag, how)
 
-    return cached(("ew", wrapper, formula, ctype, how, stream), build)
+    return cached(("ew", wrapper, formula, ctype, how, stream, cs, dst, bcast), build)
 
 
 # the template takes three inputs: with fewer, the last one repeats (its loads are dead code)
@@ -98,15 +156,20 @@ _PICK = {1: (0, 0, 0), 2: (0, 1, 1), 3: (0, 1, 2)}
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     ctype = COMPUTE[np.result_type(*arrays)]
-    stream = _stream.wanted(out.size * ctype.itemsize) and _compile.transcendental_cost(formula) <= _stream.MAX_COST
-    k = _kernel(wrapper, formula, ctype, out.size, stream)
+    stream = _stream.wanted(out.size * out.dtype.itemsize) and _compile.transcendental_cost(formula) <= _stream.MAX_COST
     p = tuple(map(ctype.type, params))
-    a, b, c = _PICK[len(arrays)]
+    picked = _PICK[len(arrays)]
+    a, b, c = picked
 
-    def run(*v):
+    def run(v, cs, alias):
+        dst = 3 if alias is None else picked.index(alias)
+        # stride 0 along the segments (of length 1 too: element 0 is then the element)
+        zero = [w.strides[-1] == 0 for w in v]
+        bcast = (zero[a], zero[b], zero[c])
+        k = _kernel(wrapper, formula, ctype, out.size, stream, (cs[a], cs[b], cs[c], cs[-1]), dst, bcast)
         k(v[a], v[b], v[c], v[-1], p)
 
-    launch(run, flat2, arrays, out, ctype)
+    launch(run, flat, arrays, out)
 
 
 def unary(f, x, params, out):
@@ -132,10 +195,14 @@ def scaled_slope(f, g, x, slope, out):
 def rrelu_slopes(shape, key, lower, upper, dtype):
     """Per-element slopes U(lower, upper) keyed by (key, C-order flat index)."""
     ctype = COMPUTE[np.dtype(dtype)]
+    size = int(np.prod(shape))
+    how = decorator(size)
     fill = cached(
-        ("slopes", ctype),
-        lambda: _compile.instantiate(_fill_slopes, {"_slope": formulas(ctype)[rrelu_slope.__name__]}, f"{ctype.name}.{SOURCE_HASH}", pjit),
+        ("slopes", ctype, how),
+        lambda: _compile.instantiate(
+            _fill_slopes, {"_slope": formulas(ctype)[rrelu_slope.__name__]}, f"{ctype.name}.{how.__name__}.{SOURCE_HASH}", how
+        ),
     )
-    out = np.empty(int(np.prod(shape)), ctype)
+    out = np.empty(size, ctype)
     fill(out, np.uint64(key), ctype.type(lower), ctype.type(upper))
     return out.reshape(shape)

@@ -10,11 +10,26 @@ whole row NaN (as PyTorch); -inf entries of a finite row give e^{d} = 0.
 Elementwise work runs in the compute dtype (kernels are retyped per compute
 dtype). Forward sums run in the compute dtype over blocks of BLOCK elements
 (vectorized: 64 partial sums of 16 terms each; STRIDED_BLOCK terms in turn
-for strided rows) and in float64 across blocks, which keeps log_softmax's (x - m) - log s accurate to float32
-rounding even for long rows; backward sums accumulate in float64. Each is
-rounded to the compute dtype (_C) once per row, so the per-element loops stay
-in it. A temperature of 1 is passed as None: the kernel compiled for it has
+for strided rows) and in float64 across blocks, which keeps log_softmax's
+(x - m) - log s accurate to float32 rounding even for long rows; backward sums
+accumulate in float64. Each is rounded to the compute dtype (_C) once per row,
+so the per-element loops stay in it. A temperature of 1 is passed as None: the kernel compiled for it has
 no scaling at all.
+
+Every element is read through its operand's codec (``_L``, ``_Lg``, ``_Ly``;
+the output's ``_Lo``) and written through the output's (``_S``), see
+``_codecs``. In place the kernel writes through the input's argument (``_dst``,
+see ``_launch``), so its loops vectorize as out of place and give its bits.
+
+softmax keeps e^{d_j} in the output row and scales it there by 1/s where that
+row is contiguous and holds compute values (float32, float64: ``_KEEP``). Else
+the summing loop stores e^{d_j} into a contiguous buffer of the compute dtype,
+one per parallel task of about TASK elements: a store to a strided row keeps
+the loop from vectorizing (summed one term after another, the sum loses
+accuracy), and a float16 row could hold e^{d_j} only rounded (this way each
+result is rounded once, as from float32). The first KEEP_MAX e^{d_j} of a row
+wait there for 1/s; later ones are copied into a float32/float64 output, and
+computed again in the second pass for a float16 one.
 """
 
 import numpy as np
@@ -22,14 +37,16 @@ from numba import prange
 
 from ... import _compile
 from ..._dtypes import COMPUTE, inverse_temperature
-from ._launch import cached, decorator, launch
-from . import _vmath
+from ._launch import cached, decorator, launch, pick
+from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit
 from ._views import rows3
 
 
 BLOCK = 1024
 STRIDED_BLOCK = 32
+KEEP_MAX = 16 * BLOCK  # at most this many e^{d_j} of a row wait in a task's buffer (64 KiB of float32)
+TASK = 1 << 14  # about this many elements of rows per task with a buffer
 
 
 def _scaled(d, inv_t):
@@ -49,82 +66,190 @@ def _times(v, inv_t):
     return v * inv_t
 
 
-def _row_forward(xr, o, inv_t, log):
+def _row_max(xr):
+    # the row's maximum as an integer max reduction over its codec's keys (see
+    # _codecs.functions, _vmath._row_max), in the compute dtype
+    k = _KEY(xr[0])  # noqa: F821
+    for j in range(1, xr.shape[0]):
+        k = max(k, _KEY(xr[j]))  # noqa: F821
+    return _VALUE(k)  # noqa: F821
+
+
+def _row_log(xr, o, inv_t):
+    # log_softmax of one row. What is written goes through _dst(x, o) of the very
+    # slice read, which in place is that slice itself (see _launch)
     n = xr.shape[0]
-    m = _row_max(xr)
+    m = _row_max(xr)  # noqa: F821
     s = np.float64(0.0)
     # strided rows are summed one term after another: shorter blocks keep that accurate
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
         xb = xr[b : b + blk]
-        ob = o[b : b + blk]
-        sb = _C(0.0)
-        if log:
-            for j in range(xb.shape[0]):
-                sb += _exp(_scaled(xb[j] - m, inv_t))
-        else:
-            for j in range(xb.shape[0]):
-                e = _exp(_scaled(xb[j] - m, inv_t))
-                ob[j] = e
-                sb += e
+        sb = _C(0.0)  # noqa: F821
+        for j in range(xb.shape[0]):
+            sb += _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
         s += sb
-    if log:
-        ls = _C(np.log(s))
-        for j in range(n):
-            o[j] = _scaled(xr[j] - m, inv_t) - ls
+    ls = _C(np.log(s))  # noqa: F821
+    d = _dst(xr, o)  # noqa: F821
+    for j in range(n):
+        d[j] = _S(_scaled(_L(xr[j]) - m, inv_t) - ls)  # noqa: F821
+
+
+def _row_direct(xr, o, inv_t):
+    # softmax of one row into o, whose row is contiguous and holds compute values:
+    # e^{d_j} is kept there and scaled by 1/s. In place _dst gives the slice of x
+    # itself, so the summing loop stores where it loads (two slices of one row give
+    # LLVM two pointers again)
+    n = xr.shape[0]
+    m = _row_max(xr)  # noqa: F821
+    s = np.float64(0.0)
+    blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
+    for b in range(0, n, blk):
+        xb = xr[b : b + blk]
+        ob = _dst(xb, o[b : b + blk])  # noqa: F821
+        sb = _C(0.0)  # noqa: F821
+        for j in range(xb.shape[0]):
+            e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            ob[j] = _S(e)  # noqa: F821
+            sb += e
+        s += sb
+    inv_s = _C(1.0 / s)  # noqa: F821
+    d = _dst(xr, o)  # noqa: F821
+    for j in range(n):
+        d[j] = _S(_Lo(d[j]) * inv_s)  # noqa: F821
+
+
+def _row_buffered(xr, o, buf, kept, inv_t):
+    # softmax of one row into o, a 16-bit or strided row: the summing loop stores
+    # e^{d_j} into buf (contiguous, of the compute dtype; kept + BLOCK long where the
+    # row is longer than kept, else n), never into o: a strided store keeps it from
+    # vectorizing, a 16-bit one would round e^{d_j}. The first kept e^{d_j} wait
+    # there for 1/s; the later ones are staged in its last BLOCK and copied into o
+    # where it holds compute values, else computed again in the second pass
+    n = xr.shape[0]
+    m = _row_max(xr)  # noqa: F821
+    s = np.float64(0.0)
+    blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
+    for b in range(0, n, blk):
+        xb = xr[b : b + blk]
+        eb = buf[b : b + blk] if b < kept else buf[kept : kept + xb.shape[0]]
+        sb = _C(0.0)  # noqa: F821
+        for j in range(xb.shape[0]):
+            e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            eb[j] = e
+            sb += e
+        if _KEEP and b >= kept:  # noqa: F821
+            ob = _dst(xb, o[b : b + blk])  # noqa: F821
+            for j in range(xb.shape[0]):
+                ob[j] = _S(eb[j])  # noqa: F821
+        s += sb
+    inv_s = _C(1.0 / s)  # noqa: F821
+    head = min(n, kept)
+    d = _dst(xr, o)  # noqa: F821
+    for j in range(head):
+        d[j] = _S(buf[j] * inv_s)  # noqa: F821
+    xt = xr[head:]
+    dt = _dst(xt, o[head:])  # noqa: F821
+    if _KEEP:  # noqa: F821
+        for j in range(xt.shape[0]):
+            dt[j] = _S(_Lo(dt[j]) * inv_s)  # noqa: F821
     else:
-        inv_s = _C(1.0 / s)
-        for j in range(n):
-            o[j] *= inv_s
+        for j in range(xt.shape[0]):
+            dt[j] = _S(_exp(_scaled(_L(xt[j]) - m, inv_t)) * inv_s)  # noqa: F821
 
 
-def _forward(x, out, inv_t, log):
+def _forward(x, out, inv_t, log, rows_per_task):
+    # one call site per row function: each inlined copy of its loops makes the
+    # kernel's register allocation worse (exp's constants reloaded in its loop)
     P, Q, n = x.shape
-    if P == 1:  # the common layout: no division per row
-        for r in prange(Q):
-            _row_forward(x[0, r], out[0, r], inv_t, log)
+    rows = P * Q
+    if log:
+        for r in prange(rows):
+            i = r // Q if P > 1 else 0
+            _row_log(x[i, r - i * Q], out[i, r - i * Q], inv_t)
+    elif _KEEP and out.strides[2] == out.itemsize:  # noqa: F821
+        for r in prange(rows):
+            i = r // Q if P > 1 else 0
+            _row_direct(x[i, r - i * Q], out[i, r - i * Q], inv_t)
     else:
-        for r in prange(P * Q):
-            i = r // Q
-            _row_forward(x[i, r - i * Q], out[i, r - i * Q], inv_t, log)
+        # a buffer per task of rows_per_task rows
+        kept = min(n, KEEP_MAX)
+        size = n if n <= kept else kept + BLOCK
+        for t in prange((rows + rows_per_task - 1) // rows_per_task):
+            buf = np.empty(size, _C)  # noqa: F821
+            for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
+                i = r // Q
+                _row_buffered(x[i, r - i * Q], out[i, r - i * Q], buf, kept, inv_t)
+
+
+def _row_backward(gr, yr, o, inv_t, log):
+    n = gr.shape[0]
+    d = _dst(gr, yr, o)  # noqa: F821  (in place: gr or yr itself)
+    s = np.float64(0.0)
+    if log:
+        for j in range(n):
+            s += _Lg(gr[j])  # noqa: F821
+        sc = _C(s)  # noqa: F821
+        for j in range(n):
+            d[j] = _S(_times(_Lg(gr[j]) - _exp(_Ly(yr[j])) * sc, inv_t))  # noqa: F821
+    else:
+        for j in range(n):
+            # products in float64 too: g - sum(g y) cancels, float32 products cost ~1e-6
+            s += np.float64(_Lg(gr[j])) * _Ly(yr[j])  # noqa: F821
+        sc = _C(s)  # noqa: F821
+        for j in range(n):
+            d[j] = _S(_times(_Ly(yr[j]) * (_Lg(gr[j]) - sc), inv_t))  # noqa: F821
 
 
 def _backward(g, y, out, inv_t, log):
     P, Q, n = g.shape
     for r in prange(P * Q):
         i = r // Q
-        gr = g[i, r - i * Q]
-        yr = y[i, r - i * Q]
-        o = out[i, r - i * Q]
-        s = np.float64(0.0)
-        if log:
-            for j in range(n):
-                s += gr[j]
-            sc = _C(s)
-            for j in range(n):
-                o[j] = _times(gr[j] - _exp(yr[j]) * sc, inv_t)
-        else:
-            for j in range(n):
-                # products in float64 too: g - sum(g y) cancels, float32 products cost ~1e-6
-                s += np.float64(gr[j]) * yr[j]
-            sc = _C(s)
-            for j in range(n):
-                o[j] = _times(yr[j] * (gr[j] - sc), inv_t)
+        _row_backward(g[i, r - i * Q], y[i, r - i * Q], out[i, r - i * Q], inv_t, log)
 
 
-def _kernel(template, ctype, size):
-    how = decorator(size)
+def row_max(ctype, c):
+    """The row maximum (``_row_max``) of a row stored with codec ``c``, in ``ctype``."""
+    ctype = np.dtype(ctype)
 
     def build():
-        tag = f"{ctype.name}.{how.__name__}.{SOURCE_HASH}"
+        fns = _codecs.functions(c, ctype)
+        return _compile.instantiate(_row_max, {"_KEY": fns.key, "_VALUE": fns.value}, f"{ctype.name}.{c.name}.{SOURCE_HASH}", ijit, ctype)
+
+    return cached(("row_max", ctype, c), build)
+
+
+def _kernel(template, ctype, size, cs, dst, how=None):
+    """The kernel for operand codecs ``cs`` (inputs..., out) writing through
+    argument ``dst`` (the last: out; else the input that out is, in place),
+    compiled by ``how`` (default: serial or parallel by ``size``)."""
+    how = how or decorator(size)
+
+    def build():
+        names = ".".join(c.name for c in cs)
+        tag = f"{ctype.name}.{names}.{dst}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
-        bindings = {"_C": ctype.type, **{"_" + k: vm[k] for k in ("exp", "row_max")}}
+        loads = [_codecs.functions(c, ctype).load for c in cs[:-1]]
+        bindings = {
+            "_C": ctype.type,
+            "_exp": vm["exp"],
+            "_L": loads[0],
+            "_Lg": loads[0],
+            "_Ly": loads[-1],
+            "_Lo": _codecs.functions(cs[-1], ctype).load,
+            "_S": _codecs.functions(cs[-1], ctype).store,
+            "_KEEP": cs[-1].native,
+            "_dst": pick(dst),
+            "_row_max": row_max(ctype, cs[0]),
+        }
         bindings["_scaled"] = _compile.instantiate(_scaled, {}, tag, ijit, ctype)
         bindings["_times"] = _compile.instantiate(_times, {}, tag, ijit, ctype)
-        bindings["_row_forward"] = _compile.instantiate(_row_forward, bindings, tag, ijit, ctype)
+        for row in (_row_log, _row_direct, _row_buffered):
+            bindings[row.__name__] = _compile.instantiate(row, bindings, tag, ijit, ctype)
+        bindings["_row_backward"] = _compile.instantiate(_row_backward, bindings, tag, ijit, ctype)
         return _compile.instantiate(template, bindings, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how), build)
+    return cached((template.__name__, ctype, how, cs, dst), build)
 
 
 def _inv_t(temperature, ctype):
@@ -132,15 +257,20 @@ def _inv_t(temperature, ctype):
     return None if temperature == 1 else inverse_temperature(temperature, ctype)
 
 
-def forward(x, axis, temperature, log, out):
-    ctype = COMPUTE[x.dtype]
-    k = _kernel(_forward, ctype, x.size)
+def _run(template, inputs, ctype, axis, temperature, log, out, *extra):
     inv_t = _inv_t(temperature, ctype)
-    launch(lambda xv, ov: k(xv, ov, inv_t, log), lambda a: rows3(a, axis), [x], out, ctype)
+
+    def run(v, cs, alias):
+        k = _kernel(template, ctype, out.size, cs, len(inputs) if alias is None else alias)
+        k(*v, inv_t, log, *extra)
+
+    launch(run, lambda a: rows3(a, axis), inputs, out)
+
+
+def forward(x, axis, temperature, log, out):
+    n = x.shape[axis] if x.ndim else 1
+    _run(_forward, [x], COMPUTE[x.dtype], axis, temperature, log, out, max(1, TASK // max(n, 1)))
 
 
 def backward(g, y, axis, temperature, log, out):
-    ctype = COMPUTE[np.result_type(g, y)]
-    k = _kernel(_backward, ctype, y.size)
-    inv_t = _inv_t(temperature, ctype)
-    launch(lambda gv, yv, ov: k(gv, yv, ov, inv_t, log), lambda a: rows3(a, axis), [g, y], out, ctype)
+    _run(_backward, [g, y], COMPUTE[np.result_type(g, y)], axis, temperature, log, out)
