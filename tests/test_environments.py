@@ -1,10 +1,13 @@
-"""Environments a user's machine may be: no writable cache directory.
+"""Environments a user's machine may be: no writable cache directory; a process
+forked after a parallel call.
 
 Runs gpu_act in a fresh process, as a user would meet it."""
 
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 # Numba finds no cache location: NUMBA_CACHE_DIR, the __pycache__ beside the
 # sources and the user's cache directory all unwritable (a read-only install
@@ -23,8 +26,10 @@ for name in ("numba.core.caching", "numba.cuda.core.caching"):
 """
 
 
-def run(script):
-    r = subprocess.run([sys.executable, "-W", "always", "-c", textwrap.dedent(script)], capture_output=True, text=True)
+def run(script, timeout=None):
+    r = subprocess.run(
+        [sys.executable, "-W", "always", "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=timeout
+    )
     # no test runs in a process that already imported gpu_act: each starts its own
     assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -72,3 +77,59 @@ def test_writable_cache_is_used_silently():
         """
     )
     assert "cache directory" not in r.stderr, r.stderr
+
+
+# Parent and children each make calls large enough for the parallel kernels
+# (``PARALLEL_MIN`` elements and up): under GNU OpenMP a child forked after the
+# parent's parallel region is killed by Numba, or hangs in a Pool, unless it
+# runs serial.
+FORK = """
+import multiprocessing, os
+import numpy as np
+import gpu_act as ga
+from gpu_act.backends.cpu import _launch
+
+x = np.linspace(-4, 4, 4 * _launch.PARALLEL_MIN, dtype=np.float32).reshape(64, -1)
+def work(i):
+    return float(ga.softmax(x * i).sum()), float(ga.silu(x).sum())
+parent = work(1)
+import numba
+layer = numba.threading_layer()
+"""
+
+
+def _fork_works(script):
+    r = run(FORK + textwrap.dedent(script), timeout=240)
+    assert "OK" in r.stdout, r.stdout + r.stderr
+    return r
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the fork start method is Linux's default")
+def test_fork_pool_after_a_parallel_call():
+    _fork_works("""
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            res = pool.map(work, [1, 2, 3])
+        assert np.allclose([r[0] for r in res], 64), res
+        assert all(np.isclose(r[1], parent[1]) for r in res), (res, parent)
+        print("OK", layer)
+        """)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="os.fork")
+def test_forked_child_runs_serial_under_gnu_openmp_and_parallel_otherwise():
+    _fork_works("""
+        from gpu_act.backends.cpu import _numba
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            ok = work(2)[0] == parent[0] and (_launch.decorator(x.size) is _numba.jit) == (layer == "omp")
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+        os.close(w)
+        got = os.read(r, 1)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0 and got == b"1", (status, got, layer)
+        assert _launch.decorator(x.size) is _numba.pjit  # the parent keeps its threads
+        print("OK", layer)
+        """)

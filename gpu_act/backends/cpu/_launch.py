@@ -23,7 +23,7 @@ import numpy as np
 
 from ... import _compile
 from . import _codecs, _vmath
-from ._numba import SOURCE_HASH, ijit, jit, pjit
+from ._numba import SOURCE_HASH, ijit, jit, parallel_usable, pjit
 from ._views import same_view
 
 _lock = threading.RLock()
@@ -58,8 +58,10 @@ PARALLEL_MIN = 1 << 16
 
 def decorator(size):
     """How to compile the kernel for an array of ``size`` elements: ``pjit``
-    (all threads) or ``jit`` (serial; ``prange`` is then a plain range)."""
-    return pjit if size >= PARALLEL_MIN else jit
+    (all threads) or ``jit`` (serial; ``prange`` is then a plain range).
+    Serial always in a process forked after its parent ran a GNU OpenMP
+    parallel region (``_numba.parallel_usable``)."""
+    return pjit if size >= PARALLEL_MIN and parallel_usable() else jit
 
 
 def _pick0(a, *rest):

@@ -14,6 +14,11 @@
   kernels' qualified names: Numba's disk cache checks only the timestamp of
   the file that defines a function. Any edit there recompiles every CPU
   kernel once.
+- Fork safety: GNU OpenMP cannot run a parallel region in a process forked
+  after its parent ran one (Numba's ``omp`` layer then kills the child, and a
+  fork ``multiprocessing.Pool`` hangs). Such a child runs every kernel serial
+  (``parallel_usable``); tbb and Intel OpenMP are fork-safe and keep their
+  threads.
 """
 
 import os
@@ -28,6 +33,38 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 FASTMATH = {"reassoc", "contract"}
 SOURCE_HASH = sources_hash(pathlib.Path(__file__).parent)
+
+
+class _Fork:
+    """Whether this process was forked from one that had started GNU OpenMP's
+    threads, set in the child by the fork hook below."""
+
+    gnu_omp_parent = False
+
+
+def _gnu_omp_running():
+    try:
+        layer = numba.threading_layer()  # ValueError until a parallel region has run
+    except ValueError:
+        return False
+    if layer != "omp":
+        return False
+    from numba.np.ufunc import omppool
+
+    return getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+def _after_fork_in_child():
+    if _gnu_omp_running():
+        _Fork.gnu_omp_parent = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def parallel_usable():
+    """False in a child forked after a GNU OpenMP parallel region in its parent."""
+    return not _Fork.gnu_omp_parent
 
 
 def jit(fn=None, **kw):
