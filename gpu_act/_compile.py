@@ -32,7 +32,7 @@ import numpy as np
 
 from . import formulas
 
-TOOLBOX = ("copysign", "erfc", "exp", "expm1", "isinf", "log1p", "sqrt", "tanh")
+TOOLBOX = ("copysign", "erfc", "exp", "expm1", "isinf", "log", "log1p", "sqrt", "tanh")
 
 FORMULAS = [
     f for f in vars(formulas).values() if inspect.isfunction(f) and f.__module__ == formulas.__name__
@@ -111,7 +111,7 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
 
 # the toolbox's costly functions, in units of about one exp's work (erfc: an exp,
 # a division and a polynomial as long again)
-TRANSCENDENTAL = {"exp": 1, "expm1": 1, "log1p": 1, "tanh": 1, "erfc": 2}
+TRANSCENDENTAL = {"exp": 1, "expm1": 1, "log": 1, "log1p": 1, "tanh": 1, "erfc": 2}
 _BY_NAME = {f.__name__: f for f in FORMULAS}
 
 

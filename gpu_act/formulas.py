@@ -14,7 +14,7 @@ Conventions kept by every function here:
 - derivatives at kinks follow PyTorch.
 """
 
-from math import copysign, erfc, exp, expm1, isinf, log1p, sqrt, tanh
+from math import copysign, erfc, exp, expm1, isinf, log, log1p, sqrt, tanh
 
 SQRT1_2 = 0.7071067811865476  # 1/sqrt(2)
 INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2*pi)
@@ -303,3 +303,49 @@ def rrelu_slope(key, index, lower, upper):
     # slope ~ U(lower, upper) for flat element `index`; key = mix64(seed); both uint64
     u = float(mix64((key + index) & 0xFFFFFFFFFFFFFFFF) >> 11) * 1.1102230246251565e-16  # 2**-53
     return lower + (upper - lower) * u
+
+
+# ---------------------------------------------------------------- binary cross-entropy
+# On logits z with target t, weight w and positive weight pw, write a = w (1 - t)
+# and b = w pw t: loss = a softplus(z) + b softplus(-z) (PyTorch's
+# (1 - t) z + (1 + (pw - 1) t) softplus(-z), times w, since z + softplus(-z) =
+# softplus(z)), two terms that never cancel for a, b >= 0; gradient
+# (a + b) sigmoid(z) - b. softplus(+-z) = max(+-z, 0) + log1p(e^-|z|) never
+# overflows; a term whose factor is 0 is 0 even at z = +-inf (mul0).
+def bce_logits_fwd(z, t, w, pw):
+    a = w * (1.0 - t)
+    b = w * pw * t
+    l = log1p(exp(-abs(z)))
+    pos = z if z > 0.0 else 0.0  # NaN z: l is NaN
+    neg = -z if z < 0.0 else 0.0
+    return mul0(pos + l, a) + mul0(neg + l, b)
+
+
+def bce_logits_der(z, t, w, pw):
+    b = w * pw * t
+    return (w * (1.0 - t) + b) * sigmoid_fwd(z) - b
+
+
+# On probabilities p: -w [t log p + (1 - t) log(1 - p)], each log clamped at
+# -100 as PyTorch (p = 0 or 1 gives a finite loss); NaN for p outside [0, 1].
+# Gradient w (p - t) / max(p (1 - p), 1e-12), PyTorch's.
+BCE_LOG_MIN = -100.0
+BCE_EPS = 1e-12
+NAN = float("nan")
+
+
+def bce_fwd(p, t, w):
+    if p >= 0.0 and p <= 1.0:
+        lp = log(p) if p > 0.0 else BCE_LOG_MIN
+        lq = log1p(-p) if p < 1.0 else BCE_LOG_MIN
+        lp = lp if lp > BCE_LOG_MIN else BCE_LOG_MIN
+        lq = lq if lq > BCE_LOG_MIN else BCE_LOG_MIN
+        return -w * (t * lp + (1.0 - t) * lq)
+    return NAN  # p outside [0, 1], or NaN
+
+
+def bce_der(p, t, w):
+    if p >= 0.0 and p <= 1.0:
+        d = p * (1.0 - p)
+        return w * (p - t) / (d if d > BCE_EPS else BCE_EPS)
+    return NAN

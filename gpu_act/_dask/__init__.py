@@ -25,6 +25,9 @@ _BUILDERS = {
     "maxout": rowwise.maxout,
     "maxout_backward": rowwise.maxout_backward,
     "cross_entropy": losses.cross_entropy,
+    "nll_loss": losses.nll_loss,
+    "binary_cross_entropy": losses.binary_cross_entropy,
+    "binary_cross_entropy_with_logits": losses.binary_cross_entropy,
 }
 
 

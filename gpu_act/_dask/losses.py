@@ -1,15 +1,23 @@
-"""Softmax cross-entropy on Dask arrays, the class axis never gathered.
+"""The losses on Dask arrays; cross-entropy's class axis is never gathered.
 
-With the row statistics of ``rowwise.row_statistics`` (T = 1), the row's
-log-sum-exp is L = M + log S, and with smoothed targets q = (1-eps) t + eps/C
-(t one-hot for class indices; q = 0 in an ignored row):
-    loss_row = sum over blocks of sum_c q_c ((M - z_c) + log S)   (terms with q_c = 0 skipped)
-    grad     = (softmax(z) sum_c q_c - q) * scale,
-softmax(z) from gpu_act block by block (``rowwise.normalised_block``), sum_c q_c
-= 1 for a class index, and scale = 1/count for "mean" (count = targets not
-ignored, or rows), else 1. These are the kernels' formulas
+Cross-entropy: with v the logits as the softmax sees them (z, or c tanh(z/c)
+under a softcap c, in the compute dtype), the row statistics of
+``rowwise.row_statistics`` (T = 1) give the row's log-sum-exp L = M + log S.
+With class weights w (1 without) and smoothed targets
+q = w ((1-eps) t + eps/C) (t one-hot for class indices; q = 0 in an ignored row):
+    loss_row = sum over blocks of sum_c q_c ((M - v_c) + log S)   (terms with q_c = 0 skipped)
+               + z_loss L^2
+    grad     = (softmax(v) (sum_c q_c + 2 z_loss L) - q) * scale * dv/dz,
+softmax(v) from gpu_act block by block (``rowwise.normalised_block``), and
+scale = 1/denominator for "mean" (the weights of the targets not ignored, or
+the rows), else 1. These are the kernels' formulas
 (gpu_act.backends.cpu.cross_entropy) with the row sums split over blocks.
 Per-row losses are summed in float64; a reduced loss is a lazy 0-d array.
+Class weights are small: a Dask ``weight`` is computed when the graph is built.
+
+nll_loss: each class block gathers the targets that fall in it (the others
+become ``ignore_index`` for that block) and the per-row partials add up.
+The binary losses are elementwise: one gpu_act call per block.
 """
 
 import functools
@@ -32,17 +40,44 @@ class _Spec(NamedTuple):
     index: bool
     ignore: int
     eps: float
+    weight: object  # None or the C class weights, in memory, compute dtype
+    z_loss: float
+    softcap: object  # None or the cap
     backend: object
     ctype: np.dtype
+
+
+def _in_memory(w):
+    return w.compute() if isinstance(w, da.Array) else w
+
+
+def _check(name, z, target, weight, kw, ax):
+    """The in-memory function on one row of zeros with the whole class axis (or on
+    the empty metas, without class weights): every argument is checked now."""
+    if weight is None or z.ndim == 0:
+        run(name, z._meta, target._meta, weight=weight, **kw)
+        return
+    shape = [1] * z.ndim
+    shape[ax] = z.shape[ax]
+    z1 = np.zeros_like(z._meta, shape=shape)
+    if np.dtype(target.dtype).kind in "iu":
+        t1 = np.full_like(target._meta, kw["ignore_index"], shape=shape[:ax] + shape[ax + 1 :])
+    else:
+        t1 = np.zeros_like(target._meta, shape=shape)
+    run(name, z1, t1, weight=weight, **kw)
 
 
 def cross_entropy(name, a):
     fname = f"gpu_act.{name}"
     z = as_dask(fname, "logits", a["logits"])
     target = as_dask(fname, "target", a["target"])
-    kw = {k: a[k] for k in ("axis", "reduction", "ignore_index", "label_smoothing", "backend")}
-    run(name, z._meta, target._meta, **kw)  # checks dtypes, axis, reduction, label_smoothing, target kind now
+    weight = _in_memory(a["weight"])
+    kw = {k: a[k] for k in ("axis", "reduction", "ignore_index", "label_smoothing", "z_loss", "softcap", "backend")}
     ax = _validate.axis(fname, kw["axis"], z.ndim)
+    _check(name, z, target, weight, kw, ax)
+    ctype = COMPUTE[np.dtype(z.dtype)]
+    if weight is not None:
+        weight = weight.astype(ctype)
     index = np.dtype(target.dtype).kind in "iu"
     if index:
         rows = z.shape[:ax] + z.shape[ax + 1 :]
@@ -51,73 +86,97 @@ def cross_entropy(name, a):
         target = target[(slice(None),) * ax + (None,)]
     else:
         target = as_dask(fname, "target (probabilities)", target, z.shape, z.chunks)
-    ctype = COMPUTE[np.dtype(z.dtype)]
-    spec = _Spec(fname, ax, z.shape[ax], index, int(kw["ignore_index"]), float(kw["label_smoothing"]), kw["backend"], ctype)
-    big_m, log_s, share = row_statistics(z, ax, 1.0, spec.backend)
+    cap = None if kw["softcap"] is None else float(kw["softcap"])
+    spec = _Spec(fname, ax, z.shape[ax], index, int(kw["ignore_index"]), float(kw["label_smoothing"]), weight,
+                 float(kw["z_loss"]), cap, kw["backend"], ctype)
     cmeta = compute_meta(z)
+    v = z if cap is None else z.map_blocks(functools.partial(_capped, spec), dtype=ctype, meta=cmeta)
+    big_m, log_s, share = row_statistics(v, ax, 1.0, spec.backend)
     per_block = one_per_block(z.chunks, ax)
     f64 = np.empty_like(cmeta, dtype=np.float64)
     parts = da.map_blocks(
-        functools.partial(_loss_part, spec), z, target, big_m, log_s, chunks=per_block, dtype=np.float64, meta=f64
+        functools.partial(_loss_part, spec), v, target, big_m, log_s, chunks=per_block, dtype=np.float64, meta=f64
     )
     row_loss = parts.sum(axis=ax)
-    reduction = kw["reduction"]
-    scale = 1.0
-    if reduction == "none":
-        loss = row_loss.astype(z.dtype)
-    elif reduction == "sum":
-        loss = row_loss.sum().astype(z.dtype)
-    else:
-        count = _count(spec, target) if index else math.prod(row_loss.shape)
-        zero_d = np.empty_like(f64, shape=())
-        loss = da.map_blocks(_mean, row_loss.sum(), count, z.dtype, dtype=z.dtype, meta=zero_d.astype(z.dtype))
-        scale = da.map_blocks(_inverse, count, dtype=np.float64, meta=zero_d) if index else _inverse(count)
-    if not a["return_grad"]:
-        return loss
-    q_sum = None
-    if not index:
-        q_sum = target.map_blocks(
-            functools.partial(_q_sum, spec), chunks=per_block, dtype=ctype, meta=cmeta
-        ).sum(axis=ax, keepdims=True)
-    grad = da.map_blocks(
-        functools.partial(_grad_block, spec), z, target, share, q_sum, scale,
-        dtype=z.dtype, meta=np.empty_like(cmeta, dtype=z.dtype),
-    )
-    return loss, grad
+    loss, scale = _reduced(row_loss, kw["reduction"], z.dtype,
+                           lambda: _denominator(spec, target) if index else math.prod(row_loss.shape))
+    out = [loss]
+    lse = da.map_blocks(_lse, big_m, log_s, dtype=ctype, meta=cmeta)
+    if a["return_grad"]:
+        q_sum = None
+        if not index:
+            q_sum = target.map_blocks(
+                functools.partial(_q_sum, spec), chunks=per_block, dtype=ctype, meta=cmeta
+            ).sum(axis=ax, keepdims=True)
+        out.append(da.map_blocks(
+            functools.partial(_grad_block, spec, z.dtype), v, target, share, q_sum, lse, scale,
+            dtype=z.dtype, meta=np.empty_like(cmeta, dtype=z.dtype),
+        ))
+    if a["return_lse"]:
+        out.append(lse.squeeze(axis=ax))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _capped(spec, zb):
+    # v = c tanh(z / c), in the compute dtype
+    c = spec.ctype.type(spec.softcap)
+    return c * np.tanh(zb.astype(spec.ctype, copy=False) / c)
+
+
+def _lse(big_m, log_s):
+    # M + log S; NaN for a row without a softmax (NaN, +inf or only -inf), as the kernels
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(big_m), big_m + log_s, np.nan).astype(big_m.dtype, copy=False)
+
+
+def _block_weight(spec, classes, like):
+    """The block's class weights shaped to broadcast along the class axis, or 1."""
+    if spec.weight is None:
+        return 1.0
+    shape = [1] * like.ndim
+    shape[spec.axis] = classes[1] - classes[0]
+    return spec.weight[classes[0] : classes[1]].reshape(shape)
 
 
 def _q(spec, tb, classes):
-    """The block's smoothed targets q (compute dtype) and, for class indices, the rows
-    that count; ``classes`` = (first, stop) of the block's classes."""
+    """The block's q = w t' (compute dtype) and, for class indices, the rows that
+    count; ``classes`` = (first, stop) of the block's classes."""
     base = spec.eps / spec.classes if spec.classes else 0.0
+    w = _block_weight(spec, classes, tb)
     if not spec.index:
-        return ((1.0 - spec.eps) * tb.astype(spec.ctype, copy=False) + base).astype(spec.ctype, copy=False), None
+        t = (1.0 - spec.eps) * tb.astype(spec.ctype, copy=False) + base
+        return (w * t).astype(spec.ctype, copy=False), None
     _check_block(spec, tb)
     shape = [1] * tb.ndim
     shape[spec.axis] = classes[1] - classes[0]
     onehot = (tb == np.arange(*classes, like=tb).reshape(shape)).astype(spec.ctype)
     valid = tb != spec.ignore
-    return np.where(valid, (1.0 - spec.eps) * onehot + base, 0).astype(spec.ctype, copy=False), valid
+    return np.where(valid, w * ((1.0 - spec.eps) * onehot + base), 0).astype(spec.ctype, copy=False), valid
 
 
 def _check_block(spec, tb):
-    """The block's count of targets not ignored; ValueError for one out of range."""
+    """The block's (count, weight sum) of targets not ignored; ValueError for one out of range."""
     be, ctx = _dispatch.resolve(spec.fname, (tb,), spec.backend)
-    return be.check_targets(ctx, spec.fname, be.asarray(ctx, tb), spec.classes, spec.ignore)
+    w = None if spec.weight is None else be.asarray(ctx, spec.weight)
+    return be.check_targets(ctx, spec.fname, be.asarray(ctx, tb), spec.classes, spec.ignore, w)
 
 
 def _classes(spec, block_info):
     return block_info[0]["array-location"][spec.axis]
 
 
-def _loss_part(spec, zb, tb, big_m, log_s, block_info=None):
-    q, valid = _q(spec, tb, _classes(spec, block_info))
+def _loss_part(spec, vb, tb, big_m, log_s, block_info=None):
+    classes = _classes(spec, block_info)
+    q, valid = _q(spec, tb, classes)
     with np.errstate(invalid="ignore"):
-        terms = np.where(q == 0, 0, q * ((big_m - zb.astype(spec.ctype, copy=False)) + log_s))
+        terms = np.where(q == 0, 0, q * ((big_m - vb.astype(spec.ctype, copy=False)) + log_s))
     part = terms.sum(axis=spec.axis, keepdims=True, dtype=np.float64)
+    live = np.ones_like(part, dtype=bool) if valid is None else valid
+    if spec.z_loss and classes[0] == 0:  # z_loss L^2, once per counted row (in its first block)
+        lse = (big_m + log_s).astype(np.float64)
+        part = part + np.where(live, spec.z_loss * lse * lse, 0)
     # a row without a softmax (NaN, +inf, or all -inf) has a NaN loss, even where no
     # target weights it, as in the kernels; an ignored row keeps its 0
-    live = np.ones_like(part, dtype=bool) if valid is None else valid
     return np.where(np.isfinite(big_m) | ~live, part, np.nan)
 
 
@@ -126,32 +185,159 @@ def _q_sum(spec, tb, block_info=None):
     return q.sum(axis=spec.axis, keepdims=True)
 
 
-def _grad_block(spec, zb, tb, share, q_sum, scale, block_info=None):
+def _index_q_sum(spec, tb):
+    # sum_c q_c of a row with class index t: (1 - eps) w_t + eps/C sum_c w_c
+    if spec.weight is None:
+        return 1.0
+    valid = tb != spec.ignore
+    wt = spec.weight[np.where(valid, tb, 0)]
+    return (1.0 - spec.eps) * wt + spec.eps / spec.classes * spec.weight.sum(dtype=np.float64)
+
+
+def _grad_block(spec, dtype, vb, tb, share, q_sum, lse, scale, block_info=None):
     q, valid = _q(spec, tb, _classes(spec, block_info))
     scale = float(scale)
-    soft = normalised_block("softmax", spec.axis, 1.0, spec.backend, zb, share)
+    soft = normalised_block("softmax", spec.axis, 1.0, spec.backend, vb, share)
+    total = _index_q_sum(spec, tb) if spec.index else q_sum
     with np.errstate(invalid="ignore"):
-        grad = np.where(valid, (soft - q) * scale, 0) if spec.index else (soft * q_sum - q) * scale
-    return grad.astype(zb.dtype, copy=False)
+        if spec.z_loss:
+            total = total + 2.0 * spec.z_loss * lse
+        grad = (soft * total - q) * scale
+        if spec.softcap is not None:
+            u = vb.astype(spec.ctype, copy=False) / spec.ctype.type(spec.softcap)
+            grad = grad * (1.0 - u * u)
+        if spec.index:
+            grad = np.where(valid, grad, 0)
+    return grad.astype(dtype, copy=False)
 
 
-def _count(spec, target):
-    """Lazy count of targets not ignored (each block range-checked as in memory)."""
+def _denominator(spec, target):
+    """Lazy sum of the weights of the targets not ignored (their count without
+    weights), each block range-checked as in memory."""
     ones = tuple((1,) * len(c) for c in target.chunks)
-    meta = np.empty((0,) * target.ndim, np.int64)
-    return target.map_blocks(functools.partial(_block_count, spec), chunks=ones, dtype=np.int64, meta=meta).sum()
+    meta = np.empty((0,) * target.ndim, np.float64)
+    return target.map_blocks(functools.partial(_block_denominator, spec), chunks=ones, dtype=np.float64, meta=meta).sum()
 
 
-def _block_count(spec, tb):
-    n = _check_block(spec, tb)
-    return np.full((1,) * tb.ndim, n, np.int64)
+def _block_denominator(spec, tb):
+    _, d = _check_block(spec, tb)
+    return np.full((1,) * tb.ndim, d, np.float64)
 
 
-def _mean(total, count, dtype):
-    count = int(count)
-    return (total / count).astype(dtype) if count else np.full_like(total, np.nan, dtype=dtype)
+def _mean(total, denominator, dtype):
+    denominator = float(denominator)
+    with np.errstate(over="ignore"):
+        return (total / denominator).astype(dtype) if denominator else np.full_like(total, np.nan, dtype=dtype)
 
 
-def _inverse(count):
-    count = int(count)
-    return np.asarray(1.0 / count if count else 0.0)
+def _inverse(denominator):
+    denominator = float(denominator)
+    return np.asarray(1.0 / denominator if denominator else 0.0)
+
+
+# ---------------------------------------------------------------- nll_loss
+def nll_loss(name, a):
+    fname = f"gpu_act.{name}"
+    lp = as_dask(fname, "log_probs", a["log_probs"])
+    target = as_dask(fname, "target", a["target"])
+    weight = _in_memory(a["weight"])
+    kw = {k: a[k] for k in ("axis", "reduction", "ignore_index", "backend")}
+    ax = _validate.axis(fname, kw["axis"], lp.ndim)
+    _check(name, lp, target, weight, kw, ax)
+    ctype = COMPUTE[np.dtype(lp.dtype)]
+    if weight is not None:
+        weight = weight.astype(ctype)
+    rows = lp.shape[:ax] + lp.shape[ax + 1 :]
+    target = as_dask(fname, "target (class indices)", target, rows, lp.chunks[:ax] + lp.chunks[ax + 1 :])
+    target = target[(slice(None),) * ax + (None,)]
+    spec = _Spec(fname, ax, lp.shape[ax], True, int(kw["ignore_index"]), 0.0, weight, 0.0, None, kw["backend"], ctype)
+    cmeta = compute_meta(lp)
+    f64 = np.empty_like(cmeta, dtype=np.float64)
+    parts = da.map_blocks(functools.partial(_nll_block, spec, False), lp, target,
+                          chunks=one_per_block(lp.chunks, ax), dtype=np.float64, meta=f64)
+    row_loss = parts.sum(axis=ax)
+    loss, scale = _reduced(row_loss, kw["reduction"], lp.dtype, lambda: _denominator(spec, target))
+    if not a["return_grad"]:
+        return loss
+    grad = da.map_blocks(functools.partial(_nll_block, spec, True), lp, target, scale, dtype=lp.dtype,
+                         meta=np.empty_like(cmeta, dtype=lp.dtype))
+    return loss, grad
+
+
+def _nll_block(spec, want_grad, lpb, tb, scale=1.0, block_info=None):
+    """The block's per-row partial losses (float64), or its gradient: the targets in
+    the block's classes, shifted to block indices; the others ignored (-1)."""
+    c0, c1 = _classes(spec, block_info)
+    _check_block(spec, tb)
+    inside = (tb != spec.ignore) & (tb >= c0) & (tb < c1)
+    local = np.where(inside, tb - c0, -1).squeeze(axis=spec.axis)
+    w = None if spec.weight is None else spec.weight[c0:c1]
+    kw = {"axis": spec.axis, "weight": w, "reduction": "none", "ignore_index": -1, "backend": spec.backend}
+    if not want_grad:
+        return np.expand_dims(run("nll_loss", lpb, local, **kw).astype(np.float64), spec.axis)
+    _, grad = run("nll_loss", lpb, local, return_grad=True, **kw)
+    with np.errstate(over="ignore"):
+        return (grad.astype(spec.ctype) * spec.ctype.type(float(scale))).astype(lpb.dtype, copy=False)
+
+
+def _reduced(unreduced, reduction, dtype, denominator):
+    """(loss, gradient scale): "none" as is; "sum" and "mean" summed in float64, the
+    mean divided by ``denominator()`` (lazy or a number)."""
+    if reduction == "none":
+        return unreduced.astype(dtype), 1.0
+    total = unreduced.astype(np.float64).sum()
+    if reduction == "sum":
+        return total.astype(dtype), 1.0
+    d = denominator()
+    zero_d = np.empty_like(unreduced._meta, shape=(), dtype=np.float64)
+    loss = da.map_blocks(_mean, total, d, dtype, dtype=dtype, meta=zero_d.astype(dtype))
+    if isinstance(d, da.Array):
+        return loss, da.map_blocks(_inverse, d, dtype=np.float64, meta=zero_d)
+    return loss, _inverse(d)
+
+
+# ---------------------------------------------------------------- binary cross-entropy
+def _binary_operand(fname, what, obj, x):
+    """A weight as a Dask array broadcast to x's shape and chunks (read through
+    stride 0 in each block), or None."""
+    if obj is None:
+        return None
+    w = as_dask(fname, what, obj)
+    if w.ndim > x.ndim or any(n not in (1, m) for n, m in zip(w.shape[::-1], x.shape[::-1])):
+        raise ValueError(f"{fname}: {what} has shape {tuple(w.shape)}; expected a shape that broadcasts to the input's {tuple(x.shape)}")
+    w = w.reshape((1,) * (x.ndim - w.ndim) + tuple(w.shape))
+    w = w.rechunk(tuple((1,) if n == 1 else c for n, c in zip(w.shape, x.chunks)))
+    return da.broadcast_to(w, x.shape, chunks=x.chunks)
+
+
+def binary_cross_entropy(name, a):
+    fname = f"gpu_act.{name}"
+    first = "logits" if "logits" in a else "probs"
+    x = as_dask(fname, first, a[first])
+    t = as_dask(fname, "target", a["target"], x.shape, x.chunks)
+    kw = {"reduction": a["reduction"], "backend": a["backend"]}
+    pos = {"pos_weight": None} if "pos_weight" in a else {}
+    run(name, x._meta, t._meta, **pos, **kw)  # checks dtypes and the reduction now
+    if pos and a["pos_weight"] is not None:  # a negative pos_weight raises now
+        pw = _in_memory(a["pos_weight"])
+        z1 = np.zeros_like(x._meta, shape=(1,) * (x.ndim - np.ndim(pw)) + tuple(np.shape(pw)))
+        run(name, z1, z1, pos_weight=pw, **kw)
+    ops = [_binary_operand(fname, k, a.get(k), x) for k in ("weight", "pos_weight")]
+    names = [k for k, o in zip(("weight", "pos_weight"), ops) if o is not None]
+    present = [o for o in ops if o is not None]
+    meta = np.empty_like(x._meta, shape=(0,) * x.ndim, dtype=x.dtype)
+    block = functools.partial(_binary_block, name, names, a["backend"])
+    elems = da.map_blocks(functools.partial(block, False), x, t, *present, dtype=x.dtype, meta=meta)
+    loss, scale = _reduced(elems, a["reduction"], x.dtype, lambda: math.prod(x.shape))
+    if not a["return_grad"]:
+        return loss
+    grad = da.map_blocks(functools.partial(block, True), x, t, *present, dtype=x.dtype, meta=meta)
+    if scale != 1.0:
+        grad = (grad.astype(COMPUTE[np.dtype(x.dtype)]) * scale).astype(x.dtype)
+    return loss, grad
+
+
+def _binary_block(name, names, backend, want_grad, xb, tb, *weights):
+    kw = dict(zip(names, weights))
+    res = run(name, xb, tb, reduction="none", return_grad=want_grad, backend=backend, **kw)
+    return res[1] if want_grad else res

@@ -76,8 +76,36 @@ class Backend(Protocol):
     def maxout_backward(self, ctx, g, x, pool, axis, out):
         """g routed to the first maximum of each group."""
 
-    def check_targets(self, ctx, fname, target, classes, ignore_index):
-        """The number of targets not ignored; ValueError for one out of range."""
+    # ---------------------------------------------------------------- losses
+    # Losses come back unreduced, per row or per element, in the compute dtype
+    # (float32 for float16 input); ``total`` reduces them. Gradients are scaled
+    # by ``scale`` (the reduction's 1/denominator, else 1), in the input's dtype
+    # and shape, C-contiguous.
+    def check_targets(self, ctx, fname, target, classes, ignore_index, weight):
+        """(count, denominator) of the targets not ignored: their number, and the
+        sum of ``weight`` over their classes in float64 (their number when
+        ``weight`` is None); ValueError naming a target out of range."""
 
-    def cross_entropy(self, ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
-        """(loss reduced as asked, gradient or None)."""
+    def cross_entropy(self, ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+        """(row losses, gradient or None, row log-sum-exp or None) of softmax
+        cross-entropy along ``axis``: class indices (``index``) or probabilities;
+        ``eps`` label smoothing; ``weight`` None or C class weights (compute
+        dtype); ``z_loss`` * lse^2 added per row (0: none); ``softcap`` None or
+        the cap c of c tanh(z / c). Ignored rows: loss and gradient 0."""
+
+    def nll_loss(self, ctx, lp, target, axis, ignore_index, weight, scale, want_grad):
+        """(row losses, gradient or None) of -w[t] lp[t] along ``axis``."""
+
+    def binary_cross_entropy(self, ctx, z, t, w, pw, logits, scale, want_grad):
+        """(element losses, gradient or None) of binary cross-entropy on logits
+        (``logits``; ``formulas.bce_logits_*``) or on probabilities
+        (``formulas.bce_*``); t has z's shape; ``w`` and ``pw`` are None or
+        arrays of z's rank whose axes are z's or 1 (broadcast)."""
+
+    def any_negative(self, ctx, a):
+        """Whether ``a`` has an entry < 0 (a host read-back on a GPU; for small
+        parameter arrays such as pos_weight)."""
+
+    def total(self, ctx, a, scale, dtype):
+        """0-d array of ``dtype``: the sum of every element of ``a``, accumulated
+        in float64, times ``scale``."""

@@ -12,6 +12,7 @@ stream, kind of array); on the host there is nothing to record and it is None.
 import numpy as np
 
 from ._numba import FASTMATH  # noqa: F401  (sets the threading layer on import)
+from . import binary_cross_entropy as _bce
 from . import cross_entropy as _ce
 from . import elementwise as _ew
 from . import maxout as _maxout
@@ -46,8 +47,9 @@ def empty(ctx, shape, dtype):
 
 
 def astype(ctx, a, dtype):
-    """``a`` in ``dtype`` (``a`` itself when it has it)."""
-    return a.astype(dtype, copy=False)
+    """``a`` in ``dtype`` (``a`` itself when it has it); beyond float16's range, inf."""
+    with np.errstate(over="ignore"):
+        return a.astype(dtype, copy=False)
 
 
 def wrap(ctx, result, like):
@@ -98,26 +100,36 @@ def maxout_backward(ctx, g, x, pool, axis, out):
     _maxout.backward(g, x, pool, axis, out)
 
 
-def check_targets(ctx, fname, target, classes, ignore_index):
-    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+def check_targets(ctx, fname, target, classes, ignore_index, weight):
+    valid = target != ignore_index
+    bad = valid & ((target < 0) | (target >= classes))
     if bad.any():
         raise ValueError(
             f"{fname}: target index {target[bad].flat[0]} is out of range; expected 0 <= target < {classes} "
             f"or ignore_index={ignore_index}"
         )
-    return int(np.count_nonzero(target != ignore_index))
+    count = int(np.count_nonzero(valid))
+    if weight is None:
+        return count, float(count)
+    return count, float(np.sum(weight[target[valid]], dtype=np.float64))
 
 
-def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
-    """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) and the gradient, in z's dtype."""
-    if reduction == "mean":
-        scale = 1.0 / count if count else 0.0
-    else:
-        scale = 1.0
-    loss, grad = _ce.per_row(z, target, axis, index, ignore_index, eps, scale, want_grad)
-    if reduction == "sum":
-        loss = loss.sum()
-    elif reduction == "mean":
-        loss = loss.sum() / count if count else np.nan
-    with np.errstate(over="ignore"):  # float16 results beyond 65504 are inf, as computed
-        return np.asarray(loss, z.dtype), grad
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+    return _ce.cross_entropy(z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse)
+
+
+def nll_loss(ctx, lp, target, axis, ignore_index, weight, scale, want_grad):
+    return _ce.nll_loss(lp, target, axis, ignore_index, weight, scale, want_grad)
+
+
+def binary_cross_entropy(ctx, z, t, w, pw, logits, scale, want_grad):
+    return _bce.binary_cross_entropy(z, t, w, pw, logits, scale, want_grad)
+
+
+def any_negative(ctx, a):
+    return bool(np.any(a < 0))
+
+
+def total(ctx, a, scale, dtype):
+    with np.errstate(over="ignore"):  # a float16 result beyond 65504 is inf
+        return np.asarray(np.sum(a, dtype=np.float64) * scale, dtype)

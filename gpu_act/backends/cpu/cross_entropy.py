@@ -1,17 +1,24 @@
-"""Softmax cross-entropy on (P, Q, C) row views: loss and gradient in one pass.
+"""Softmax cross-entropy and negative log-likelihood on (P, Q, C) row views.
 
-With m the row max, s = sum_c e^{z_c - m} and smoothed targets t' = (1-eps) t + eps/C:
-  loss  = sum_c t'_c ((m - z_c) + log s)     (terms with t'_c = 0 contribute 0)
-  dloss/dz_c = softmax(z)_c sum_k t'_k - t'_c
-Each term is formed as (m - z_c) + log s, never as lse - z_c: m - z_c >= 0
-has no cancellation, so logits of +-1e30 lose nothing (lse - z_c is 0 there).
-Index targets are one-hot t; a row whose target is ``ignore`` has loss 0 and
-gradient 0. The gradient is written already multiplied by ``scale`` (the
-reduction's 1/count). Sums and per-row losses are float64.
+Cross-entropy computes loss, gradient and log-sum-exp in one pass over a row.
+With v_c the logit as the softmax sees it (z_c, or c tanh(z_c / c) under a
+softcap c, computed on the fly), m = max v, s = sum_c e^{v_c - m}, class
+weights w (1 without) and smoothed targets t' = (1 - eps) t + eps / C:
+  q_c   = w_c t'_c
+  loss  = sum_c q_c ((m - v_c) + log s) + z_loss lse^2,   lse = m + log s
+  dloss/dz_c = (p_c (sum_k q_k + 2 z_loss lse) - q_c) dv_c/dz_c,
+  p = softmax(v), dv/dz = 1 - (v / c)^2 under a softcap, else 1.
+Each term is formed as (m - v_c) + log s, never as lse - v_c: m - v_c >= 0
+has no cancellation, so logits of +-1e30 lose nothing (lse - v_c is 0 there).
+Terms with q_c = 0 contribute 0. Index targets are one-hot t; a row whose
+target is ``ignore`` has loss 0 and gradient 0. The gradient is written
+already multiplied by ``scale`` (the reduction's 1/denominator). Row sums
+accumulate in float64; per-row losses come back in the compute dtype.
 
+Whether the kernel applies a softcap or class weights is decided when it is
+compiled (``_CAPPED``, ``_WEIGHTED``): the plain kernel has neither in its loops.
 Logits, probability targets and the gradient are read and written through
-their codecs (``_Lz``, ``_Lt``, ``_S``; see ``_codecs``): a float16 gradient is
-written in float16 directly, each element rounded once from the compute dtype.
+their codecs (``_Lz``, ``_Lt``, ``_S``; see ``_codecs``).
 """
 
 import numpy as np
@@ -26,17 +33,48 @@ from ._views import rows3
 from .softmax import row_max
 
 
-def _lse(zr):
-    # (m, s, log s): row max, sum of e^{z - m} and its log (lse = m + log s)
-    m = _row_max(zr)  # noqa: F821
+def _v(z, cap, inv_cap):
+    # the logit the softmax sees
+    if _CAPPED:  # noqa: F821
+        return cap * _tanh(z * inv_cap)  # noqa: F821
+    return z
+
+
+def _dv(v, inv_cap):
+    # dv/dz: 1 - tanh^2 = 1 - (v / cap)^2 under a softcap
+    if _CAPPED:  # noqa: F821
+        u = v * inv_cap
+        return 1.0 - u * u
+    return 1.0
+
+
+def _w(w, c):
+    if _WEIGHTED:  # noqa: F821
+        return w[c]
+    return 1.0
+
+
+def _stats(zr, cap, inv_cap):
+    # (m, s, log s) of the row's v: max, sum of e^{v - m} (float64) and its log.
+    # A softcapped row is bounded, so its max is found directly (NaN wins);
+    # otherwise through the codec's ordered keys, as softmax does
+    if _CAPPED:  # noqa: F821
+        m = _v(_Lz(zr[0]), cap, inv_cap)  # noqa: F821
+        for j in range(1, zr.shape[0]):
+            v = _v(_Lz(zr[j]), cap, inv_cap)  # noqa: F821
+            if v > m or v != v:
+                m = v if m == m else m
+    else:
+        m = _row_max(zr)  # noqa: F821
     s = np.float64(0.0)
     for j in range(zr.shape[0]):
-        s += _exp(_Lz(zr[j]) - m)  # noqa: F821
+        s += _exp(_v(_Lz(zr[j]), cap, inv_cap) - m)  # noqa: F821
     return m, s, np.log(s)
 
 
-def _index_rows(z, t, ignore, eps, scale, loss, grad, want_grad):
+def _index_rows(z, t, w, ignore, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, want_grad, want_lse):
     P, Q, C = z.shape
+    base = eps / C
     for r in prange(P * Q):
         i = r // Q
         k = r - i * Q
@@ -46,87 +84,118 @@ def _index_rows(z, t, ignore, eps, scale, loss, grad, want_grad):
             loss[i, k] = 0.0
             if want_grad:
                 grad[i, k, :] = _S(_C(0.0))  # noqa: F821
+            if want_lse:
+                m, s, ls = _stats(zr, cap, inv_cap)  # noqa: F821
+                lse[i, k] = m + ls
             continue
-        m, s, ls = _lse(zr)  # noqa: F821
-        nll = (m - _Lz(zr[ti])) + ls  # noqa: F821
+        m, s, ls = _stats(zr, cap, inv_cap)  # noqa: F821
+        wt = _w(w, ti)  # noqa: F821
+        vt = _v(_Lz(zr[ti]), cap, inv_cap)  # noqa: F821
+        acc = (1.0 - eps) * wt * ((m - vt) + ls)
+        qsum = (1.0 - eps) * wt
         if eps != 0.0:
-            # eps * mean_c((m - z_c) + log s)
+            # eps / C * sum_c w_c ((m - v_c) + log s)
             sd = np.float64(0.0)
+            sw = np.float64(0.0)
             for j in range(C):
-                sd += m - _Lz(zr[j])  # noqa: F821
-            nll = (1.0 - eps) * nll + eps * (sd / C + ls)
-        loss[i, k] = nll
+                wj = _w(w, j)  # noqa: F821
+                if wj != 0.0:
+                    sd += wj * ((m - _v(_Lz(zr[j]), cap, inv_cap)) + ls)  # noqa: F821
+                sw += wj
+            acc += base * sd
+            qsum += base * sw
+        lr = m + ls
+        if z_loss != 0.0:
+            acc += z_loss * lr * lr
+        loss[i, k] = acc if ls == ls else ls
+        if want_lse:
+            lse[i, k] = lr
         if want_grad:
             gr = grad[i, k]
-            inv_s = 1.0 / s
-            base = eps / C
+            a = _C((qsum + 2.0 * z_loss * lr) / s * scale)  # noqa: F821
+            bs = _C(base * scale)  # noqa: F821
             for j in range(C):
-                gr[j] = _S(_C((_exp(_Lz(zr[j]) - m) * inv_s - base) * scale))  # noqa: F821
-            # the target's entry, minus (1 - eps) scale, rounded once more in the
-            # compute dtype: from its value in that dtype, not from the stored one
-            gt = _C((_exp(_Lz(zr[ti]) - m) * inv_s - base) * scale)  # noqa: F821
-            gr[ti] = _S(gt - _C((1.0 - eps) * scale))  # noqa: F821
+                v = _v(_Lz(zr[j]), cap, inv_cap)  # noqa: F821
+                gr[j] = _S((_exp(v - m) * a - bs * _w(w, j)) * _dv(v, inv_cap))  # noqa: F821
+            # the target's entry again, minus (1 - eps) w_t scale, from its value in
+            # the compute dtype (rounded once), not from the stored one
+            g = _exp(vt - m) * a - bs * wt - _C((1.0 - eps) * wt * scale)  # noqa: F821
+            gr[ti] = _S(g * _dv(vt, inv_cap))  # noqa: F821
 
 
-def _prob_rows(z, t, eps, scale, loss, grad, want_grad):
+def _prob_rows(z, t, w, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, want_grad, want_lse):
     P, Q, C = z.shape
+    base = eps / C
     for r in prange(P * Q):
         i = r // Q
         k = r - i * Q
         zr = z[i, k]
         tr = t[i, k]
-        m, s, ls = _lse(zr)  # noqa: F821
+        m, s, ls = _stats(zr, cap, inv_cap)  # noqa: F821
         acc = np.float64(0.0)
-        st = np.float64(0.0)
-        base = eps / C
+        qsum = np.float64(0.0)
         for j in range(C):
-            tj = (1.0 - eps) * _Lt(tr[j]) + base  # noqa: F821
-            if tj != 0.0:
-                acc += tj * ((m - _Lz(zr[j])) + ls)  # noqa: F821
-            st += tj
+            q = _w(w, j) * ((1.0 - eps) * _Lt(tr[j]) + base)  # noqa: F821
+            if q != 0.0:
+                acc += q * ((m - _v(_Lz(zr[j]), cap, inv_cap)) + ls)  # noqa: F821
+            qsum += q
+        lr = m + ls
+        if z_loss != 0.0:
+            acc += z_loss * lr * lr
         # a row without a softmax (log s NaN) has a NaN loss, even where no target weights it
         loss[i, k] = acc if ls == ls else ls
+        if want_lse:
+            lse[i, k] = lr
         if want_grad:
             gr = grad[i, k]
-            inv_s = 1.0 / s
+            a = _C((qsum + 2.0 * z_loss * lr) / s * scale)  # noqa: F821
             for j in range(C):
-                g = (_exp(_Lz(zr[j]) - m) * inv_s * st - ((1.0 - eps) * _Lt(tr[j]) + base)) * scale  # noqa: F821
-                gr[j] = _S(_C(g))  # noqa: F821
+                v = _v(_Lz(zr[j]), cap, inv_cap)  # noqa: F821
+                q = _C(_w(w, j) * ((1.0 - eps) * _Lt(tr[j]) + base) * scale)  # noqa: F821
+                gr[j] = _S((_exp(v - m) * a - q) * _dv(v, inv_cap))  # noqa: F821
 
 
-def _kernel(template, ctype, size, cs):
+def _kernel(template, ctype, size, cs, capped, weighted):
     """The kernel for codecs ``cs``: (logits, gradient) or (logits, targets, gradient)."""
     how = decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{how.__name__}.{SOURCE_HASH}"
+        tag = f"{ctype.name}.{names}.{int(capped)}{int(weighted)}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
         bound = {
             "_C": ctype.type,
+            "_CAPPED": capped,
+            "_WEIGHTED": weighted,
             "_exp": vm["exp"],  # vectorizes, unlike np.exp
+            "_tanh": vm["tanh"],
             "_Lz": _codecs.functions(cs[0], ctype).load,
             "_Lt": _codecs.functions(cs[-2], ctype).load,
             "_S": _codecs.functions(cs[-1], ctype).store,
             "_row_max": row_max(ctype, cs[0]),
         }
-        bound["_lse"] = _compile.instantiate(_lse, bound, tag, ijit, ctype)
+        for helper in (_v, _dv, _w, _stats):
+            bound[helper.__name__] = _compile.instantiate(helper, bound, tag, ijit, ctype)
         return _compile.instantiate(template, bound, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how, cs), build)
+    return cached((template.__name__, ctype, how, cs, capped, weighted), build)
 
 
-def per_row(z, target, axis, index, ignore, eps, scale, want_grad):
-    """(loss per row as float64 in z's shape without `axis`, gradient or None);
-    the gradient is C-contiguous in z's shape and dtype."""
+def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+    """(per-row losses, gradient or None, per-row lse or None): losses and lse in the
+    compute dtype, shape z.shape without ``axis``; the gradient C-contiguous in z's
+    shape and dtype."""
     ctype = COMPUTE[z.dtype]
     zm = np.moveaxis(z, axis, -1)
     lead, C = zm.shape[:-1], zm.shape[-1]
-    loss = np.empty(lead, np.float64)
+    loss = np.empty(lead, ctype)
+    lse = np.empty(lead, ctype) if want_lse else None
     grad = np.empty(z.shape, z.dtype) if want_grad else None
     if loss.size == 0 or C == 0:
         loss[...] = 0.0
-        return loss, grad
+        if want_lse:
+            lse[...] = -np.inf  # the log of an empty sum
+        return loss, grad, lse
     inputs = [zm] if index else [zm, np.moveaxis(target, axis, -1)]
     gm = [np.moveaxis(grad, axis, -1)] if want_grad else []
     views = rows3(inputs + gm, -1)
@@ -137,13 +206,41 @@ def per_row(z, target, axis, index, ignore, eps, scale, want_grad):
     views = [_codecs.storage(v, c) for v, c in zip(views, cs)]
     P, Q = views[0].shape[:2]
     loss2 = loss.reshape(P, Q)
+    lse2 = lse.reshape(P, Q) if want_lse else np.empty((1, 1), ctype)
     g3 = views[-1] if want_grad else np.empty((1, 1, 1), cs[-1].storage)
-    k = _kernel(_index_rows if index else _prob_rows, ctype, z.size, cs)
+    w = np.ones(1, ctype) if weight is None else np.ascontiguousarray(weight, ctype)
+    cap = ctype.type(softcap if softcap is not None else 1.0)
+    args = (ctype.type(eps), ctype.type(z_loss), cap, ctype.type(1.0 / cap), ctype.type(scale))
+    k = _kernel(_index_rows if index else _prob_rows, ctype, z.size, cs, softcap is not None, weight is not None)
+    outs = (loss2, g3, lse2, want_grad, want_lse)
     if index:
         t2 = np.ascontiguousarray(target, dtype=np.int64).reshape(P, Q)
-        k(views[0], t2, np.int64(ignore), ctype.type(eps), ctype.type(scale), loss2, g3, want_grad)
+        k(views[0], t2, w, np.int64(ignore), *args, *outs)
     else:
-        k(views[0], views[1], ctype.type(eps), ctype.type(scale), loss2, g3, want_grad)
+        k(views[0], views[1], w, *args, *outs)
     if staged and want_grad:
         gm[0][...] = views[-1].view(z.dtype).reshape(gm[0].shape)
-    return loss, grad
+    return loss, grad, lse
+
+
+def nll_loss(lp, target, axis, ignore, weight, scale, want_grad):
+    """(per-row -w[t] lp[t] in the compute dtype, gradient or None): a gather, and
+    the gradient's one entry per row, -w[t] scale, scattered into zeros."""
+    ctype = COMPUTE[lp.dtype]
+    lpm = np.moveaxis(lp, axis, -1)
+    t = np.asarray(target, np.int64)
+    valid = t != ignore
+    tc = np.where(valid, t, 0)
+    w = np.ones(lpm.shape[-1], ctype) if weight is None else np.asarray(weight, ctype)
+    wt = np.where(valid, w[tc] if w.size else 0, 0).astype(ctype)
+    picked = np.take_along_axis(lpm, tc[..., None], axis=-1)[..., 0].astype(ctype) if lpm.size else np.zeros(t.shape, ctype)
+    with np.errstate(invalid="ignore"):
+        rows = np.where(valid, -wt * picked, 0).astype(ctype)
+    grad = None
+    if want_grad:
+        grad = np.zeros(lp.shape, lp.dtype)
+        if lp.size:
+            with np.errstate(over="ignore"):  # a float16 weight * scale beyond 65504 is inf
+                np.put_along_axis(np.moveaxis(grad, axis, -1), tc[..., None], (-wt * ctype.type(scale))[..., None].astype(lp.dtype), axis=-1)
+    return rows, grad
+

@@ -1,0 +1,94 @@
+"""Binary cross-entropy, elementwise: loss and gradient in one pass.
+
+Each element's loss and gradient are the formulas of ``gpu_act.formulas``
+(``bce_logits_fwd``/``bce_logits_der`` on logits with weight w and positive
+weight pw; ``bce_fwd``/``bce_der`` on probabilities with weight w), compiled
+for the compute dtype. The operands (input, target, w, pw) share the input's
+shape, w and pw through stride 0 where they broadcast (1 where absent), and
+are merged to 2-D or 3-D views (``_views.flat``); each is read through its
+codec. Losses are written in the compute dtype, the gradient (times ``scale``)
+in the input's.
+"""
+
+import numpy as np
+from numba import prange
+
+from ... import _compile
+from ..._dtypes import COMPUTE
+from ...formulas import bce_der, bce_fwd, bce_logits_der, bce_logits_fwd
+from . import _codecs
+from ._launch import cached, codecs, decorator, formulas
+from ._numba import SOURCE_HASH, ijit
+from ._views import flat
+
+
+def _rows(z, t, w, pw, loss, grad, scale):
+    P, Q, N = z.shape
+    for r in prange(P * Q):
+        i = r // Q
+        k = r - i * Q
+        zr, tr, wr, pr, lr = z[i, k], t[i, k], w[i, k], pw[i, k], loss[i, k]
+        gr = grad[i, k]
+        for j in range(N):
+            a, b, c, d = _Lz(zr[j]), _Lt(tr[j]), _Lw(wr[j]), _Lp(pr[j])  # noqa: F821
+            lr[j] = _fwd(a, b, c, d)  # noqa: F821
+            if _GRAD:  # noqa: F821
+                gr[j] = _S(_der(a, b, c, d) * scale)  # noqa: F821
+
+
+def _on_probs(formula, ctype, tag):
+    return _compile.instantiate(_probs_template, {"_g": formulas(ctype)[formula.__name__]}, f"{formula.__name__}.{tag}", ijit)
+
+
+def _probs_template(p, t, w, pw):
+    # the formulas on probabilities take no positive weight
+    return _g(p, t, w)  # noqa: F821
+
+
+def _kernel(ctype, size, cs, logits, want_grad):
+    """The kernel for operand codecs ``cs`` (z, t, w, pw, gradient)."""
+    how = decorator(size)
+
+    def build():
+        names = ".".join(c.name for c in cs)
+        tag = f"{ctype.name}.{names}.{int(logits)}{int(want_grad)}.{how.__name__}.{SOURCE_HASH}"
+        if logits:
+            fwd, der = formulas(ctype)[bce_logits_fwd.__name__], formulas(ctype)[bce_logits_der.__name__]
+        else:
+            fwd, der = _on_probs(bce_fwd, ctype, tag), _on_probs(bce_der, ctype, tag)
+        load = [_codecs.functions(c, ctype).load for c in cs[:4]]
+        bound = {
+            "_C": ctype.type,
+            "_fwd": fwd,
+            "_der": der,
+            "_GRAD": want_grad,
+            "_Lz": load[0],
+            "_Lt": load[1],
+            "_Lw": load[2],
+            "_Lp": load[3],
+            "_S": _codecs.functions(cs[4], ctype).store,
+        }
+        return _compile.instantiate(_rows, bound, tag, how, ctype)
+
+    return cached(("bce", ctype, how, cs, logits, want_grad), build)
+
+
+def binary_cross_entropy(z, t, w, pw, logits, scale, want_grad):
+    """(element losses in the compute dtype, gradient in z's dtype or None)."""
+    ctype = COMPUTE[z.dtype]
+    one = np.ones((), ctype)
+    wb = np.broadcast_to(one if w is None else w, z.shape)
+    pwb = np.broadcast_to(one if pw is None else pw, z.shape)
+    loss = np.empty(z.shape, ctype)
+    grad = np.empty(z.shape, z.dtype) if want_grad else None
+    arrays = [z, t, wb, pwb, loss] + ([grad] if want_grad else [])
+    views = flat(arrays)
+    if views is None:  # dims that do not merge to three: contiguous copies
+        views = flat([np.ascontiguousarray(a) for a in arrays[:4]] + arrays[4:])
+    views = [v[None] if v.ndim == 2 else v for v in views]
+    if not want_grad:  # the kernel's gradient argument, never written
+        views.append(np.empty((1, 1, 1), z.dtype))
+    cs = codecs([z, t, wb, pwb, views[5]])
+    views = [_codecs.storage(v, c) for v, c in zip(views[:4], cs[:4])] + [views[4], _codecs.storage(views[5], cs[4])]
+    _kernel(ctype, z.size, cs, logits, want_grad)(*views, ctype.type(scale))
+    return loss, grad
