@@ -107,25 +107,3 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
     g.update(bindings)
     qual = f"{template.__name__}.{tag}.{SOURCE_HASH}"
     return decorate(_clone(template, g, qual, None if ctype is None else np.dtype(ctype).type))
-
-
-# the toolbox's costly functions, in units of about one exp's work (erfc: an exp,
-# a division and a polynomial as long again)
-TRANSCENDENTAL = {"exp": 1, "expm1": 1, "log": 1, "log1p": 1, "tanh": 1, "erfc": 2}
-_BY_NAME = {f.__name__: f for f in FORMULAS}
-
-
-@functools.cache
-def transcendental_cost(fn):
-    """The exp's worth of work formula ``fn`` (from ``gpu_act.formulas``) calls for,
-    directly or through other formulas (each distinct callee counted once per
-    caller, as written: an exp two callees share counts twice, though LLVM
-    computes it once): the CPU backend's cue for whether its loop waits on
-    memory or on arithmetic. Cached: asked on every call."""
-    cost = 0
-    for name in set(fn.__code__.co_names):
-        if name in TRANSCENDENTAL:
-            cost += TRANSCENDENTAL[name]
-        elif name in _BY_NAME:
-            cost += transcendental_cost(_BY_NAME[name])
-    return cost

@@ -5,7 +5,7 @@ and a store of the same index touch the same address: its vectorized loops run
 behind a run-time check that the two pointers lie a vector block apart, which
 identical pointers fail, and the scalar loop sums a softmax row one term after
 another (less accurate, and several times slower). In place the kernels write
-through the input's own argument (gpu_act/backends/cpu/_launch.py), so they
+through the input's own argument (gpu_act/backends/cpu/_kernels.py), so they
 vectorize as out of place and give the same bits.
 """
 
@@ -25,7 +25,7 @@ from tolerances import assert_close
 softmax_mod = importlib.import_module("gpu_act.backends.cpu.softmax")
 elementwise_mod = importlib.import_module("gpu_act.backends.cpu.elementwise")
 codecs = importlib.import_module("gpu_act.backends.cpu._codecs")
-launch_mod = importlib.import_module("gpu_act.backends.cpu._launch")
+launch_mod = importlib.import_module("gpu_act.backends.cpu._kernels")
 
 
 def _same_bits(actual, expected, msg=""):

@@ -87,9 +87,9 @@ FORK = """
 import multiprocessing, os
 import numpy as np
 import gpu_act as ga
-from gpu_act.backends.cpu import _launch
+from gpu_act.backends.cpu import _kernels
 
-x = np.linspace(-4, 4, 4 * _launch.PARALLEL_MIN, dtype=np.float32).reshape(64, -1)
+x = np.linspace(-4, 4, 4 * _kernels.PARALLEL_MIN, dtype=np.float32).reshape(64, -1)
 def work(i):
     return float(ga.softmax(x * i).sum()), float(ga.silu(x).sum())
 parent = work(1)
@@ -123,13 +123,13 @@ def test_forked_child_runs_serial_under_gnu_openmp_and_parallel_otherwise():
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            ok = work(2)[0] == parent[0] and (_launch.decorator(x.size) is _numba.jit) == (layer == "omp")
+            ok = work(2)[0] == parent[0] and (_kernels.decorator(x.size) is _numba.jit) == (layer == "omp")
             os.write(w, b"1" if ok else b"0")
             os._exit(0)
         os.close(w)
         got = os.read(r, 1)
         _, status = os.waitpid(pid, 0)
         assert status == 0 and got == b"1", (status, got, layer)
-        assert _launch.decorator(x.size) is _numba.pjit  # the parent keeps its threads
+        assert _kernels.decorator(x.size) is _numba.pjit  # the parent keeps its threads
         print("OK", layer)
         """)

@@ -183,7 +183,7 @@ def test_small_arrays_run_the_serial_kernel(monkeypatch):
     its backward run on the calling thread: waking the thread pool costs more."""
     import importlib
 
-    PARALLEL_MIN = importlib.import_module("gpu_act.backends.cpu._launch").PARALLEL_MIN
+    PARALLEL_MIN = importlib.import_module("gpu_act.backends.cpu._kernels").PARALLEL_MIN
     built = _spy_kernels(monkeypatch, "gpu_act.backends.cpu.maxout")
     for dtype in DTYPES:
         x = sample((4, 256), dtype, seed=1)

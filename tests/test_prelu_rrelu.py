@@ -269,7 +269,7 @@ def test_small_rrelu_training_runs_serial_kernels(monkeypatch):
     below the size cut-off of the other kernels (_launch.PARALLEL_MIN), in parallel above."""
     import importlib
 
-    launch = importlib.import_module("gpu_act.backends.cpu._launch")
+    launch = importlib.import_module("gpu_act.backends.cpu._kernels")
     ew = importlib.import_module("gpu_act.backends.cpu.elementwise")
     chosen = []
 

@@ -1,7 +1,7 @@
 """Zero-copy views that give the CPU kernels a small fixed rank.
 
 Adjacent dimensions are merged where every operand lays them out
-contiguously with respect to each other; broadcast (stride 0), negative and
+contiguously with respect to each other (``gpu_act._layout.merge_dims``); broadcast (stride 0), negative and
 non-unit strides are kept as they are. Kernels then see 2-D or 3-D
 (elementwise) or 3-D ``(P, Q, n)`` (row-wise, the reduced axis last) arrays of
 any strides.
@@ -12,19 +12,7 @@ stages through contiguous copies.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-
-def _groups(shape, strides_list):
-    """Merged dims as (size, [stride per operand]), outermost first."""
-    groups = []
-    for i, n in enumerate(shape):
-        if n == 1:
-            continue
-        st = [s[i] for s in strides_list]
-        if groups and all(gs == s * n for gs, s in zip(groups[-1][1], st)):
-            groups[-1] = (groups[-1][0] * n, st)
-        else:
-            groups.append((n, st))
-    return groups
+from ..._layout import merge_dims
 
 
 def _views(arrays, groups, rank, tail):
@@ -48,7 +36,7 @@ def flat(arrays):
     if _contiguous(arrays):  # the common case, without as_strided's cost
         shape = (1, arrays[0].size)
         return [a.reshape(shape) for a in arrays]
-    groups = _groups(arrays[0].shape, [a.strides for a in arrays])
+    groups = merge_dims(arrays[0].shape, [a.strides for a in arrays])
     if len(groups) > 3:
         return None
     return _views(arrays, groups, max(2, len(groups)), [()] * len(arrays))
@@ -59,7 +47,7 @@ def rows3(arrays, axis):
     if axis in (-1, arrays[0].ndim - 1) and _contiguous(arrays):
         return [a.reshape(1, a.size // max(a.shape[-1], 1), a.shape[-1]) for a in arrays]
     moved = [np.moveaxis(a, axis, -1) for a in arrays]
-    groups = _groups(moved[0].shape[:-1], [a.strides[:-1] for a in moved])
+    groups = merge_dims(moved[0].shape[:-1], [a.strides[:-1] for a in moved])
     if len(groups) > 2:
         return None
     return _views(moved, groups, 2, [(a.shape[-1],) for a in moved])

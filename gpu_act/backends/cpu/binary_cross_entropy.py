@@ -17,7 +17,7 @@ from ... import _compile
 from ..._dtypes import COMPUTE
 from ...formulas import bce_der, bce_fwd, bce_logits_der, bce_logits_fwd
 from . import _codecs
-from ._launch import cached, codecs, decorator, formulas
+from ._kernels import cached, codecs, decorator, formulas
 from ._numba import SOURCE_HASH, ijit
 from ._views import flat
 

@@ -26,7 +26,7 @@ from numba import prange
 
 from ... import _compile
 from ..._dtypes import COMPUTE
-from ._launch import cached, codecs, decorator
+from ._kernels import cached, codecs, decorator
 from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit
 from ._views import rows3

@@ -6,18 +6,17 @@ flat element range is split into chunks run in parallel; inside a chunk the
 loop runs along a row so LLVM can vectorize contiguous data.
 
 A segment written with plain stores runs ``_segment`` compiled as a function of
-its own (``_whole``). Inlined into the kernel, its vectorized loop reloaded the
-formula's constants (polynomial coefficients, ...) from memory on every
-iteration; in a function of its own LLVM keeps them in vector registers
-(sigmoid on 64K float32 in cache, one thread: 0.353 to 0.298 ns per element;
-gelu 0.599 to 0.579). The streamed path's 64-element stages keep the inlined
-copy: the stage loop in a function of its own measured slower.
+its own (``_whole``): inlined into the kernel, its vectorized loop would reload
+the formula's constants (polynomial coefficients, ...) from memory on every
+iteration; in a function of its own LLVM keeps them in vector registers. The
+streamed path's 64-element stages keep the inlined copy, which is faster there
+(bench/NOTES.md).
 
 Each operand is read and the result written through its storage codec
 (``_codecs``: float16 as uint16 bits, converted in the loop), bound as
 ``_Ga``/``_Gb``/``_Gc`` (which read element j, or element 0 of an operand
 broadcast along the segments) and ``_S``. In place, ``_whole`` writes through the input
-argument that out is (``_dst``, see ``_launch``): its loop then vectorizes.
+argument that out is (``_dst``, see ``_kernels``): its loop then vectorizes.
 The defaults below are float32/float64 operands written to ``out``.
 """
 
@@ -29,14 +28,14 @@ from ... import _compile
 from ..._dtypes import COMPUTE
 from ..._wrappers import WRAPPERS
 from ...formulas import rrelu_slope
-from . import _codecs, _stream
-from ._stream import STAGE, aligned_head, buffer, fence, write_aligned
-from ._launch import cached, decorator, formulas, launch, pick
+from . import _codecs, _nontemporal
+from ._nontemporal import STAGE, aligned_head, buffer, fence, write_aligned
+from ._kernels import cached, decorator, formulas, launch, pick
 from ._numba import SOURCE_HASH, ijit, jit
 from ._views import flat
 
 CHUNK = 1 << 14
-STREAM_CHUNK = 1 << 16  # streamed: fewer fences and stage buffers (measured ~8% faster than 1 << 14)
+STREAM_CHUNK = 1 << 16  # streamed: fewer fences and stage buffers per chunk
 
 
 def _element(a, j):
@@ -102,7 +101,7 @@ def _template(a, b, c, out, p):
                 _whole(sa, sb, sc, so, p)  # noqa: F821
             else:
                 # plain up to a cache-line boundary of out, then computed into an
-                # aligned L1 buffer and streamed out (see _stream)
+                # aligned L1 buffer and streamed out (see _nontemporal)
                 h = min(head, m)
                 _segment(sa[:h], sb[:h], sc[:h], so[:h], p)
                 for s in range(h, m, STAGE):
@@ -156,7 +155,7 @@ _PICK = {1: (0, 0, 0), 2: (0, 1, 1), 3: (0, 1, 2)}
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     ctype = COMPUTE[np.result_type(*arrays)]
-    stream = _stream.wanted(out.size * out.dtype.itemsize) and _compile.transcendental_cost(formula) <= _stream.MAX_COST
+    stream = _nontemporal.wanted(out.size * out.dtype.itemsize) and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
     p = tuple(map(ctype.type, params))
     picked = _PICK[len(arrays)]
     a, b, c = picked

@@ -4,7 +4,7 @@ its group (a NaN counts as the maximum, as in argmax).
 
 Elements are read and written through their codecs (``_L``, ``_Lg``, ``_S``;
 see ``_codecs``); the kernels are compiled serial or parallel by size, as the
-others (``_launch.decorator``).
+others (``_kernels.decorator``).
 """
 
 import numpy as np
@@ -13,7 +13,7 @@ from numba import prange
 from ... import _compile
 from ..._dtypes import COMPUTE
 from . import _codecs
-from ._launch import cached, decorator, launch
+from ._kernels import cached, decorator, launch
 from ._numba import SOURCE_HASH, ijit
 from ._views import rows3
 

@@ -19,7 +19,7 @@ no scaling at all.
 Every element is read through its operand's codec (``_L``, ``_Lg``, ``_Ly``;
 the output's ``_Lo``) and written through the output's (``_S``), see
 ``_codecs``. In place the kernel writes through the input's argument (``_dst``,
-see ``_launch``), so its loops vectorize as out of place and give its bits.
+see ``_kernels``), so its loops vectorize as out of place and give its bits.
 
 softmax keeps e^{d_j} in the output row and scales it there by 1/s where that
 row is contiguous and holds compute values (float32, float64: ``_KEEP``). Else
@@ -37,7 +37,7 @@ from numba import prange
 
 from ... import _compile
 from ..._dtypes import COMPUTE, inverse_temperature
-from ._launch import cached, decorator, launch, pick
+from ._kernels import cached, decorator, launch, pick
 from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit
 from ._views import rows3
@@ -77,7 +77,7 @@ def _row_max(xr):
 
 def _row_log(xr, o, inv_t):
     # log_softmax of one row. What is written goes through _dst(x, o) of the very
-    # slice read, which in place is that slice itself (see _launch)
+    # slice read, which in place is that slice itself (see _kernels)
     n = xr.shape[0]
     m = _row_max(xr)  # noqa: F821
     s = np.float64(0.0)

@@ -2,34 +2,27 @@
 
 A plain store to a line that is not in cache first reads the line from memory
 (read for ownership), so writing an output of n bytes moves 2n; a non-temporal
-store writes the line without reading it and without keeping it in cache.
-For outputs that would not stay in cache anyway that is a third less traffic
-for a one-input elementwise op (measured on the 2-core EPYC: relu on 16M
-float32, 4.1 ms with plain stores, 2.8-3.0 ms streamed, as C with
-``_mm512_stream_ps``). Smaller outputs keep plain stores: they are likely read
-again soon, from cache. So do loops with more than about one exp's work per
-element (``_compile.transcendental_cost`` above ``MAX_COST``): they wait on
-arithmetic, not memory, and measured 1-6% slower streamed (gelu, softplus,
-mish's and silu's derivatives); loops with one exp measured 5-15% faster
-streamed (sigmoid, tanh, elu, mish; the derivatives of sigmoid, tanh, softplus).
+store writes the line without reading it and without keeping it in cache:
+for outputs that would not stay in cache anyway, a third less traffic for a
+one-input elementwise op. Smaller outputs keep plain stores: they are likely
+read again soon, from cache. So do loops with more than about one exp's work
+per element (``transcendental_cost`` above ``MAX_COST``): they wait on
+arithmetic, not memory, where streaming gains nothing.
 
 LLVM only vectorizes a loop of non-temporal stores whose alignment it knows.
 So a kernel writes the head of a destination plainly, up to its first 64-byte
 boundary (``aligned_head``); from there it computes ``STAGE`` elements at a time
 into an aligned L1 buffer (``buffer``) and ``write_aligned`` streams the whole
 vectors out (plain stores for the rest). Buffer and destination share their
-alignment, so each vector load finds the one vector store that wrote it (a
-buffer at another offset measured ~20% slower on sigmoid). Short stages keep
-the streamed stores spread among the arithmetic: 64 elements (four AVX-512
-vectors) measured 5-10% faster than 512 on sigmoid, tanh, elu and relu. A
-kernel calls ``fence`` once it has written (an ``sfence``: streamed stores are
-weakly ordered). Only on x86-64; elsewhere the stores are plain and ``fence``
-is nothing.
-
-Softmax keeps plain stores: streamed per row through a buffer of 512-element
-stages it measured slower (4096x4096: 6.1 ms against 4.9; 65536x128: 7 against 2.7).
+alignment, so each vector load finds the one vector store that wrote it.
+Short stages keep the streamed stores spread among the arithmetic. A kernel
+calls ``fence`` once it has written (an ``sfence``: streamed stores are weakly
+ordered). Only on x86-64; elsewhere the stores are plain and ``fence`` is
+nothing. Softmax keeps plain stores (its rows are read twice). The
+measurements behind these choices are in bench/NOTES.md.
 """
 
+import functools
 import pathlib
 import platform
 
@@ -39,6 +32,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ... import _compile
 from ._numba import ijit
 
 VECTOR_BYTES = 64  # one cache line: one AVX-512 store, two AVX ones
@@ -65,6 +59,28 @@ def _last_level_cache_bytes():
 
 # an output at least this large, with its input(s) as large, does not fit in the cache
 MIN_BYTES = _last_level_cache_bytes() // 2
+
+
+# the toolbox's costly functions, in units of about one exp's work (erfc: an exp,
+# a division and a polynomial as long again)
+TRANSCENDENTAL = {"exp": 1, "expm1": 1, "log": 1, "log1p": 1, "tanh": 1, "erfc": 2}
+_BY_NAME = {f.__name__: f for f in _compile.FORMULAS}
+
+
+@functools.cache
+def transcendental_cost(fn):
+    """The exp's worth of work formula ``fn`` (from ``gpu_act.formulas``) calls for,
+    directly or through other formulas (each distinct callee counted once per
+    caller, as written: an exp two callees share counts twice, though LLVM
+    computes it once): whether a loop waits on memory or on arithmetic.
+    Cached: asked on every call."""
+    cost = 0
+    for name in set(fn.__code__.co_names):
+        if name in TRANSCENDENTAL:
+            cost += TRANSCENDENTAL[name]
+        elif name in _BY_NAME:
+            cost += transcendental_cost(_BY_NAME[name])
+    return cost
 
 
 def wanted(nbytes):

@@ -1,6 +1,6 @@
-"""Streamed (non-temporal) stores of large CPU outputs (gpu_act/backends/cpu/_stream.py).
+"""Streamed (non-temporal) stores of large CPU outputs (gpu_act/backends/cpu/_nontemporal.py).
 
-Outputs of at least ``_stream.MIN_BYTES`` are computed into an aligned L1
+Outputs of at least ``_nontemporal.MIN_BYTES`` are computed into an aligned L1
 buffer and written with non-temporal vector stores after a plain head up to the
 first cache-line boundary. Here the threshold is lowered so small arrays take
 that path, and every way a destination can sit (any offset from a cache line,
@@ -17,17 +17,17 @@ import pytest
 import gpu_act as ga
 import reference as ref
 from gpu_act import _compile
-from gpu_act.backends.cpu import _stream, elementwise
+from gpu_act.backends.cpu import _nontemporal, elementwise
 from tolerances import assert_close
 
-STAGE = _stream.STAGE
+STAGE = _nontemporal.STAGE
 LENGTHS = (1, 15, 16, 17, STAGE - 1, STAGE, STAGE + 1, 3 * STAGE + 5, elementwise.STREAM_CHUNK + 37)
 
 
 @pytest.fixture
 def streamed(monkeypatch):
-    monkeypatch.setattr(_stream, "MIN_BYTES", 0)
-    assert _stream.wanted(4) == _stream.ENABLED
+    monkeypatch.setattr(_nontemporal, "MIN_BYTES", 0)
+    assert _nontemporal.wanted(4) == _nontemporal.ENABLED
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -36,10 +36,10 @@ def streamed(monkeypatch):
 def test_streamed_output_at_every_offset(streamed, op, n, dtype):
     from gpu_act import formulas
 
-    assert _compile.transcendental_cost(getattr(formulas, op + "_fwd")) <= _stream.MAX_COST
+    assert _nontemporal.transcendental_cost(getattr(formulas, op + "_fwd")) <= _nontemporal.MAX_COST
     x = np.random.default_rng(n).standard_normal(n).astype(dtype) * 4
     want = ref.forward(op, x)
-    width = _stream.VECTOR_BYTES // np.dtype(dtype).itemsize
+    width = _nontemporal.VECTOR_BYTES // np.dtype(dtype).itemsize
     for offset in range(0, width, 3):
         backing = np.full(n + 2 * width, -7.0, dtype)
         out = backing[offset : offset + n]
@@ -75,17 +75,17 @@ def test_streamed_2d_rows_and_broadcast_inputs(streamed):
 def test_transcendental_cost_decides_streaming():
     from gpu_act import formulas
 
-    cost = _compile.transcendental_cost
+    cost = _nontemporal.transcendental_cost
     assert cost(formulas.hardswish_fwd) == cost(formulas.relu_der) == 0
     # through other formulas: silu_fwd -> swish_fwd -> sigmoid_fwd -> exp
     assert cost(formulas.silu_fwd) == cost(formulas.mish_fwd) == 1
     assert cost(formulas.gelu_fwd) == 2  # gelu_cdf -> erfc
     assert cost(formulas.softplus_fwd) == 2  # exp and log1p
     assert cost(formulas.mish_der) == 3  # exp, mish_tsp -> exp, sigmoid_fwd -> exp
-    assert cost(formulas.silu_fwd) <= _stream.MAX_COST < cost(formulas.silu_der)
+    assert cost(formulas.silu_fwd) <= _nontemporal.MAX_COST < cost(formulas.silu_der)
 
 
-@pytest.mark.skipif(not _stream.ENABLED, reason="non-temporal stores are used on x86-64 only")
+@pytest.mark.skipif(not _nontemporal.ENABLED, reason="non-temporal stores are used on x86-64 only")
 def test_streamed_kernel_uses_vector_non_temporal_stores():
     w = _compile.instantiate(
         elementwise.WRAPPERS["_apply"], {"_g": elementwise.formulas(np.dtype(np.float32))["relu_fwd"]}, "t", numba.njit
