@@ -313,10 +313,12 @@ def rrelu_slope(key, index, lower, upper):
 # (a + b) sigmoid(z) - b. softplus(+-z) = max(+-z, 0) + log1p(e^-|z|) never
 # overflows; a term whose factor is 0 is 0 even at z = +-inf (mul0).
 def bce_logits_fwd(z, t, w, pw):
+    if z != z:
+        return z  # NaN, even where a weight of 0 would drop the term
     a = w * (1.0 - t)
     b = w * pw * t
     l = log1p(exp(-abs(z)))
-    pos = z if z > 0.0 else 0.0  # NaN z: l is NaN
+    pos = z if z > 0.0 else 0.0
     neg = -z if z < 0.0 else 0.0
     return mul0(pos + l, a) + mul0(neg + l, b)
 

@@ -6,7 +6,8 @@
   used both when launching and to list every instance a module is compiled
   for (``INSTANCES``), so the two never disagree;
 - ``operation``: the C body of each elementwise kernel around a formula of
-  ``activations.cuh``.
+  ``activations.cuh``; ``bce_operation`` likewise around the binary
+  cross-entropy formulas of ``losses.cuh``.
 The nvcc test (tests/test_cupy_nvcc.py) compiles exactly these. Nothing here
 imports CuPy.
 """
@@ -25,6 +26,7 @@ TEAMS = ("thread", "warp", "block")
 
 ROW_FILES = ("softmax.cu", "cross_entropy.cu", "maxout.cu")
 ACTIVATIONS = "activations.cuh"
+LOSSES = "losses.cuh"
 
 _INCLUDE = re.compile(r'^\s*#include\s+"([^"]+)"\s*$', re.M)
 _ONCE = re.compile(r"^\s*#pragma\s+once\s*$\n?", re.M)
@@ -69,6 +71,10 @@ def xent_prob_name(dtype, target_type, team):
     return f"ga::xent_prob<{TYPES[dtype]}, {target_type}, {TEAMS.index(team)}>"
 
 
+def nll_name(dtype):
+    return f"ga::nll<{TYPES[dtype]}>"
+
+
 def maxout_name(direction, dtype):
     return f"ga::maxout_{direction}<{TYPES[dtype]}>"
 
@@ -82,9 +88,11 @@ def _instances(name, dtype):
     if name == "softmax.cu":
         return [softmax_name(d, dtype, t, log) for d in ("fwd", "bwd") for t in TEAMS for log in (False, True)]
     if name == "cross_entropy.cu":
-        return [xent_index_name(dtype, t) for t in TEAMS] + [
-            xent_prob_name(dtype, u, t) for u in target_types(dtype) for t in TEAMS
-        ]
+        return (
+            [xent_index_name(dtype, t) for t in TEAMS]
+            + [xent_prob_name(dtype, u, t) for u in target_types(dtype) for t in TEAMS]
+            + [nll_name(dtype)]
+        )
     return [maxout_name(d, dtype) for d in ("fwd", "bwd")]
 
 
@@ -116,3 +124,34 @@ def operation(wrapper, fname, nparams, ctype):
     args = "".join(f", p{k}" for k in range(nparams))
     out = {"slopes": f"{D} y", "scaled_slope": "O y"}.get(wrapper, "T y")
     return ins.format(params=params, D=D), out, body.format(f=fname, C=C, args=args)
+
+
+def bce_operation(fwd, der, logits, weighted, pos_weighted, want_grad, ctype):
+    """(input params, output params, C body) of the binary cross-entropy kernel
+    around the formulas ``fwd`` and ``der`` of ``losses.cuh`` (C names = the
+    formulas.py names; on logits they take a positive weight, on probabilities
+    not): per element the loss ``l`` in the compute type and, with
+    ``want_grad``, the gradient times ``scale`` as ``g`` in z's type T, the
+    operands read once, in the compute type. The weight w and the positive
+    weight pw are input arrays when given (broadcast by the kernel), else 1."""
+    C = CTYPES[np.dtype(ctype)]
+    D = np.dtype(ctype).name
+    ins = ["T z", "U t"]
+    operands = [f"({C})z", f"({C})t"]
+    if weighted:
+        ins.append("W w")
+    operands.append(f"({C})w" if weighted else f"{C}(1)")
+    if logits:
+        if pos_weighted:
+            ins.append("P pw")
+        operands.append(f"({C})pw" if pos_weighted else f"{C}(1)")
+    outs = [f"{D} l"]
+    if want_grad:
+        ins.append(f"{D} scale")
+        outs.append("T g")
+    names = ("zc", "tc", "wc", "pwc")[: len(operands)]
+    call = ", ".join(names)
+    body = f"const {C} {', '.join(f'{n} = {a}' for n, a in zip(names, operands))}; l = ga::{fwd}<{C}>({call});"
+    if want_grad:
+        body += f" g = (T)(ga::{der}<{C}>({call}) * scale);"
+    return ", ".join(ins), ", ".join(outs), body

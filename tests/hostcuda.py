@@ -30,11 +30,17 @@ Every call checks what a real launch would silently get wrong:
   barriers, shuffles in a partial warp, a block over 1024 threads or over the
   kernel's ``__launch_bounds__``.
 
-``backend(function, sms)`` loads gpu_act/backends/cupy/{rowwise,_config,_layout}.py
-themselves against a NumPy stand-in for CuPy (``cupy`` is never imported; its
-``empty`` gives ``POISON``-filled arrays in ``GUARD``-ed buffers), with
-``_modules.function`` = ``function`` (returning these host kernels) and ``sms``
-multiprocessors, so the launchers' argument conventions and grids run unchanged.
+``backend(function, sms, cache_dir)`` loads the CuPy backend's modules
+(gpu_act/backends/cupy/__init__.py and its rowwise, elementwise, _config,
+_layout) themselves against a NumPy stand-in for CuPy (``cupy`` is never
+imported; its ``empty`` gives ``POISON``-filled arrays in ``GUARD``-ed
+buffers), with ``_modules.function`` = ``function`` (returning these host
+kernels) and ``sms`` multiprocessors, so the launchers' argument conventions
+and grids run unchanged. Its ``ElementwiseKernel`` (``HostElementwiseKernel``)
+runs an elementwise operation as CuPy does: the same parameter conventions,
+the inputs broadcast to the outputs' shape, each operand's element a
+reference named as its parameter, the preamble before the kernel; built
+into ``cache_dir`` and launched as the kernels above (same checks).
 ``place`` builds inputs and outputs in any layout inside guarded buffers.
 """
 
@@ -496,26 +502,53 @@ class HostModule:
 
 # ------------------------------------------------------------------ the CuPy launchers against NumPy
 class DeviceArray(np.ndarray):
-    """A NumPy array that answers ``.data.ptr`` as a CuPy array does."""
+    """A NumPy array that answers ``.data.ptr`` and ``.get()`` as a CuPy array does."""
 
     @property
     def data(self):
         return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
+
+    def get(self):
+        return np.array(self)
 
 
 def device(a):
     return np.asarray(a).view(DeviceArray)
 
 
-class _FakeCupy(types.ModuleType):
-    """The part of CuPy the row-wise launchers use, on NumPy arrays."""
+class _Device:
+    """cupy.cuda.Device: its id and attributes, a context manager."""
 
     def __init__(self, sms):
+        self.id = 0
+        self.attributes = {"MultiProcessorCount": sms}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _on_device(fn):
+    """A NumPy function whose array result comes back as a ``DeviceArray`` (a 0-d one for scalars)."""
+
+    def call(*args, **kwargs):
+        return device(np.asarray(fn(*args, **kwargs)))
+
+    return staticmethod(call)
+
+
+class _FakeCupy(types.ModuleType):
+    """The part of CuPy the backend uses, on NumPy arrays."""
+
+    def __init__(self, sms, cache_dir):
         super().__init__("cupy")
         self.float16, self.float32, self.float64, self.int64 = np.float16, np.float32, np.float64, np.int64
         self.ndarray = np.ndarray
-        dev = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": sms})
+        dev = _Device(sms)
         self.cuda = types.SimpleNamespace(Device=lambda *a: dev)
+        self.ElementwiseKernel = functools.partial(HostElementwiseKernel, cache_dir=cache_dir)
 
     @staticmethod
     def empty(shape, dtype=np.float64, order="C"):
@@ -523,6 +556,10 @@ class _FakeCupy(types.ModuleType):
         if np.dtype(dtype) in POISON and order == "C":
             return place(np.zeros(shape), dtype, poison=True)
         return device(np.empty(shape, dtype, order))
+
+    @staticmethod
+    def zeros(shape, dtype=np.float64):
+        return place(np.zeros(shape), dtype)
 
     @staticmethod
     def moveaxis(a, src, dst):
@@ -536,8 +573,121 @@ class _FakeCupy(types.ModuleType):
     def may_share_memory(a, b):
         return np.may_share_memory(a, b)
 
+    sum = _on_device(np.sum)
+    stack = _on_device(np.stack)
+    where = _on_device(np.where)
+    count_nonzero = _on_device(np.count_nonzero)
+
     def __getattr__(self, name):
         raise AttributeError(f"the NumPy stand-in for CuPy in tests/hostcuda.py has no {name!r}: extend it")
+
+
+# ------------------------------------------------------------------ ElementwiseKernel on host kernels
+# C++ types of the dtypes an elementwise operand may have (CuPy's float16 class is __half here)
+_EW_CTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double",
+              np.dtype(np.int32): "int", np.dtype(np.int64): "long long", np.dtype(np.uint64): "unsigned long long"}
+
+
+class _EwParam:
+    """One parameter of an ElementwiseKernel: CuPy's rule, a one-letter type is a placeholder."""
+
+    def __init__(self, text):
+        parts = text.split()
+        if len(parts) != 2:
+            raise ValueError(f"parameter {text!r}: the host ElementwiseKernel takes 'type name' (no raw)")
+        self.type, self.name = parts
+        self.placeholder = len(self.type) == 1
+        self.dtype = None if self.placeholder else np.dtype(self.type)
+
+
+class HostElementwiseKernel:
+    """``cupy.ElementwiseKernel(in_params, out_params, operation, name, preamble=...)``
+    whose calls run on host kernels. Every output is passed (all of one shape);
+    inputs broadcast to it (axes aligned right, size-1 axes read with stride 0).
+    A type placeholder takes its arrays' dtype (a mismatch raises TypeError, as
+    CuPy's "Type is mismatched"); a parameter of a named dtype takes an array of
+    that dtype or a scalar, converted. The kernel is CuPy's shape: typedefs of
+    the placeholders, a grid-stride loop over the output's elements in C order
+    with the index ``i``, each operand's element bound to a reference of its
+    name (``const`` for inputs), then ``operation``, after ``preamble``."""
+
+    def __init__(self, in_params, out_params, operation, name, preamble="", *, cache_dir):
+        self.in_params = [_EwParam(p) for p in in_params.split(",")]
+        self.out_params = [_EwParam(p) for p in out_params.split(",")]
+        self.operation, self.name, self.preamble = operation, name, preamble
+        self.cache_dir = cache_dir
+        self._built = {}
+
+    def _source(self, types, arrays):
+        """The translation unit for the placeholder binding ``types``; ``arrays``: the
+        parameters passed as arrays, in order."""
+        params = self.in_params + self.out_params
+        ctype = {p.name: _EW_CTYPES[types[p.type] if p.placeholder else p.dtype] for p in params}
+        sig, binds = [], []
+        for p in params:
+            is_in = p in self.in_params
+            t = p.type if p.placeholder else ctype[p.name]
+            if p in arrays:
+                k = arrays.index(p)
+                sig.append(f"{'const ' if is_in else ''}{t}* _raw_{p.name}")
+                binds.append(f"{'const ' if is_in else ''}{t}& {p.name} = _raw_{p.name}[_o[{k}]];")
+            else:
+                sig.append(f"{t} {p.name}")
+        typedefs = "".join(f"typedef {_EW_CTYPES[d]} {t};\n" for t, d in sorted(types.items()))
+        na = len(arrays)
+        return (
+            f"{self.preamble}\nnamespace gahost_ew {{\n{typedefs}"
+            f"__global__ void {self.name}({', '.join(sig)}, const long long* _geo, long long _nd, long long _n) {{\n"
+            f"    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < _n;\n"
+            f"         i += (long long)gridDim.x * blockDim.x) {{\n"
+            f"        long long _o[{na}] = {{}}, _rem = i;  // _geo: shape, then each array's strides\n"
+            f"        for (long long d = _nd - 1; d >= 0; --d) {{\n"
+            f"            const long long c = _rem % _geo[d];\n"
+            f"            _rem /= _geo[d];\n"
+            f"            for (int a = 0; a < {na}; ++a) _o[a] += c * _geo[_nd * (1 + a) + d];\n"
+            f"        }}\n"
+            f"        {' '.join(binds)}\n"
+            f"        {self.operation}\n"
+            f"    }}\n}}\n}}\n"
+        )
+
+    def __call__(self, *args):
+        params = self.in_params + self.out_params
+        if len(args) != len(params):
+            raise TypeError(f"{self.name} takes {len(params)} arguments (every output given), got {len(args)}")
+        outs = args[len(self.in_params):]
+        shape = outs[0].shape
+        types, arrays, values = {}, [], []
+        for p, a in zip(params, args):
+            if isinstance(a, np.ndarray):
+                if p.placeholder:
+                    if types.setdefault(p.type, a.dtype) != a.dtype:
+                        raise TypeError(f"{self.name}: Type is mismatched. {p.name} {a.dtype} {p.type} {types[p.type]}")
+                elif a.dtype != p.dtype:
+                    raise TypeError(f"{self.name}: {p.name} is {a.dtype}, the kernel declares {p.dtype}")
+                if np.broadcast_shapes(a.shape, shape) != shape or (p in self.out_params and a.shape != shape):
+                    raise ValueError(f"{self.name}: {p.name} of shape {a.shape} does not broadcast to {shape}")
+                arrays.append(p)
+                values.append(a)
+            elif p.placeholder or p in self.out_params:
+                raise TypeError(f"{self.name}: a scalar for {p.name} (host ElementwiseKernel: arrays only there)")
+            else:
+                values.append(p.dtype.type(a))
+        n = int(np.prod(shape))
+        if n == 0:
+            return
+        nd = len(shape)
+        geo = list(shape)
+        for a in (v for v in values if isinstance(v, np.ndarray)):
+            lead = nd - a.ndim
+            geo += [0 if d < lead or a.shape[d - lead] == 1 else a.strides[d - lead] // a.itemsize for d in range(nd)]
+        src = self._source(types, arrays)
+        if src not in self._built:
+            self._built[src] = build(src, [f"gahost_ew::{self.name}"], self.cache_dir).get_function(
+                f"gahost_ew::{self.name}")
+        block = 128
+        grid = min(-(-n // block), 4)
+        self._built[src]((grid,), (block,), (*values, np.array(geo or [0], np.int64), np.int64(nd), np.int64(n)))
 
 
 _PKG = "gpu_act.backends.cupy"
@@ -554,19 +704,21 @@ def _code(path):
 _CODE = {}
 
 
-def backend(function, sms=1):
-    """gpu_act/backends/cupy/{_config,_layout,rowwise}.py loaded against the
-    NumPy stand-in for CuPy (``sms`` multiprocessors) with
-    ``_modules.function(file, dtype, expr)`` = ``function``; a namespace of the three."""
+def backend(function, sms=1, cache_dir=None):
+    """The CuPy backend's modules loaded against the NumPy stand-in for CuPy
+    (``sms`` multiprocessors; ElementwiseKernels built into ``cache_dir``) with
+    ``_modules.function(file, dtype, expr)`` = ``function``: a namespace of
+    ``launch`` (_config), ``layout``, ``rowwise``, ``elementwise`` and ``api``
+    (the package, whose functions take a ``Call`` context)."""
     import gpu_act
 
-    fake = _FakeCupy(sms)
+    fake = _FakeCupy(sms, cache_dir)
     pkg_dir = Path(gpu_act.__file__).resolve().parent / "backends" / "cupy"
     loaded = {"_modules": types.SimpleNamespace(function=function)}
 
     def load(name):
         if name not in loaded:
-            mod = types.ModuleType(f"{_PKG}.{name}")
+            mod = types.ModuleType(_PKG if name == "__init__" else f"{_PKG}.{name}")
             mod.__file__ = str(pkg_dir / f"{name}.py")
             mod.__package__ = _PKG
             b = dict(vars(builtins))
@@ -593,7 +745,8 @@ def backend(function, sms=1):
                 importlib.import_module(f"{target}.{f}")
         return mod
 
-    return types.SimpleNamespace(launch=load("_config"), layout=load("_layout"), rowwise=load("rowwise"))
+    return types.SimpleNamespace(launch=load("_config"), layout=load("_layout"), rowwise=load("rowwise"),
+                                 elementwise=load("elementwise"), api=load("__init__"))
 
 
 # ------------------------------------------------------------------ guarded arrays

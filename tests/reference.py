@@ -520,7 +520,8 @@ def _reduce(elements, reduction):
 
 def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=None, reduction="mean"):
     """(loss, grad) in float64: w [(1 - t) z + (1 + (pw - 1) t) softplus(-z)], pos_weight
-    broadcast along the last axis, weight to the logits; limits at z = +-inf."""
+    broadcast along the last axis, weight to the logits; limits at z = +-inf; NaN
+    where z is NaN (whatever the weight)."""
     z = _f64(logits)
     t = np.broadcast_to(_f64(target), z.shape)
     w = np.broadcast_to(1.0 if weight is None else _f64(weight), z.shape)
@@ -532,7 +533,8 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=Non
         # 0 where the factor is 0 even at z = +-inf
         lin_factor = np.where(z >= 0, 1.0 - t, pw * t)
         lin = np.where(lin_factor == 0, 0.0, lin_factor * a)
-        elements = w * (lin + L * np.log1p(np.exp(-a)))
+        # a weight of 0 drops the element (0, also where its loss is +inf at z = +-inf)
+        elements = np.where(w == 0, 0.0, w * (lin + L * np.log1p(np.exp(-a))))
         elements = np.where(np.isnan(z), np.nan, elements)
         sig = special.expit(z)
         grad = w * (L * sig - pw * t)

@@ -190,6 +190,63 @@ def test_cross_entropy_every_variant(team, dtype, reduction, label_smoothing):
             assert_close(_np(grad), rg, dtype, msg=f"prob grad {shape}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_backend_functions(team, dtype):
+    """The backend's loss functions themselves, as gpu_act.losses calls them, against the
+    reference: cross-entropy with class weights, z-loss, softcap and lse (index targets
+    along either axis, probabilities), check_targets, nll_loss, binary cross-entropy on
+    logits (broadcast weight and pos_weight) and on probabilities, any_negative, total."""
+    from gpu_act.backends import cupy as be
+
+    rng = np.random.default_rng(1)
+    C = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    z = sample((6, 40), dtype, seed=3)
+    ctx = be.context(_dev(z), None)
+    w = rng.uniform(0.5, 2.0, 40).astype(C)
+    t = rng.integers(0, 40, 6)
+    t[0] = -100
+    count, denom = be.check_targets(ctx, "t", _dev(t), 40, -100, _dev(w))
+    assert count == 5 and denom == pytest.approx(float(w[t[1:]].astype(np.float64).sum()), rel=1e-12)
+    kw = dict(reduction="none", label_smoothing=0.1, weight=w, z_loss=1e-3, softcap=5.0, return_lse=True)
+    for axis, zz in ((1, z), (0, np.ascontiguousarray(z.T))):
+        rows, grad, lse = be.cross_entropy(ctx, _dev(zz), _dev(t), axis, True, -100, 0.1, _dev(w), 1e-3, 5.0,
+                                           1.0 / denom, True, True)
+        rl, rg, rlse = R.cross_entropy(zz, t, axis=axis, **kw)
+        assert rows.dtype == C and lse.dtype == C and grad.dtype == np.dtype(dtype)
+        assert_close(_np(rows), rl, dtype, msg=f"index rows axis={axis}")
+        assert_close(_np(grad), rg / denom, dtype, msg=f"index grad axis={axis}")
+        assert_close(_np(lse), rlse, dtype, msg=f"index lse axis={axis}")
+    p = rng.random((6, 40)).astype(dtype)
+    rows, grad, lse = be.cross_entropy(ctx, _dev(z), _dev(p), 1, False, -100, 0.0, _dev(w), 0.0, None, 1.0, True, False)
+    rl, rg = R.cross_entropy(z, p, reduction="none", weight=w)
+    assert lse is None
+    assert_close(_np(rows), rl, dtype, msg="prob rows")
+    assert_close(_np(grad), rg, dtype, msg="prob grad")
+    tot = be.total(ctx, rows, 0.5, dtype)
+    assert tot.shape == () and tot.dtype == np.dtype(dtype)
+    assert_close(_np(tot), rl.sum() * 0.5, dtype, msg="total")
+    lp = R.log_softmax(z).astype(dtype)
+    rows, grad = be.nll_loss(ctx, _dev(lp), _dev(t), 1, -100, _dev(w), 0.25, True)
+    rl, rg = R.nll_loss(lp, t, reduction="none", weight=w)
+    assert_close(_np(rows), rl, dtype, msg="nll rows")
+    assert_close(_np(grad), rg * 0.25, dtype, msg="nll grad")
+    x = sample((5, 7), dtype, seed=4)
+    tb = rng.random((5, 7)).astype(dtype)
+    wb, pwb = rng.uniform(0.5, 2.0, (1, 7)).astype(dtype), rng.uniform(0.5, 2.0, (5, 1)).astype(np.float64)
+    elems, grad = be.binary_cross_entropy(ctx, _dev(x), _dev(tb), _dev(wb), _dev(pwb), True, 0.5, True)
+    rl, rg = R.binary_cross_entropy_with_logits(x, tb, wb, pwb, reduction="none")
+    assert elems.dtype == C and grad.dtype == np.dtype(dtype)
+    assert_close(_np(elems), rl, dtype, msg="bce logits")
+    assert_close(_np(grad), rg * 0.5, dtype, msg="bce logits grad")
+    assert be.any_negative(ctx, _dev(np.array([[1.0, -0.5]]))[:, ::-1])
+    assert not be.any_negative(ctx, _dev(np.array([0.0, -0.0, np.nan])))
+    pb = rng.random((5, 7)).astype(dtype)
+    elems, grad = be.binary_cross_entropy(ctx, _dev(pb)[:, ::-1], _dev(tb), None, None, False, 1.0, True)
+    rl, rg = R.binary_cross_entropy(pb[:, ::-1], tb, reduction="none")
+    assert_close(_np(elems), rl, dtype, msg="bce")
+    assert_close(_np(grad), rg, dtype, msg="bce grad")
+
+
 def test_cross_entropy_bad_target_raises():
     with pytest.raises(ValueError, match="out of range"):
         ga.cross_entropy(cp.zeros((2, 3), cp.float32), cp.asarray([0, 3]))

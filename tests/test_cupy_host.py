@@ -2,9 +2,11 @@
 
 tests/hostcuda.py builds the real sources (``gpu_act.kernels.source``, what
 CuPy compiles) for the host with g++ and tests/cuda_host.h, and launches them
-as CuPy does: through gpu_act/backends/cupy/rowwise.py itself, loaded against
-a NumPy stand-in for CuPy, so its argument conventions (P, Q, strides in
-elements, scalar types) and _config.plan's teams and grids are the ones run.
+as CuPy does: through the backend itself (gpu_act/backends/cupy/__init__.py,
+rowwise.py, elementwise.py), loaded against a NumPy stand-in for CuPy, so its
+argument conventions (P, Q, strides in elements, scalar types) and
+_config.plan's teams and grids are the ones run; its ElementwiseKernels (the
+binary cross-entropy) run as host kernels of CuPy's shape.
 Every launch runs under several schedules of each block's threads, which must
 leave bit-identical memory (a race fails), writes nothing outside its
 arrays, and every output element is checked written (outputs start as a NaN
@@ -60,12 +62,13 @@ def module(cache_dir):
 
 
 class Rig:
-    """The CuPy launchers (rowwise.py, _config.py, _layout.py) on host kernels.
-    ``team`` forces the team for every row length and layout (as tests/test_cupy_gpu.py
-    does); ``block`` the block size ("max": the planner's largest for the team); ``grid_cap``
-    caps the grid, so blocks loop over rows."""
+    """The CuPy backend (its package functions, rowwise.py, elementwise.py, _config.py,
+    _layout.py) on host kernels. ``team`` forces the team for every row length and layout
+    (as tests/test_cupy_gpu.py does); ``block`` the block size ("max": the planner's largest
+    for the team); ``grid_cap`` caps the grid, so blocks loop over rows; ``cache_dir``: where
+    ElementwiseKernels are built."""
 
-    def __init__(self, module, team=None, block=None, grid_cap=None, sms=1):
+    def __init__(self, module, team=None, block=None, grid_cap=None, sms=1, cache_dir=None):
         self.launches = []
 
         def function(name, dtype, expr):
@@ -77,7 +80,7 @@ class Rig:
 
             return call
 
-        self.b = H.backend(function, sms)
+        self.b = H.backend(function, sms, cache_dir)
         launch = self.b.launch
         real_plan, real_team_for = launch.plan, launch.team_for
         resident = sms * launch.RESIDENT_THREADS_PER_SM
@@ -108,6 +111,14 @@ class Rig:
     @property
     def rowwise(self):
         return self.b.rowwise
+
+    @property
+    def api(self):
+        return self.b.api
+
+    @property
+    def ctx(self):
+        return self.b.api.Call(0, None)
 
     def vector_moves(self):
         return sum(s["vec_moves"] for *_, s, _ in self.launches)
@@ -634,6 +645,10 @@ def run_maxout(rig, direction, dtype, x, axis, pool, layout, inplace=False):
 
 
 # ------------------------------------------------------------------ cross-entropy
+def compute_dtype(dtype):
+    return np.dtype(np.float32 if dtype == "float16" else dtype)
+
+
 def xent_logits(shape, axis, dtype, seed):
     """Normal logits; rows (along ``axis``, in C order of the others) 1: a NaN, 2: +inf,
     3: all -inf, 4: -inf at odd classes, 5: +-BIG, 8: a NaN again (an ignored row for index targets)."""
@@ -672,52 +687,89 @@ def xent_targets(kind, z, axis, ignore, seed, ttype):
         return p.astype(ttype)
 
 
+def class_weights(n, dtype, seed):
+    """Positive class weights of the compute type, every fifth 0 (its terms drop out)."""
+    w = np.random.default_rng(seed + 1000).uniform(0.25, 2.0, n)
+    w[::5] = 0.0
+    return w.astype(compute_dtype(dtype))
+
+
+def counted(rig, t, n, ignore, w):
+    """check_targets' (count, denominator), checked against the targets."""
+    count, denom = rig.api.check_targets(rig.ctx, "test", H.device(t), n, ignore, None if w is None else H.place(w))
+    valid = t != ignore
+    assert count == np.count_nonzero(valid)
+    want = float(count) if w is None else float(np.sum(w.astype(np.float64)[t[valid]]))
+    assert denom == pytest.approx(want, rel=1e-12, abs=0.0)
+    return count, denom
+
+
 def run_xent(rig, kind, dtype, z, axis, *, ttype=None, eps=0.0, reduction="mean", ignore=-100, layout="aligned",
-             tlayout=None, want_grad=True, seed=0):
+             tlayout=None, want_grad=True, weighted=False, z_loss=0.0, softcap=None, want_lse=False, seed=0):
+    """One call of the backend's cross_entropy on host kernels (the denominator of a
+    mean from its check_targets), against the reference."""
     lin, _ = LAYOUTS[layout]
     what = (f"cross_entropy {kind} {dtype} {z.shape} axis={axis} eps={eps} {reduction} {layout} "
-            f"targets={ttype or 'int64'} grad={want_grad}")
+            f"targets={ttype or 'int64'} grad={want_grad} weighted={weighted} z_loss={z_loss} softcap={softcap} "
+            f"lse={want_lse}")
     with np.errstate(all="ignore"):
         zq = z.astype(dtype)
+    n = z.shape[axis]
     t = xent_targets(kind, zq, axis, ignore, seed, ttype)
+    w = class_weights(n, dtype, seed) if weighted else None
     zin = H.place(zq, **lin)
     tin = t if kind == "index" else H.place(t, **LAYOUTS[tlayout or layout][0])
-    loss_ref, _ = R.cross_entropy(zq, t, axis=axis, reduction="none", ignore_index=ignore, label_smoothing=eps)
-    _, grad_ref = R.cross_entropy(zq, t, axis=axis, reduction=reduction, ignore_index=ignore, label_smoothing=eps)
-    if reduction == "mean":
-        count = int(np.count_nonzero(t != ignore)) if kind == "index" else loss_ref.size
-        scale = 1.0 / count if count else 0.0
-    else:
-        scale = 1.0
+    kw = dict(axis=axis, ignore_index=ignore, label_smoothing=eps, weight=w, z_loss=z_loss, softcap=softcap)
+    # the gradient of the sum of row losses, times scale: the backend's contract (a mean over a
+    # zero denominator has scale 0, where the reference's mean gradient is NaN)
+    loss_ref, grad_ref, lse_ref = R.cross_entropy(zq, t, reduction="none", return_lse=True, **kw)
+    denom = counted(rig, t, n, ignore, w)[1] if kind == "index" else loss_ref.size
+    scale = (1.0 / denom if denom else 0.0) if reduction == "mean" else 1.0
     with annotated(what):
-        loss, grad = rig.rowwise.cross_entropy_rows(zin, tin, axis, kind == "index", ignore, eps, scale, want_grad)
+        loss, grad, lse = rig.api.cross_entropy(rig.ctx, zin, tin, axis, kind == "index", ignore, eps,
+                                                None if w is None else H.place(w), z_loss, softcap, scale, want_grad,
+                                                want_lse)
     check_written(loss, what + " loss")
-    assert loss.dtype == np.float64 and loss.shape == loss_ref.shape, what
-    # the loss is computed in the compute type: the logits' tolerance
+    assert loss.dtype == compute_dtype(dtype) and loss.shape == loss_ref.shape, what
+    # computed in the compute type: the logits' tolerance
     assert_close(np.asarray(loss), loss_ref, dtype, msg=what + " loss")
+    if want_lse:
+        check_written(lse, what + " lse")
+        assert lse.dtype == compute_dtype(dtype) and lse.shape == lse_ref.shape, what
+        assert_close(np.asarray(lse), lse_ref, dtype, msg=what + " lse")
+    else:
+        assert lse is None
     if want_grad:
         check_written(grad, what + " grad")
-        assert grad.dtype == np.dtype(dtype) and grad.shape == z.shape, what
-        assert_close(np.asarray(grad), grad_ref, dtype, msg=what + " grad")
+        assert grad.dtype == np.dtype(dtype) and grad.shape == z.shape and grad.flags.c_contiguous, what
+        assert_close(np.asarray(grad), grad_ref * scale, dtype, msg=what + " grad")
     else:
         assert grad is None
-        for expr, *_, args in rig.launches:  # the placeholder gradient is never written
-            assert H.unwritten(args[3]).shape[0] == args[3].size, f"{what}: {expr} wrote the gradient"
+    for expr, *_, args in rig.launches:  # placeholders (lse, gradient) are never written
+        for k, wanted in ((4, want_lse), (5, want_grad)):
+            if not wanted:
+                assert H.unwritten(args[k]).shape[0] == args[k].size, f"{what}: {expr} wrote argument {k}"
 
 
 def _xent_cases(dtype, kind):
-    """(shape, axis, layout, eps, reduction, ttype, tlayout, want_grad)"""
+    """(shape, axis, layout, options of run_xent)"""
     tts = [None] if kind == "index" else [np.dtype(dtype).type] + ([np.float32] if dtype == "float16" else [])
     cases = []
     k = 0
     for shape, axis in (((9, 1), 1), ((13, 7), 1), ((6, 33), 1), ((3, 1025), 1), ((2, 3000), 1), ((33, 5), 0),
                         ((7, 4, 6), 1)):
         for layout in ("aligned", "misaligned", "F", "flip"):
-            eps = (0.0, 0.1)[k % 2]
-            reduction = ("mean", "sum", "none")[k % 3]
-            tt = tts[k % len(tts)]
-            tlayout = ("aligned", "misaligned", "flip")[k % 3]
-            cases.append((shape, axis, layout, eps, reduction, tt, tlayout, k % 5 != 4))
+            cases.append((shape, axis, layout, dict(
+                eps=(0.0, 0.1)[k % 2],
+                reduction=("mean", "sum", "none")[k % 3],
+                ttype=tts[k % len(tts)],
+                tlayout=("aligned", "misaligned", "flip")[k % 3],
+                want_grad=k % 5 != 4,
+                weighted=k % 4 >= 2,
+                z_loss=(0.0, 1e-3)[k // 3 % 2],
+                softcap=(None, None, 4.0)[k // 2 % 3],
+                want_lse=k % 7 < 4,
+            )))
             k += 1
     return cases
 
@@ -726,20 +778,22 @@ def _xent_cases(dtype, kind):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("team", TEAMS)
 def test_cross_entropy(module, team, dtype, kind):
-    for i, (shape, axis, layout, eps, reduction, tt, tlayout, want_grad) in enumerate(_xent_cases(dtype, kind)):
+    for i, (shape, axis, layout, options) in enumerate(_xent_cases(dtype, kind)):
         z = xent_logits(shape, axis, dtype, i)
         rig = Rig(module, team=team, grid_cap=2, block=64 if team == "block" and i % 2 else None)
-        run_xent(rig, kind, dtype, z, axis, ttype=tt, eps=eps, reduction=reduction, layout=layout, tlayout=tlayout,
-                 want_grad=want_grad, seed=i)
+        run_xent(rig, kind, dtype, z, axis, layout=layout, seed=i, **options)
         assert rig.launches and all(f", {kernels.TEAMS.index(team)}>" in e for e, *_ in rig.launches), rig.launches
     # every row ignored (mean: scale 0), and an ignore_index inside the class range
     z = xent_logits((6, 9), 1, dtype, 50)
     if kind == "index":
-        run_xent(Rig(module, team=team), kind, dtype, z, 1, ignore=3, reduction="sum", seed=50)
+        run_xent(Rig(module, team=team), kind, dtype, z, 1, ignore=3, reduction="sum", weighted=True, want_lse=True,
+                 seed=50)
         rig = Rig(module, team=team)
         t = np.full(6, -100)
-        loss, grad = rig.rowwise.cross_entropy_rows(H.place(z.astype(dtype)), t, 1, True, -100, 0.0, 0.0, True)
+        loss, grad, lse = rig.api.cross_entropy(rig.ctx, H.place(z.astype(dtype)), t, 1, True, -100, 0.1, None, 1e-3,
+                                                2.0, 0.0, True, True)
         assert (np.asarray(loss) == 0).all() and (np.asarray(grad) == 0).all()
+        assert_close(np.asarray(lse), R.cross_entropy(z.astype(dtype), t, softcap=2.0, return_lse=True)[2], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -749,6 +803,160 @@ def test_cross_entropy_planned_team_any_axis(module, dtype):
         for kind in ("index", "prob"):
             rig = Rig(module)
             run_xent(rig, kind, dtype, xent_logits(shape, axis, dtype, 7), axis, eps=0.05, ttype=np.dtype(dtype).type,
-                     layout="F" if axis == 1 else "aligned", seed=3)
+                     layout="F" if axis == 1 else "aligned", weighted=True, z_loss=1e-2, softcap=10.0, want_lse=True,
+                     seed=3)
             seen |= {e.rsplit(",", 1)[1].strip(" >") for e, *_ in rig.launches}
     assert seen == {"0", "1", "2"}, seen
+
+
+def test_cross_entropy_without_rows_or_classes(module):
+    """No kernel: zero losses and lse (sums over no classes), an empty gradient."""
+    for shape, axis, index in (((0, 5), 1, True), ((4, 0), 1, True), ((3, 0, 2), 1, False)):
+        rig = Rig(module)
+        rows_shape = shape[:axis] + shape[axis + 1:]
+        t = np.full(rows_shape, -100) if index else H.place(np.zeros(shape))
+        loss, grad, lse = rig.api.cross_entropy(rig.ctx, H.place(np.zeros(shape)), t, axis, index, -100, 0.0, None,
+                                                0.0, None, 1.0, True, True)
+        assert not rig.launches
+        assert loss.shape == lse.shape == rows_shape and grad.shape == shape
+        assert (np.asarray(loss) == 0).all() and (np.asarray(lse) == 0).all()
+
+
+# ------------------------------------------------------------------ nll_loss
+def log_probs(shape, axis, seed):
+    """log-softmax of normal logits along ``axis``, with -inf entries and one NaN."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(shape) * 3
+    z.reshape(-1)[::7] = -np.inf
+    lp = R.log_softmax(z, axis=axis)
+    lp.reshape(-1)[3] = np.nan
+    return lp
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nll_loss(module, dtype):
+    cases = [((9, 1), 1, "aligned"), ((13, 7), 1, "F"), ((6, 33), 1, "flip"), ((33, 5), 0, "misaligned"),
+             ((7, 4, 6), 1, "step2"), ((5,), 0, "aligned")]
+    for k, (shape, axis, layout) in enumerate(cases):
+        weighted, want_grad, reduction = k % 2 == 1, k % 3 != 2, ("mean", "sum")[k // 2 % 2]
+        what = f"nll_loss {dtype} {shape} axis={axis} {layout} weighted={weighted} grad={want_grad} {reduction}"
+        lp = log_probs(shape, axis, k).astype(dtype)
+        n = shape[axis]
+        t = xent_targets("index", lp, axis, -100, k, None)
+        w = class_weights(n, dtype, k) if weighted else None
+        rig = Rig(module, grid_cap=2)
+        denom = counted(rig, t, n, -100, w)[1]
+        scale = (1.0 / denom if denom else 0.0) if reduction == "mean" else 1.0
+        with annotated(what):
+            loss, grad = rig.api.nll_loss(rig.ctx, H.place(lp, **LAYOUTS[layout][0]), t, axis, -100,
+                                          None if w is None else H.place(w), scale, want_grad)
+        loss_ref, grad_ref = R.nll_loss(lp, t, axis=axis, reduction="none", weight=w)
+        check_written(loss, what)
+        assert loss.dtype == compute_dtype(dtype) and loss.shape == loss_ref.shape, what
+        assert_close(np.asarray(loss), loss_ref, dtype, msg=what + " loss")
+        if want_grad:
+            assert grad.dtype == np.dtype(dtype) and grad.shape == shape and grad.flags.c_contiguous, what
+            assert_close(np.asarray(grad), grad_ref * scale, dtype, msg=what + " grad")
+        else:
+            assert grad is None
+        assert [e for e, *_ in rig.launches] == [kernels.nll_name(dtype)]
+
+
+# ------------------------------------------------------------------ binary cross-entropy
+def bce_inputs(logits, shape, dtype, seed):
+    """Logits (normal, with NaN, +-inf, +-BIG) or probabilities (uniform, with 0, 1,
+    values outside [0, 1] and NaN), and targets in [0, 1] with 0s and 1s."""
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(shape))
+    if logits:
+        x = rng.standard_normal(size) * 4
+        specials = [np.nan, np.inf, -np.inf, BIG[dtype], -BIG[dtype], 0.0]
+    else:
+        x = rng.random(size)
+        specials = [0.0, 1.0, np.nan, -0.25, 1.5, 1e-30]
+    x[: min(size, len(specials))] = specials[:size]
+    t = rng.random(size)
+    t[1::5], t[2::5] = 0.0, 1.0
+    return x.reshape(shape), t.reshape(shape)
+
+
+def bce_weights(shape, seed, zeros):
+    """Weights of ``shape`` (axes of 1 broadcast), every third 0 when ``zeros``."""
+    w = np.random.default_rng(seed + 99).uniform(0.25, 2.5, shape)
+    if zeros:
+        w.reshape(-1)[::3] = 0.0
+    return w
+
+
+# (logits, shape, weight shape, pos_weight shape, want_grad, z layout, target layout, target dtype, weights' dtype)
+BCE_CASES = [
+    (True, (7, 9), (1, 9), (7, 1), True, "F", "flip", None, None),
+    (True, (3, 4, 5), None, None, False, "step2", "aligned", "float64", None),
+    (True, (), (), (), True, "aligned", "aligned", None, "float64"),
+    (False, (6, 11), (6, 1), None, True, "flip", "misaligned", None, None),
+    (False, (40,), None, None, True, "misaligned", "F", "float32", None),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_cross_entropy(module, cache_dir, dtype):
+    """The backend's ElementwiseKernel on host kernels: broadcast weights, any strides,
+    the gradient in z's dtype and the losses in the compute type from one kernel."""
+    for k, (logits, shape, wshape, pwshape, want_grad, layout, tlayout, tdtype, wdtype) in enumerate(BCE_CASES):
+        if dtype != "float32" and wshape is None:
+            continue  # the unweighted variants: float32 only (each variant and dtype is a host build)
+        what = f"bce logits={logits} {dtype} {shape} w={wshape} pw={pwshape} grad={want_grad} {layout}"
+        x, t = bce_inputs(logits, shape, dtype, k)
+        with np.errstate(all="ignore"):
+            xq, tq = x.astype(dtype), t.astype(tdtype or dtype)
+        # a zero weight only for probabilities: at z = +-inf formulas.py's loss is 0 there, the reference's NaN
+        w = None if wshape is None else bce_weights(wshape, k, not logits).astype(wdtype or dtype)
+        pw = None if pwshape is None else bce_weights(pwshape, k + 1, False).astype(wdtype or dtype)
+        scale = 1.0 / xq.size if k % 2 else 1.0
+        rig = Rig(module, cache_dir=cache_dir)
+        args = [H.place(xq, **LAYOUTS[layout][0]), H.place(tq, **LAYOUTS[tlayout][0])]
+        args += [None if a is None else H.place(a) for a in (w, pw)]
+        with annotated(what):
+            elems, grad = rig.api.binary_cross_entropy(rig.ctx, *args, logits, scale, want_grad)
+        if logits:
+            want, want_g = R.binary_cross_entropy_with_logits(xq, tq, w, pw, reduction="none")
+        else:
+            want, want_g = R.binary_cross_entropy(xq, tq, w, reduction="none")
+        check_written(elems, what)
+        assert elems.dtype == compute_dtype(dtype) and elems.shape == shape, what
+        assert_close(np.asarray(elems), want, dtype, msg=what + " loss")
+        if want_grad:
+            check_written(grad, what + " grad")
+            assert grad.dtype == np.dtype(dtype) and grad.shape == shape and grad.flags.c_contiguous, what
+            assert_close(np.asarray(grad), want_g * scale, dtype, msg=what + " grad")
+        else:
+            assert grad is None
+
+
+def test_total(module):
+    rig = Rig(module)
+    a = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32)
+    for x, scale, dtype in ((a, 0.25, np.float16), (a[::2, ::-1], 1.0, np.float64), (np.zeros((0, 3)), 2.0, np.float32),
+                            (np.float64(3.5), 0.5, np.float32), (np.array([1.0, np.nan]), 1.0, np.float64)):
+        got = rig.api.total(rig.ctx, H.device(x), scale, dtype)
+        assert got.shape == () and got.dtype == dtype
+        assert_close(np.asarray(got), np.sum(np.asarray(x, np.float64)) * scale, dtype)
+
+
+def test_check_targets(module):
+    rig = Rig(module)
+    t = np.array([[0, 3, -100], [2, 2, 1]])
+    w = H.place(np.array([0.5, 1.0, 2.0, 4.0], np.float32))
+    assert rig.api.check_targets(rig.ctx, "f", H.device(t), 4, -100, None) == (5, 5.0)
+    assert rig.api.check_targets(rig.ctx, "f", H.device(t), 4, -100, w) == (5, 9.5)
+    assert rig.api.check_targets(rig.ctx, "f", H.device(np.array([0, 3, 2, 1])), 4, 2, w) == (3, 5.5)
+    assert rig.api.check_targets(rig.ctx, "f", H.device(np.full(3, -1)), 0, -1, w[:0]) == (0, 0.0)
+    with pytest.raises(ValueError, match="f: target index 3 is out of range; expected 0 <= target < 3"):
+        rig.api.check_targets(rig.ctx, "f", H.device(t), 3, -100, w[:3])
+
+
+def test_any_negative(module):
+    rig = Rig(module)
+    assert rig.api.any_negative(rig.ctx, H.device(np.array([[1.0, 2.0], [-0.5, 3.0]])[:, ::-1]))
+    assert not rig.api.any_negative(rig.ctx, H.device(np.array([0.0, -0.0, np.nan, np.inf], np.float16)))
+    assert not rig.api.any_negative(rig.ctx, H.device(np.zeros((0, 2))))

@@ -5,7 +5,8 @@ The translation units are built from what CuPy compiles at run time:
 ``gpu_act.kernels.source`` (headers inlined) and the instance lists
 ``gpu_act.kernels.INSTANCES``; the elementwise kernels are the C bodies of
 ``gpu_act.kernels.operation`` for every formula the public API can request,
-wrapped as CuPy's ElementwiseKernel wraps them. nvcc runs with warnings as
+and of ``gpu_act.kernels.bce_operation`` for every binary cross-entropy
+variant, wrapped as CuPy's ElementwiseKernel wraps them. nvcc runs with warnings as
 errors and ptxas reports every entry it compiled, which is counted.
 """
 
@@ -104,8 +105,59 @@ def _elementwise_tu():
             for T in storage:
                 for S in sorted({T, cname}):
                     exprs.append(f"{kname}<{T}, {S}>")
-    head = "#include <cuda_fp16.h>\n" + kernels.source(kernels.ACTIVATIONS)
-    return _entries_tu(head + "\n" + "\n".join(kern), exprs), len(exprs)
+    bce, bce_exprs = _bce_kernels()
+    head = "#include <cuda_fp16.h>\n" + kernels.source(kernels.LOSSES)  # activations.cuh inlined
+    return _entries_tu(head + "\n" + "\n".join(kern + bce), exprs + bce_exprs), len(exprs) + len(bce_exprs)
+
+
+def _bce_requests():
+    """Every binary cross-entropy variant the backend builds:
+    (fwd, der, logits, weighted, pos_weighted, want_grad)."""
+    reqs = []
+    for logits, fwd, der in ((True, F.bce_logits_fwd, F.bce_logits_der), (False, F.bce_fwd, F.bce_der)):
+        for weighted in (False, True):
+            for pos_weighted in (False, True) if logits else (False,):
+                for want_grad in (False, True):
+                    reqs.append((fwd.__name__, der.__name__, logits, weighted, pos_weighted, want_grad))
+    return reqs
+
+
+def _bce_kernels():
+    """The binary cross-entropy bodies of ``kernels.bce_operation`` in ElementwiseKernel's
+    shape, templated on the placeholders; instances: every variant with every operand of z's
+    type, and the fully weighted ones with target and weights of the other float type."""
+    kern, exprs = [], []
+    for k, req in enumerate(_bce_requests()):
+        for ctype, storage in (("float32", ("__half", "float")), ("float64", ("double",))):
+            ins, outs, body = kernels.bce_operation(*req, ctype)
+            holders = sorted({d.split()[0] for d in ins.split(",") if len(d.split()[0]) == 1} | {"T"})
+            args, loads, stores = [], [], []
+            for decl in [d.strip() for d in ins.split(",")]:
+                typ, name = decl.split()
+                if len(typ) == 1:
+                    args.append(f"const {typ}* _raw_{name}")
+                    loads.append(f"{typ} {name} = _raw_{name}[i];")
+                else:
+                    args.append(f"{_C[typ]} {name}")
+            for decl in [d.strip() for d in outs.split(",")]:
+                typ, name = decl.split()
+                typ = typ if len(typ) == 1 else _C[typ]
+                args.append(f"{typ}* _raw_{name}")
+                loads.append(f"{typ} {name};")
+                stores.append(f"_raw_{name}[i] = {name};")
+            kname = f"bce_{k}_{ctype}"
+            kern.append(
+                f"template <{', '.join(f'typename {h}' for h in holders)}>\n"
+                f"__global__ void {kname}({', '.join(args)}, long long n) {{\n"
+                f"    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+                f"    if (i >= n) return;\n    {' '.join(loads)}\n    {body}\n    {' '.join(stores)}\n}}\n"
+            )
+            full = req[3] and (req[4] or not req[2]) and req[5]
+            for T in storage:
+                others = [T] + ([{"double": "float"}.get(T, "double")] if full else [])
+                for O in others:
+                    exprs.append(f"{kname}<{', '.join(T if h == 'T' else O for h in holders)}>")
+    return kern, exprs
 
 
 def _units():
@@ -139,5 +191,6 @@ def test_instance_lists_cover_every_dtype_and_team():
             assert kernels.xent_index_name(dtype, team) in xent
             for u in kernels.target_types(dtype):
                 assert kernels.xent_prob_name(dtype, u, team) in xent
+        assert kernels.nll_name(dtype) in kernels.INSTANCES[("cross_entropy.cu", dtype)]
         assert kernels.maxout_name("fwd", dtype) in kernels.INSTANCES[("maxout.cu", dtype)]
         assert kernels.maxout_name("bwd", dtype) in kernels.INSTANCES[("maxout.cu", dtype)]

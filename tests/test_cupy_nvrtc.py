@@ -9,8 +9,9 @@ sources, options and include paths here are CuPy's own:
   name_expressions=...)``, the call ``RawModule`` makes, to a cubin;
   every name expression must have a lowered name whose kernel is in it;
 - elementwise kernels: the backend's own ``cupy.ElementwiseKernel`` objects
-  (``elementwise._kernel``); CuPy resolves T/S from the dtypes of each call
-  the public API makes (``ElementwiseKernel._decide_params_type``), writes
+  (``elementwise._kernel``, ``elementwise._bce_kernel``); CuPy resolves their
+  type placeholders from the dtypes of each call the public API makes
+  (``ElementwiseKernel._decide_params_type``), writes
   the CUDA source (``cupy._core._kernel._get_elementwise_kernel_code``, the
   CArray/CIndexer signature, typedefs, the CUDA preamble) and compiles it
   with its headers prepended (``compile_with_cache(code, options)``).
@@ -41,7 +42,7 @@ from cupy.cuda.compiler import CompileException  # noqa: E402
 from gpu_act import kernels  # noqa: E402
 from gpu_act import formulas as F  # noqa: E402
 from gpu_act.backends.cupy import elementwise as ew  # noqa: E402
-from test_cupy_nvcc import _elementwise_requests  # noqa: E402
+from test_cupy_nvcc import _bce_requests, _elementwise_requests  # noqa: E402
 
 ARCHS = ("80", "90")
 F16, F32, F64 = (np.dtype(t) for t in (np.float16, np.float32, np.float64))
@@ -132,12 +133,19 @@ def _elementwise_source(call, layout):
     """(kernel name, CUDA source, compile options) CuPy generates for ``call``."""
     wrapper, fname, nparams, ctype, arrays, out = call
     k = ew._kernel(wrapper, fname, nparams, ctype)  # the backend's own ElementwiseKernel
+    return _kernel_source(k, arrays, (out,), layout)
+
+
+def _kernel_source(k, arrays, outs, layout):
+    """(kernel name, CUDA source, compile options) CuPy generates for the
+    ElementwiseKernel ``k`` called with input arrays of the dtypes ``arrays``
+    (its typed parameters, in order; the others scalars) and outputs ``outs``."""
     ndim, contig, idx32 = layout
     n_typed = sum(1 for p in k.in_params if p.dtype is None)
     assert n_typed == len(arrays), f"{k.name}: {n_typed} array inputs, the call passes {len(arrays)}"
     it = iter(arrays)
     in_nd = tuple(next(it) if p.dtype is None else None for p in k.in_params)
-    in_types, out_types, type_map = k._decide_params_type(in_nd, (out,))
+    in_types, out_types, type_map = k._decide_params_type(in_nd, tuple(outs))
     infos = []
     for p, t, nd in zip(k.in_params, in_types, in_nd):
         if nd is None:  # a scalar parameter, converted to its declared dtype
@@ -204,6 +212,45 @@ def test_known_elementwise_type_errors(call):
     # strict: passes (and so fails the suite) once the backend is fixed; then drop the entry
     assert call in _calls(), "the known failure is no longer a call the public API makes"
     _elementwise_source(call, CONTIGUOUS)
+
+
+def _bce_calls():
+    """(variant of elementwise._bce_kernel, compute dtype, input array dtypes, output dtypes,
+    fully weighted) of the binary cross-entropy kernels: every variant for float32 z and
+    operands; the fully weighted variants (every operand, the gradient) for z of each dtype,
+    with target and weights of z's dtype and of another one (the public API passes any
+    accepted float dtype), contiguous and broadcast (strided)."""
+    calls = []
+    for _, _, logits, weighted, pos_weighted, want_grad in _bce_requests():
+        variant = (logits, weighted, pos_weighted, want_grad)
+        n_arrays = 2 + weighted + pos_weighted
+        full = weighted and (pos_weighted or not logits) and want_grad
+        for T in (F16, F32, F64) if full else (F32,):
+            C = COMPUTE[T]
+            outs = (C, T) if want_grad else (C,)
+            for O in [T] + ([F64 if T != F64 else F16] if full else []):
+                calls.append((variant, C, (T,) + (O,) * (n_arrays - 1), outs, full))
+    return calls
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_bce_kernel_compiles_with_cupy_nvrtc(arch):
+    jobs = [(c, layout) for c in _bce_calls() for layout in ((CONTIGUOUS, STRIDED) if c[4] else (CONTIGUOUS,))]
+
+    def build(job):
+        (variant, ctype, arrays, outs, _), layout = job
+        label = f"bce {variant} in {','.join(a.name for a in arrays)} -> {','.join(o.name for o in outs)} {layout}"
+        try:
+            name, code, options = _kernel_source(ew._bce_kernel(*variant, ctype), arrays, outs, layout)
+            got = R.cupy_compile(code, options, arch, prepend_cupy_headers=True)
+        except (CompileException, TypeError) as e:
+            return f"{label}: {type(e).__name__}: {str(e)[-3000:]}"
+        if not _symbol_in(got.image, name):
+            return f"{label}: kernel {name} not in the cubin"
+        return None
+
+    problems = [p for p in _map(build, jobs) if p]
+    assert not problems, f"{len(problems)} of {len(jobs)} binary cross-entropy kernels failed:\n" + "\n".join(problems)
 
 
 def test_elementwise_calls_cover_every_request_and_dtype():

@@ -36,7 +36,7 @@ ARCHS = (80, 90)
 DYNAMIC_SHARED = 0  # bytes: the launches in backends/cupy/rowwise.py pass no shared_mem
 STACK_MAX = 256  # bytes per thread; every kernel has none today
 
-# largest block plan() gives each team, by compute size; maxout runs one thread per item (plan("items", ...))
+# largest block plan() gives each team, by compute size; maxout and nll run one thread per item (plan("items", ...))
 def LARGEST_BLOCK(compute_size):
     return {"thread": _config.THREADS, "warp": _config.THREADS, "block": _config.BLOCK_MAX[compute_size]}
 
@@ -59,6 +59,7 @@ def _largest_blocks(dtype):
             out[kernels.xent_prob_name(dtype, u, team)] = block
     for direction in ("fwd", "bwd"):
         out[kernels.maxout_name(direction, dtype)] = ELEMENTWISE_BLOCK
+    out[kernels.nll_name(dtype)] = ELEMENTWISE_BLOCK  # one thread per row: plan("items", ...)
     return out
 
 

@@ -1,9 +1,11 @@
-"""The C table of the activation formulas (kernels/activations.cuh), which
-the CuPy backend's elementwise kernels call, against the registry.
+"""The C table of the formulas (kernels/activations.cuh and the binary
+cross-entropy of kernels/losses.cuh), which the CuPy backend's elementwise
+kernels call, against the registry and gpu_act/formulas.py.
 
 - completeness: every function of gpu_act.formulas, so every registry entry
   (forward, derivative, gelu's tanh variant, rrelu, the prelu/leaky slope
-  forms, the rrelu generator mix64/rrelu_slope), has its C counterpart, and
+  forms, the rrelu generator mix64/rrelu_slope) and the binary cross-entropy
+  formulas (bce_logits_fwd/der, bce_fwd/der), has its C counterpart, and
   the table holds nothing else but a few named helpers;
 - agreement, no GPU needed: the table compiled for the host with g++ (the
   same header nvcc compiles) and called through ctypes, on special values,
@@ -29,11 +31,12 @@ from gpu_act import _compile, kernels
 from gpu_act import formulas as F
 from gpu_act.registry import ACTIVATIONS
 
-TABLE = kernels.text(kernels.ACTIVATIONS)
+TABLE = kernels.text(kernels.ACTIVATIONS) + kernels.text(kernels.LOSSES)
 C_NAMES = set(re.findall(r"GA_FN\s+[\w:]+\s+(\w+)\s*\(", TABLE))
-HELPERS = {"py_max", "py_min", "is_inf"}  # Python builtins / math names the formulas use
+HELPERS = {"py_max", "py_min", "is_inf", "quiet_nan"}  # Python builtins / math names / constants the formulas use
 FORMULA_NAMES = {f.__name__ for f in _compile.FORMULAS}
 GENERATOR = {F.mix64.__name__, F.rrelu_slope.__name__}
+BCE = (F.bce_logits_fwd, F.bce_logits_der, F.bce_fwd, F.bce_der)
 
 
 def _registry_functions():
@@ -67,7 +70,7 @@ def _arity(name):
 
 
 def _host_source():
-    lines = [kernels.source(kernels.ACTIVATIONS), 'extern "C" {']
+    lines = [kernels.source(kernels.LOSSES), 'extern "C" {']
     for name in sorted(FORMULA_NAMES - GENERATOR):
         extra = "".join(f", p[{k}]" for k in range(_arity(name) - 1))
         for c in CT.values():
@@ -76,6 +79,14 @@ def _host_source():
                 f"{{ for (long i = 0; i < n; ++i) y[i] = ga::{name}<{c}>(x[i]{extra}); }}"
             )
         lines.append("")
+    # the binary cross-entropy formulas elementwise over arrays a[0], a[1], ... of their arguments
+    for f in BCE:
+        for c in CT.values():
+            args = ", ".join(f"a[{k}][i]" for k in range(_arity(f.__name__)))
+            lines.append(
+                f"void {f.__name__}_v_{c}(const {c}* const* a, {c}* y, long n) "
+                f"{{ for (long i = 0; i < n; ++i) y[i] = ga::{f.__name__}<{c}>({args}); }}"
+            )
     lines.append(
         "void mix64_c(const unsigned long long* z, unsigned long long* y, long n) "
         "{ for (long i = 0; i < n; ++i) y[i] = ga::mix64(z[i]); }"
@@ -197,3 +208,68 @@ def test_rrelu_generator_matches_reference(lib, dtype):
     getattr(lib, f"rrelu_slope_{c}")(ctypes.c_ulonglong(F.mix64(seed)), ctypes.c_long(n), ctyp(lower), ctyp(upper),
                                      y.ctypes.data_as(ctypes.POINTER(ctyp)))
     assert_close(y, R.rrelu_slopes((n,), lower, upper, True, seed), dtype)
+
+
+# ---------------------------------------------------------------- binary cross-entropy (losses.cuh)
+def _call_v(lib, fn, arrays):
+    """C ``fn`` elementwise over ``arrays`` (its arguments, one dtype)."""
+    c = CT[arrays[0].dtype.name]
+    ctyp = ctypes.c_float if c == "float" else ctypes.c_double
+    ptr = ctypes.POINTER(ctyp)
+    arrays = [np.ascontiguousarray(a) for a in arrays]
+    argv = (ptr * len(arrays))(*(a.ctypes.data_as(ptr) for a in arrays))
+    y = np.empty_like(arrays[0])
+    getattr(lib, f"{fn.__name__}_v_{c}")(argv, y.ctypes.data_as(ptr), ctypes.c_long(y.size))
+    return y
+
+
+LOGITS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-8, -1e-8, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 17.0, -17.0,
+                   20.0, -20.0, 40.0, -40.0, 88.0, -88.0, 100.0, -100.0, 710.0, -710.0, 1e30, -1e30, 1e300, -1e300])
+PROBS = np.array([np.nan, np.inf, -np.inf, -0.5, -1e-30, 1.5, 1.0 + 1e-7, 0.0, -0.0, 1.0, 1e-300, 1e-40, 1e-30,
+                  1e-12, 1e-8, 1e-3, 0.25, 0.5, 0.75, 1 - 1e-3, 1 - 1e-8, 1 - 2.0**-24, 1 - 2.0**-53])
+TARGETS = (0.0, 0.3, 1.0)
+WEIGHTS = (1.0, 0.0, 2.5)
+POS_WEIGHTS = (1.0, 0.5, 3.0)
+
+
+def _bce_grid(logits, dtype, finite_zero_weight=False):
+    """(z or p, t, w[, pw]) of every combination, in ``dtype``; ``finite_zero_weight``: a
+    zero weight only at finite z (the reference's w * inf is NaN there, formulas.py's limit 0)."""
+    x = LOGITS if logits else PROBS
+    cols = [(xi, t, w) + ((pw,) if logits else ()) for xi in x for t in TARGETS for w in WEIGHTS
+            for pw in (POS_WEIGHTS if logits else (None,))]
+    with np.errstate(over="ignore"):
+        args = [np.array(c).astype(dtype) for c in zip(*cols)]
+    if finite_zero_weight:
+        keep = np.isfinite(args[0]) | (args[2] != 0)
+        args = [a[keep] for a in args]
+    return args
+
+
+@pytest.mark.parametrize("fn", BCE, ids=lambda f: f.__name__)
+def test_bce_c_matches_python_formulas_in_float64(lib, fn):
+    args = _bce_grid(fn.__name__.startswith("bce_logits"), "float64")
+    got = _call_v(lib, fn, args)
+    for k, gi in enumerate(got):
+        want = fn(*(float(a[k]) for a in args))
+        at = tuple(float(a[k]) for a in args)
+        if math.isnan(want) or math.isinf(want):
+            assert (math.isnan(gi) and math.isnan(want)) or gi == want, f"{fn.__name__}{at} = {gi!r}, Python {want!r}"
+        else:
+            assert abs(gi - want) <= 8 * np.spacing(abs(want)) + 1e-300, f"{fn.__name__}{at} = {gi!r}, Python {want!r}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("logits", [True, False], ids=["logits", "probs"])
+def test_bce_c_matches_reference(lib, logits, dtype):
+    args = _bce_grid(logits, dtype, finite_zero_weight=True)
+    if logits:
+        z, t, w, pw = args
+        want_l, want_g = R.binary_cross_entropy_with_logits(z, t, w, pw, reduction="none")
+        fwd, der = F.bce_logits_fwd, F.bce_logits_der
+    else:
+        z, t, w = args
+        want_l, want_g = R.binary_cross_entropy(z, t, w, reduction="none")
+        fwd, der = F.bce_fwd, F.bce_der
+    assert_close(_call_v(lib, fwd, args), want_l, dtype, msg=f"C {fwd.__name__}")
+    assert_close(_call_v(lib, der, args), want_g, dtype, msg=f"C {der.__name__}")

@@ -314,3 +314,16 @@ def test_dask_nll_and_binary_losses(reduction):
     assert_close(grad.compute(), eg, np.float64)
     with pytest.raises(ValueError, match="pos_weight"):
         ga.binary_cross_entropy_with_logits(da.from_array(z), da.from_array(tt), pos_weight=-pw)
+
+
+def test_binary_cross_entropy_with_logits_weight_zero_drops_the_element_but_not_nan(backend):
+    z = np.array([np.inf, -np.inf, 3.0, np.nan, np.nan])
+    t = np.array([0.0, 1.0, 0.5, 0.5, 0.5])
+    w = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+    el, eg = ref.binary_cross_entropy_with_logits(z, t, weight=w, reduction="none")
+    loss, grad = ga.binary_cross_entropy_with_logits(*_on(backend, z, t), weight=_on(backend, w)[0], reduction="none",
+                                                     return_grad=True, backend=backend)
+    assert to_numpy(loss)[:3].tolist() == [0.0, 0.0, 0.0]
+    assert np.isnan(to_numpy(loss)[3:]).all()
+    assert_close(to_numpy(loss), el, np.float64)
+    assert_close(to_numpy(grad), eg, np.float64)

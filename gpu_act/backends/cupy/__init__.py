@@ -1,11 +1,13 @@
 """The CuPy backend: CUDA C kernels (top-level ``kernels/``, shipped as
 ``gpu_act.kernels``) compiled by CuPy on first use, for CuPy arrays.
 
-Implements the backend interface of ``gpu_act.backends.cpu``. Every kernel
-runs on CuPy's current stream without synchronising with the host (index
-targets of ``cross_entropy`` are the exception: checking their range reads
-two counts back) and returns CuPy arrays on the input's device. Arrays from
-other CUDA libraries (``__cuda_array_interface__``) are wrapped without copies.
+Implements the backend interface of ``gpu_act.backends.Backend``. Every kernel
+runs on CuPy's current stream without synchronising with the host
+(``check_targets`` and ``any_negative`` are the exceptions: checking the
+range of index targets reads their counts and weight sum back, checking the
+sign of a parameter array its answer) and returns CuPy arrays on the
+input's device. Arrays from other CUDA libraries (``__cuda_array_interface__``)
+are wrapped without copies.
 """
 
 import contextlib
@@ -151,32 +153,57 @@ def maxout_backward(ctx, g, x, pool, axis, out):
         _rows.maxout_backward(g, x, pool, axis, out)
 
 
-def check_targets(ctx, fname, target, classes, ignore_index):
-    """Count of non-ignored targets; ValueError naming an out-of-range one.
-    One read-back of two counts (the only host synchronisation of the backend)."""
+def check_targets(ctx, fname, target, classes, ignore_index, weight):
+    """(count, denominator) of the non-ignored targets: their number and the
+    float64 sum of ``weight`` over their classes (their number without
+    weights); ValueError naming an out-of-range one. One read-back (the only
+    host synchronisation of the backend)."""
     with _on(ctx):
         valid = target != ignore_index
         bad = valid & ((target < 0) | (target >= classes))
-        n_bad, n_valid = (int(v) for v in cupy.stack([cupy.count_nonzero(bad), cupy.count_nonzero(valid)]).get())
+        sums = [cupy.count_nonzero(bad), cupy.count_nonzero(valid)]
+        if weight is not None and classes:
+            ok = valid & ~bad
+            picked = weight[cupy.where(ok, target, 0)]
+            sums.append(cupy.sum(cupy.where(ok, picked, 0), dtype=cupy.float64))
+        n_bad, n_valid, *denominator = cupy.stack([a.astype(cupy.float64) for a in sums]).get().tolist()
         if n_bad:
             raise ValueError(
                 f"{fname}: target index {int(target[bad][0])} is out of range; expected 0 <= target < {classes} "
                 f"or ignore_index={ignore_index}"
             )
-    return n_valid
+    n_valid = int(n_valid)
+    if weight is None:
+        return n_valid, float(n_valid)
+    # no classes: no target can be counted (an out-of-range one raised)
+    return n_valid, denominator[0] if denominator else 0.0
 
 
-def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
-    """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
-    scale = (1.0 / count if count else 0.0) if reduction == "mean" else 1.0
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+    """(per-row losses, gradient or None, per-row log-sum-exp or None), from one kernel."""
     with _on(ctx):
-        loss, grad = _rows.cross_entropy_rows(z, target, axis, index, ignore_index, eps, scale, want_grad)
-        if reduction == "none":
-            loss = loss.astype(z.dtype)
-        elif reduction == "sum":
-            loss = loss.sum().astype(z.dtype)
-        elif count:
-            loss = (loss.sum() / count).astype(z.dtype)
-        else:
-            loss = cupy.full((), np.nan, z.dtype)
-    return loss, grad
+        return _rows.cross_entropy(
+            z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse
+        )
+
+
+def nll_loss(ctx, lp, target, axis, ignore_index, weight, scale, want_grad):
+    with _on(ctx):
+        return _rows.nll_loss(lp, target, axis, ignore_index, weight, scale, want_grad)
+
+
+def binary_cross_entropy(ctx, z, t, w, pw, logits, scale, want_grad):
+    with _on(ctx):
+        return _ew.binary_cross_entropy(z, t, w, pw, logits, scale, want_grad)
+
+
+def any_negative(ctx, a):
+    """Whether ``a`` has an entry < 0 (-0.0 and NaN have not): one read-back."""
+    with _on(ctx):
+        return bool((a < 0).any())
+
+
+def total(ctx, a, scale, dtype):
+    """0-d array of ``dtype``: (the float64 sum of ``a``) * scale, on the device (no read-back)."""
+    with _on(ctx):
+        return (cupy.sum(a, dtype=cupy.float64) * scale).astype(dtype)

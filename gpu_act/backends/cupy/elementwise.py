@@ -1,8 +1,10 @@
-"""Elementwise activations on CuPy arrays: ``cupy.ElementwiseKernel``s that
-call the C table of the formulas (kernels/activations.cuh).
+"""Elementwise activations and binary cross-entropy on CuPy arrays:
+``cupy.ElementwiseKernel``s that call the C table of the formulas
+(kernels/activations.cuh, kernels/losses.cuh).
 
 A kernel is built per (wrapper, formula, compute type) from
-``gpu_act.kernels.operation``. ElementwiseKernel handles strides,
+``gpu_act.kernels.operation``, and per binary cross-entropy variant from
+``gpu_act.kernels.bce_operation``. ElementwiseKernel handles strides,
 broadcasting and in place, and launches on CuPy's current stream; float16 is computed in float.
 """
 
@@ -13,7 +15,7 @@ import numpy as np
 
 from ..._dtypes import COMPUTE
 from ... import kernels
-from ...formulas import rrelu_slope
+from ...formulas import bce_der, bce_fwd, bce_logits_der, bce_logits_fwd, rrelu_slope
 from . import _layout
 
 _lock = threading.Lock()
@@ -68,3 +70,35 @@ def rrelu_slopes(shape, key, lower, upper, dtype):
     if out.size:
         _kernel("slopes", rrelu_slope.__name__, 0, ctype)(np.uint64(key), ctype.type(lower), ctype.type(upper), out)
     return out
+
+
+def _bce_kernel(logits, weighted, pos_weighted, want_grad, ctype):
+    key = ("bce", logits, weighted, pos_weighted, want_grad, np.dtype(ctype))
+    with _lock:
+        if key not in _kernels:
+            fwd, der = (bce_logits_fwd, bce_logits_der) if logits else (bce_fwd, bce_der)
+            ins, out, body = kernels.bce_operation(
+                fwd.__name__, der.__name__, logits, weighted, pos_weighted, want_grad, ctype
+            )
+            flags = "".join(f for f, on in (("_w", weighted), ("_pw", pos_weighted), ("_grad", want_grad)) if on)
+            _kernels[key] = cupy.ElementwiseKernel(
+                ins, out, body, f"ga_{fwd.__name__}{flags}", preamble=kernels.source(kernels.LOSSES)
+            )
+        return _kernels[key]
+
+
+def binary_cross_entropy(z, t, w, pw, logits, scale, want_grad):
+    """(per-element losses in the compute type, gradient times ``scale`` in z's
+    dtype or None), both of z's shape, from one kernel: on logits
+    (formulas.bce_logits_*) or on probabilities (formulas.bce_*). ``w``, ``pw``:
+    None (1) or arrays whose size-1 axes broadcast."""
+    ctype = COMPUTE[z.dtype]
+    k = _bce_kernel(logits, w is not None, pw is not None, want_grad, ctype)
+    inputs = [a for a in (z, t, w, pw) if a is not None]
+    elems = cupy.empty(z.shape, ctype)
+    if not want_grad:
+        k(*inputs, elems)
+        return elems, None
+    grad = cupy.empty(z.shape, z.dtype)
+    k(*inputs, ctype.type(scale), elems, grad)
+    return elems, grad

@@ -60,25 +60,34 @@ def maxout_backward(g, x, pool, axis, out):
     _maxout("bwd", [g, x], out, pool, axis)
 
 
-def cross_entropy_rows(z, target, axis, index, ignore, eps, scale, want_grad):
-    """(per-row loss as float64 in z's shape without ``axis``, gradient in z's
-    dtype and shape, C-contiguous, or None), from one kernel."""
+def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+    """(per-row losses, gradient or None, per-row log-sum-exp or None) from one
+    kernel: losses and lse in the compute type, z's shape without ``axis``; the
+    gradient in z's dtype and shape, C-contiguous. ``weight``: None or the C
+    class weights in the compute type; ``softcap`` None or the cap."""
     dtype = z.dtype.name
     ctype = COMPUTE[z.dtype]
     rows_shape = z.shape[:axis] + z.shape[axis + 1 :]
     n = z.shape[axis]
     rows = math.prod(rows_shape)
-    loss = cupy.empty(rows_shape, cupy.float64)
+    loss = cupy.empty(rows_shape, ctype)
+    lse = cupy.empty(rows_shape, ctype) if want_lse else None
     grad = cupy.empty(z.shape, z.dtype) if want_grad else None
     if rows == 0 or n == 0:
+        # no rows, or no classes: every sum over the classes is 0
         loss[...] = 0.0
-        return loss, grad
+        if want_lse:
+            lse[...] = 0.0
+        return loss, grad, lse
     if index:
         operands = [z]
         t = cupy.ascontiguousarray(target, dtype=cupy.int64)
     else:
         operands = [z, target if target.dtype == z.dtype else target.astype(ctype)]
-    g = grad if want_grad else cupy.empty((1,) * z.ndim, z.dtype)  # never written without want_grad
+    # arrays the kernel takes but never touches without their flag; the weights indexed by class
+    g = grad if want_grad else cupy.empty((1,) * z.ndim, z.dtype)
+    w = cupy.ascontiguousarray(weight) if weight is not None else cupy.empty((1,), ctype)
+    lse_out = lse if want_lse else cupy.empty((1,), ctype)
     geo = _layout.rows(operands + [g if want_grad else z], axis)
     if geo is None:
         operands = [cupy.ascontiguousarray(a) for a in operands]
@@ -87,12 +96,47 @@ def cross_entropy_rows(z, target, axis, index, ignore, eps, scale, want_grad):
     gs = strides[-1] if want_grad else (0, 0, 0)
     team, grid, block = _config.plan("rows", rows, n, strides[0][2], strides[0][1], ctype.itemsize)
     common = (i64(rows), i64(Q), i64(n), *(i64(s) for s in strides[0]), *(i64(s) for s in gs))
+    outs = (w, loss, lse_out, g)
     if index:
         fn = _modules.function("cross_entropy.cu", dtype, kernels.xent_index_name(dtype, team))
-        args = (operands[0], t, loss, g, *common, i64(ignore))
+        args = (operands[0], t, *outs, *common, i64(ignore))
     else:
         ttype = kernels.TYPES[operands[1].dtype.name]
         fn = _modules.function("cross_entropy.cu", dtype, kernels.xent_prob_name(dtype, ttype, team))
-        args = (operands[0], operands[1], loss, g, *common, *(i64(s) for s in strides[1]))
-    fn((grid,), (block,), (*args, ctype.type(eps), ctype.type(scale), np.int32(want_grad)))
+        args = (operands[0], operands[1], *outs, *common, *(i64(s) for s in strides[1]))
+    c = ctype.type
+    fn((grid,), (block,), (*args, c(eps), c(z_loss), c(softcap or 0.0), c(scale), np.int32(weight is not None),
+                           np.int32(want_grad), np.int32(want_lse)))
+    return loss, grad, lse
+
+
+def nll_loss(lp, target, axis, ignore, weight, scale, want_grad):
+    """(per-row losses -w[t] lp[t] in the compute type, lp's shape without
+    ``axis``; gradient in lp's dtype and shape, C-contiguous, or None): zeros
+    but -w[t] * scale at each row's target, from one kernel on a zeroed array."""
+    dtype = lp.dtype.name
+    ctype = COMPUTE[lp.dtype]
+    rows_shape = lp.shape[:axis] + lp.shape[axis + 1 :]
+    n = lp.shape[axis]
+    rows = math.prod(rows_shape)
+    loss = cupy.empty(rows_shape, ctype)
+    grad = cupy.zeros(lp.shape, lp.dtype) if want_grad else None
+    if rows == 0 or n == 0:
+        # no classes: every target is ignored (check_targets)
+        loss[...] = 0.0
+        return loss, grad
+    t = cupy.ascontiguousarray(target, dtype=cupy.int64)
+    g = grad if want_grad else cupy.empty((1,) * lp.ndim, lp.dtype)
+    w = cupy.ascontiguousarray(weight) if weight is not None else cupy.empty((1,), ctype)
+    geo = _layout.rows([lp, g if want_grad else lp], axis)
+    if geo is None:
+        lp = cupy.ascontiguousarray(lp)
+        geo = _layout.rows([lp, g if want_grad else lp], axis)
+    _, Q, (lps, gs) = geo
+    if not want_grad:
+        gs = (0, 0, 0)
+    _, grid, block = _config.plan("items", rows, 1)
+    fn = _modules.function("cross_entropy.cu", dtype, kernels.nll_name(dtype))
+    fn((grid,), (block,), (lp, t, w, loss, g, i64(rows), i64(Q), *(i64(s) for s in lps), *(i64(s) for s in gs),
+                           i64(ignore), ctype.type(scale), np.int32(weight is not None), np.int32(want_grad)))
     return loss, grad
