@@ -53,12 +53,12 @@ KNOWN_FAILURES = {}
 def kernels():
     """(label, kernel, signature, variant, compute dtype, compute capabilities)
     for the kernels the CUDA backend builds: each on sm_80 and sm_90, but the
-    elementwise kernels of the registry's formulas (160 of the 214: two
+    elementwise kernels of the registry's formulas (160 of the 225: two
     templates, two compute types, 40 formulas) two per formula: float32 on
     the flat path for sm_90, float64 on the strided path for sm_80. So every
     formula is compiled for both targets and in both compute types, and every
-    path in both types (the templates do not depend on the formula), in 188
-    compiles of about 0.25 s of CPU each rather than 428."""
+    path in both types (the templates do not depend on the formula), in 210
+    compiles of about 0.25 s of CPU each rather than 450."""
     from gpu_act import _cuda
     from gpu_act import formulas as F
     from gpu_act.registry import ACTIVATIONS
@@ -68,6 +68,8 @@ def kernels():
     ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
     sm = importlib.import_module("gpu_act.backends.cuda.softmax")
     ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
+    nll = importlib.import_module("gpu_act.backends.cuda.nll_loss")
+    bce = importlib.import_module("gpu_act.backends.cuda.binary_cross_entropy")
     mo = importlib.import_module("gpu_act.backends.cuda.maxout")
     rd = importlib.import_module("gpu_act.backends.cuda.reduce")
 
@@ -122,14 +124,27 @@ def kernels():
                 out.append((f"softmax.backward.{variant}.{c}", sm.kernel("backward", c, variant), sig, variant, c, CCS))
         for variant in ("thread", "warp", "block"):
             for target, t in (("index", (arr(np.int64), I64, TUP, I64)), ("prob", row_op(c))):
-                sig = row_op(c) * 2 + t + (arr(np.float64), TUP, I64, I64, I64, ct, ct, ct, ct, T.boolean)
+                sig = row_op(c) * 2 + t + (arr(c),) * 3 + (TUP, I64, I64, I64) + (ct,) * 5 + (T.boolean,) * 3
                 out.append((f"ce.{target}.{variant}.{c}", ce.kernel(target, c, variant), sig, variant, c, CCS))
+        sig = row_op(c) * 2 + (arr(np.int64), I64, TUP, I64, arr(c), arr(c), TUP, I64, I64, ct, T.boolean, T.boolean)
+        out.append((f"nll.{c}", nll.kernel(c), sig, "elementwise", c, CCS))
+        for logits in (True, False):
+            name = "logits" if logits else "probs"
+            tail = (ct, T.boolean, T.boolean, T.boolean)
+            out.append((f"bce.{name}.flat.{c}", bce.kernel(logits, c, "flat"), (arr(c),) * 6 + tail, "elementwise",
+                        c, CCS))
+            out.append((f"bce.{name}.strided.{c}", bce.kernel(logits, c, "strided"),
+                        (arr(c), I64, TUP) * 6 + (TUP,) + tail, "elementwise", c, CCS))
         for name, ops in (("forward", 2), ("backward", 3)):
             sig = row_op(c) * ops + (TUP, I64, I64, I64)
             out.append((f"maxout.{name}.{c}", mo.kernel(name, c), sig, "elementwise", c, CCS))
         out.append((f"group_sum.{c}", rd.kernel(c), row_op(c) + (TUP, I64, arr(c), ct), "reduce", c, CCS))
+    # the losses' total: float32 elements summed in float64
+    out.append(("group_sum.float32-in-float64", rd.kernel(f64), row_op(f32) + (TUP, I64, arr(f32), T.float64),
+                "reduce", f64, CCS))
     out.append(("check_targets", ce.check_kernel(),
-                (arr(np.int64), I64, TUP, TUP, I64, I64, I64, T.Array(T.int64, 1, "C")), "elementwise", f32, CCS))
+                (arr(np.int64), I64, TUP, TUP, I64, I64, I64, arr(f32), arr(f64), T.Array(T.int64, 1, "C"),
+                 T.boolean), "elementwise", f64, CCS))
     out.append(("fill", rd.fill_kernel(), (arr(np.float32), T.float32), "elementwise", f32, CCS))
     return out
 
@@ -264,8 +279,8 @@ def test_every_kernel_compiles_to_ptx_under_numba_cuda_mlir(mlir_env):
         results.append(json.loads(stdout.strip().splitlines()[-1]))
     problems = [q for r in results for q in r["problems"]]
     assert not problems, "\n".join(problems[:40]) + (f"\n... {len(problems)} in all" if len(problems) > 40 else "")
-    # every kernel (134 entries: 80 formula kernels, 54 others), each in one shard
-    assert sum(r["kernels"] for r in results) == results[0]["total"] >= 130
+    # every kernel (145 entries: 80 formula kernels, 65 others), each in one shard
+    assert sum(r["kernels"] for r in results) == results[0]["total"] >= 145
     assert sum(r["compiled"] for r in results) == sum(r["compiles"] for r in results)
 
 

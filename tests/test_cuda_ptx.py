@@ -32,6 +32,8 @@ ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
 mp = importlib.import_module("gpu_act.backends.cuda._map")
 sm = importlib.import_module("gpu_act.backends.cuda.softmax")
 ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
+nll = importlib.import_module("gpu_act.backends.cuda.nll_loss")
+bce = importlib.import_module("gpu_act.backends.cuda.binary_cross_entropy")
 mo = importlib.import_module("gpu_act.backends.cuda.maxout")
 rd = importlib.import_module("gpu_act.backends.cuda.reduce")
 _config = importlib.import_module("gpu_act.backends.cuda._config")
@@ -159,27 +161,58 @@ def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
     assert ".maxntid 1024" in shared and ".maxntid" not in warp
 
 
+INDEX_DTYPES = (np.int64, np.int32, np.uint8)
+
+
+def index_op(dtype):
+    """A row operand of class indices (no class axis)."""
+    return (arr(dtype), I64, TUP, I64)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("target", ["index", "prob"])
 def test_cross_entropy_kernels_compile(variant, target):
-    # index targets of any integer dtype; probability targets of any float dtype
+    # index targets of any integer dtype; probability targets of any float dtype;
+    # class weights, per-row losses and lse in the compute dtype
     for dtype in DTYPES:
         c = scalar(dtype)
-        if target == "index":
-            targets = [(T.Array(from_dtype(np.dtype(t)), 1, "C"), I64, TUP, I64) for t in (np.int64, np.int32, np.uint8)]
-        else:
-            targets = [row_op(t) for t in DTYPES]
+        targets = [index_op(t) for t in INDEX_DTYPES] if target == "index" else [row_op(t) for t in DTYPES]
         for t in targets:
-            for loss in (arr(np.float64), arr(dtype)):
-                sig = row_op(dtype) * 2 + t + (loss, TUP, I64, I64, I64, c, c, c, c, T.boolean)
-                assert_ptx(ce.kernel(target, compute(dtype), variant), sig, variant, compute(dtype), resources_ccs=((9, 0),))
+            sig = (row_op(dtype) * 2 + t + (arr(compute(dtype)),) * 3 + (TUP, I64, I64, I64) + (c,) * 5
+                   + (T.boolean,) * 3)
+            assert_ptx(ce.kernel(target, compute(dtype), variant), sig, variant, compute(dtype), resources_ccs=((9, 0),))
 
 
 def test_check_targets_kernel_compiles():
     k = ce.check_kernel()
     for tdt in (np.int64, np.int32):
-        sig = (T.Array(from_dtype(np.dtype(tdt)), 1, "C"), I64, TUP, TUP, I64, I64, I64, T.Array(T.int64, 1, "C"))
-        assert_ptx(k, sig, "elementwise", np.float32)
+        for wdt in (np.float32, np.float64):  # class weights in the compute dtype
+            sig = (arr(tdt), I64, TUP, TUP, I64, I64, I64, arr(wdt), arr(np.float64), arr(np.int64), T.boolean)
+            assert_ptx(k, sig, "elementwise", np.float64)
+
+
+def test_nll_loss_kernel_compiles():
+    for dtype in DTYPES:
+        c = compute(dtype)
+        for tdt in INDEX_DTYPES:
+            sig = row_op(dtype) * 2 + index_op(tdt) + (arr(c), arr(c), TUP, I64, I64, from_dtype(c)) + (T.boolean,) * 2
+            assert_ptx(nll.kernel(c), sig, "elementwise", c, resources_ccs=((9, 0),))
+
+
+@pytest.mark.parametrize("logits", [True, False], ids=["logits", "probs"])
+def test_binary_cross_entropy_kernels_compile(logits):
+    # targets and weights of another float dtype than the input's too
+    for dtype in DTYPES:
+        c = compute(dtype)
+        for other in (dtype, np.float64 if dtype != np.float64 else np.float16):
+            ops = (dtype, other, other, other, c, dtype)
+            tail = (from_dtype(c),) + (T.boolean,) * 3
+            for path in ("flat", "strided"):
+                if path == "flat":
+                    sig = tuple(arr(d) for d in ops)
+                else:
+                    sig = sum(((arr(d), I64, TUP) for d in ops), ()) + (TUP,)
+                assert_ptx(bce.kernel(logits, c, path), sig + tail, "elementwise", c, resources_ccs=((9, 0),))
 
 
 @pytest.mark.parametrize("name", ["forward", "backward"])
@@ -190,10 +223,11 @@ def test_maxout_kernels_compile(name):
 
 
 def test_group_sum_kernel_compiles():
-    for dtype in DTYPES:  # channel sums of x's dtype, and cross-entropy's float64 per-row losses
-        c = compute(dtype)
-        for out in DTYPES:
-            assert_ptx(rd.kernel(c), row_op(dtype) + (TUP, I64, arr(out), from_dtype(c)), "reduce", c)
+    # channel sums accumulate in the input's compute dtype, ``total`` in float64 from any input
+    for dtype in DTYPES:
+        for c in {compute(dtype), np.dtype(np.float64)}:
+            for out in DTYPES:
+                assert_ptx(rd.kernel(c), row_op(dtype) + (TUP, I64, arr(out), from_dtype(c)), "reduce", c)
 
 
 @pytest.mark.skipif(resources.ptxas_path() is None, reason="no ptxas")

@@ -283,6 +283,214 @@ def test_cross_entropy_target_out_of_range():
     assert np.isnan(host(loss))
 
 
+# ---------------------------------------------------------------- losses, through the backend itself
+# (the public functions validate and reduce; here the kernels meet the reference)
+be = importlib.import_module("gpu_act.backends.cuda")
+
+
+def direct(primary):
+    """(ctx, native, fetch) to call the CUDA backend on NumPy arrays: ``native``
+    copies one to the device as a backend array (None stays None), ``fetch``
+    brings a result back."""
+    p = dev(primary)
+    ctx = be.context(p, None)
+
+    def native(a):
+        return None if a is None else be.asarray(ctx, dev(a))
+
+    def fetch(r):
+        return None if r is None else host(be.wrap(ctx, r, p))
+
+    return ctx, native, fetch
+
+
+def _weights(C, ctype, seed):
+    w = np.random.default_rng(seed).uniform(0.1, 2.0, C).astype(ctype)
+    w[1] = 0.0  # a class weighted 0: its terms are skipped, even where they are infinite
+    return w
+
+
+# (index targets, label smoothing, class weights, z_loss, softcap, want_grad, want_lse)
+CE_OPTIONS = [
+    (True, 0.1, True, 1e-3, 4.0, True, True),
+    (True, 0.0, True, 0.0, None, True, False),
+    (True, 0.0, False, 0.0, None, False, False),
+    (False, 0.2, True, 1e-3, 4.0, True, True),
+    (False, 0.0, False, 0.0, None, False, True),
+]
+
+
+CE_CASES = [  # (shape, axis, dtype, expected variant): every variant, every dtype, kept small
+    ((5, 7), -1, np.float16, "warp"),
+    ((5, 7), -1, np.float64, "warp"),
+    ((2, 1030), -1, np.float32, "block"),
+    *(((5, 4, 8), 1, dtype, "thread") for dtype in DTYPES),
+]
+
+
+@pytest.mark.parametrize("shape,axis,dtype,expect", CE_CASES, ids=[f"{c[3]}-{np.dtype(c[2]).name}" for c in CE_CASES])
+def test_cross_entropy_backend_options(shape, axis, dtype, expect):
+    z = sample(shape, dtype, seed=21)
+    assert variant("cross_entropy", z, axis) == expect
+    ax = axis % z.ndim
+    C = shape[ax]
+    rng = np.random.default_rng(22)
+    t = rng.integers(0, C, shape[:ax] + shape[ax + 1 :])
+    t.flat[0] = -100
+    p = rng.random(shape)
+    p = (p / p.sum(axis=ax, keepdims=True)).astype(dtype)
+    w = _weights(C, np.float64 if dtype == np.float64 else np.float32, seed=23)
+    ctx, native, fetch = direct(z)
+    Z, T, P, W = native(z), native(t), native(p), native(w)
+    for index, eps, weighted, z_loss, cap, want_grad, want_lse in CE_OPTIONS:
+        rows, grad, lse = be.cross_entropy(
+            ctx, Z, T if index else P, ax, index, -100, eps, W if weighted else None, z_loss, cap, 0.25, want_grad,
+            want_lse,
+        )
+        rl, rg, rlse = ref.cross_entropy(
+            z, t if index else p, axis, reduction="none", label_smoothing=eps, weight=w if weighted else None,
+            z_loss=z_loss, softcap=cap, return_lse=True,
+        )
+        assert np.dtype(rows.dtype) == (np.float64 if dtype == np.float64 else np.float32)
+        assert_close(fetch(rows), rl, dtype)
+        assert (grad is None) != want_grad and (lse is None) != want_lse
+        if want_grad:
+            assert np.dtype(grad.dtype) == np.dtype(dtype)
+            assert_close(fetch(grad), rg * 0.25, dtype)
+        if want_lse:
+            assert_close(fetch(lse), rlse, dtype)
+
+
+@pytest.mark.parametrize("cap", [None, 10.0], ids=["plain", "softcap"])
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # z_loss lse^2 at lse = 1e30: inf
+def test_cross_entropy_backend_special_rows(cap):
+    # NaN, +inf and all -inf rows (NaN loss, unless ignored; without a softcap),
+    # -inf logits under smoothing (an infinite loss where their weight is not 0),
+    # +-1e30 (no cancellation); the lse of an ignored row is still written
+    z = SPECIAL_ROWS.astype(np.float32)
+    t = np.array([0, 2, -100, 3, 2, 1])
+    w = np.array([1.0, 0.0, 2.0, 0.5], np.float32)
+    ctx, native, fetch = direct(z)
+    for weight in (None, w):
+        rows, grad, lse = be.cross_entropy(
+            ctx, native(z), native(t), 1, True, -100, 0.1, native(weight), 1e-3, cap, 1.0, True, True
+        )
+        rl, rg, rlse = ref.cross_entropy(
+            z, t, reduction="none", label_smoothing=0.1, weight=weight, z_loss=1e-3, softcap=cap, return_lse=True
+        )
+        assert_close(fetch(rows), rl, np.float32)
+        assert_close(fetch(lse), rlse, np.float32)
+        assert_close(fetch(grad)[2], rg[2], np.float32)  # the ignored row: 0
+        finite = np.isfinite(z).all(axis=1) | (cap is not None)
+        assert_close(fetch(grad)[finite], rg[finite], np.float32)
+
+
+def test_check_targets_count_and_weights():
+    # 300 targets: two blocks' float64 partial sums of the weights
+    rng = np.random.default_rng(24)
+    t = rng.integers(0, 4, (2, 150))
+    t[0, ::7] = -100
+    w = np.array([0.5, 1.0, 2.0, 0.25], np.float32)
+    ctx, native, fetch = direct(w)
+    valid = t != -100
+    count, denominator = be.check_targets(ctx, "f", native(t), 4, -100, native(w))
+    assert (count, denominator) == (int(valid.sum()), float(w.astype(np.float64)[t[valid]].sum()))
+    assert be.check_targets(ctx, "f", native(t), 4, -100, None) == (count, float(count))
+    with pytest.raises(ValueError, match="f: target index 7 is out of range"):
+        be.check_targets(ctx, "f", native(np.array([0, 7, 1])), 4, -100, native(w))
+    assert be.check_targets(ctx, "f", native(np.zeros(0, np.int64)), 4, -100, native(w)) == (0, 0.0)
+    assert be.check_targets(ctx, "f", native(np.full(3, -1)), 0, -1, native(w[:0])) == (0, 0.0)  # no classes
+
+
+@pytest.mark.parametrize("shape,axis,dtype", [((4, 5), -1, np.float16), ((3, 4, 2), 1, np.float64)],
+                         ids=["rows-float16", "strided-float64"])
+def test_nll_loss_backend(shape, axis, dtype):
+    lp = -np.abs(sample(shape, dtype, seed=31))
+    ax = axis % lp.ndim
+    C = shape[ax]
+    t = np.random.default_rng(32).integers(0, C, shape[:ax] + shape[ax + 1 :])
+    t.flat[1] = -100
+    w = _weights(C, np.float64 if dtype == np.float64 else np.float32, seed=33)
+    ctx, native, fetch = direct(lp)
+    LP, T = native(lp), native(t)
+    for weight in (None, w):
+        _, denominator = be.check_targets(ctx, "f", T, C, -100, native(weight))
+        rows, grad = be.nll_loss(ctx, LP, T, ax, -100, native(weight), 1.0 / denominator, True)
+        assert_close(fetch(rows), ref.nll_loss(lp, t, axis, reduction="none", weight=weight)[0], dtype)
+        assert_close(fetch(grad), ref.nll_loss(lp, t, axis, reduction="mean", weight=weight)[1], dtype)
+    rows, grad = be.nll_loss(ctx, LP, T, ax, -100, None, 1.0, False)
+    assert grad is None
+    assert_close(fetch(rows), ref.nll_loss(lp, t, axis, reduction="none")[0], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # float16 gradients of 1e12: inf
+def test_binary_cross_entropy_backend(dtype):
+    # targets and weights of other dtypes than the input's; weight broadcast over
+    # columns, pos_weight over rows (stride 0); infinite logits; probabilities at
+    # 0 and 1 (the -100 clamp) and outside [0, 1] (NaN)
+    rng = np.random.default_rng(41)
+    z = sample((3, 5), dtype, seed=42)
+    z[0, :2] = [np.inf, -np.inf]
+    t = rng.random((3, 5)).astype(np.float32)
+    t[0, 2:4] = [0.0, 1.0]
+    w = rng.uniform(0.0, 2.0, (3, 1))
+    pw = rng.uniform(0.0, 3.0, (1, 5)).astype(np.float32)
+    prob = rng.random((3, 5)).astype(dtype)
+    prob[0, :4] = [0.0, 1.0, -0.5, 1.5]
+    ctx, native, fetch = direct(z)
+    Z, T = native(z), native(t)
+    elems, grad = be.binary_cross_entropy(ctx, Z, T, native(w), native(pw), True, 0.5, True)
+    rl, rg = ref.binary_cross_entropy_with_logits(z, t, weight=w, pos_weight=pw, reduction="none")
+    assert np.dtype(elems.dtype) == (np.float64 if dtype == np.float64 else np.float32)
+    assert np.dtype(grad.dtype) == np.dtype(dtype)
+    assert_close(fetch(elems), rl, dtype)
+    assert_close(fetch(grad), rg * 0.5, dtype)
+    elems, grad = be.binary_cross_entropy(ctx, Z, T, None, None, True, 1.0, False)
+    assert grad is None
+    assert_close(fetch(elems), ref.binary_cross_entropy_with_logits(z, t, reduction="none")[0], dtype)
+    elems, grad = be.binary_cross_entropy(ctx, native(prob), T, native(w), None, False, 0.5, True)
+    rl, rg = ref.binary_cross_entropy(prob, t, weight=w, reduction="none")
+    assert_close(fetch(elems), rl, dtype)
+    assert_close(fetch(grad), rg * 0.5, dtype)
+
+
+def test_binary_cross_entropy_backend_strided_0d_and_pos_weight_check():
+    z = sample((4, 6), np.float32, seed=43)
+    t = np.random.default_rng(44).random((4, 6)).astype(np.float64)
+    ctx, native, fetch = direct(z)
+    elems, grad = be.binary_cross_entropy(ctx, be.asarray(ctx, dev(z).T), be.asarray(ctx, dev(t).T), None, None, True,
+                                          1.0, True)
+    rl, rg = ref.binary_cross_entropy_with_logits(z.T, t.T, reduction="none")
+    assert_close(fetch(elems), rl, np.float32)
+    assert_close(fetch(grad), rg, np.float32)
+    z0, t0 = np.array(-1.5, np.float64), np.array(0.25, np.float64)
+    Z0, T0 = (be.asarray(ctx, cuda.to_device(a)) for a in (z0, t0))  # 0-d (``dev`` makes them 1-d)
+    elems, grad = be.binary_cross_entropy(ctx, Z0, T0, None, None, True, 1.0, True)
+    rl, rg = ref.binary_cross_entropy_with_logits(z0, t0, reduction="none")
+    assert_close(fetch(elems), rl, np.float64)
+    assert_close(fetch(grad), rg, np.float64)
+    pw = np.array([[1.0, -0.0, 2.0], [0.5, 3.0, -2.0]], np.float32)
+    assert be.any_negative(ctx, be.asarray(ctx, dev(pw).T))  # strided: through a copy
+    assert not be.any_negative(ctx, native(pw[:1]))  # -0.0 is not negative
+
+
+def test_total():
+    a = sample((7, 9), np.float32, seed=51)
+    ctx, native, fetch = direct(a)
+    expect = a.astype(np.float64).sum()
+    for dtype in (np.float16, np.float64):
+        r = fetch(be.total(ctx, native(a), 0.5, dtype))
+        assert r.shape == () and r.dtype == dtype
+        assert_close(r, expect * 0.5, dtype)
+    r = fetch(be.total(ctx, be.asarray(ctx, cuda.to_device(np.array(2.5, np.float32))), 3.0, np.float32))
+    assert_close(r, 7.5, np.float32)
+    assert fetch(be.total(ctx, native(np.zeros((0, 3), np.float32)), 2.0, np.float32)) == 0.0
+    assert np.isnan(fetch(be.total(ctx, native(np.zeros((0, 3), np.float32)), np.nan, np.float32)))
+    a[3, 3] = np.nan
+    assert np.isnan(fetch(be.total(ctx, be.asarray(ctx, dev(a).T), 1.0, np.float64)))  # strided, NaN
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_maxout(dtype, axis):

@@ -6,17 +6,20 @@ arrays, PyTorch CUDA tensors, ``__cuda_array_interface__`` and CUDA DLPack
 exporters); results come from the input's own allocator and are returned as
 the input's kind. Work goes on the input's exported stream, or on the stream
 given as ``stream=``; nothing synchronises the host except
-``check_targets`` (cross-entropy with class indices must raise for an
-out-of-range index, which needs the device's answer).
+``check_targets`` (the losses on class indices must raise for an
+out-of-range index, which needs the device's answer) and ``any_negative``
+(binary cross-entropy refuses a negative pos_weight).
 """
 
 import functools
 
 from ... import _cuda
 from . import _arrays, _staging
+from . import binary_cross_entropy as _bce
 from . import cross_entropy as _ce
 from . import elementwise as _ew
 from . import maxout as _maxout
+from . import nll_loss as _nll
 from . import reduce as _reduce
 from . import softmax as _softmax
 
@@ -62,9 +65,13 @@ unary_slope = _on_device(_ew.unary_slope)
 scaled_slope = _on_device(_ew.scaled_slope)
 rrelu_slopes = _on_device(_ew.rrelu_slopes)
 channel_sum = _on_device(_reduce.channel_sum)
-check_targets = _on_device(_ce.check_targets)
-cross_entropy = _on_device(_ce.cross_entropy)
 softmax = _on_device(_softmax.forward)  # (ctx, x, axis, temperature, log, out)
 softmax_backward = _on_device(_softmax.backward)  # (ctx, g, y, axis, temperature, log, out)
 maxout = _on_device(_maxout.forward)  # (ctx, x, pool, axis, out)
 maxout_backward = _on_device(_maxout.backward)  # (ctx, g, x, pool, axis, out)
+check_targets = _on_device(_ce.check_targets)  # (ctx, fname, target, classes, ignore_index, weight)
+cross_entropy = _on_device(_ce.cross_entropy)
+nll_loss = _on_device(_nll.nll_loss)  # (ctx, lp, target, axis, ignore_index, weight, scale, want_grad)
+binary_cross_entropy = _on_device(_bce.binary_cross_entropy)  # (ctx, z, t, w, pw, logits, scale, want_grad)
+any_negative = _on_device(_bce.any_negative)  # (ctx, a)
+total = _on_device(_reduce.total)  # (ctx, a, scale, dtype)

@@ -72,7 +72,7 @@ def plan(op, rows, n, layout, compute_size, lim):
     - "elementwise" (``rows`` = 1, ``n`` items: elementwise ops, maxout groups,
       target checks, fills): grid-stride loops over enough blocks to fill the
       device;
-    - "reduce" (``channel_sum``): one block per row;
+    - "reduce" (``channel_sum``, ``total``): one block per row;
     - the row ops (``ROW_OPS``), one of the variants
       - "thread": one thread per row, for "spatial" rows when there are enough
         to fill a warp (neighbouring threads then read neighbouring rows);

@@ -8,7 +8,8 @@ the dimensions that all operands lay out alike (``gpu_act._layout``):
   run in the same order, else strided operands over the merged shape;
 - ``row_operands``: rows indexed in C order over every dimension but the
   reduced one, which is walked with its own stride;
-- ``contiguous_view``: a C-contiguous array as one 1-D view.
+- ``contiguous_view``: a C-contiguous array as one 1-D view;
+- ``broadcast``: an operand of fewer or unit dims seen with a larger shape.
 """
 
 from collections import namedtuple
@@ -67,6 +68,14 @@ def elementwise_operands(ctx, arrays):
         view, off = _span(ctx, a, shape, st)
         ops.append((view, np.int64(off), _elements(a, st)))
     return False, shape, ops
+
+
+def broadcast(a, shape):
+    """A view of ``a`` with ``shape``, its unit dims (and missing leading ones)
+    read through stride 0."""
+    pad = len(shape) - a.ndim
+    strides = [0] * pad + [s if n != 1 else 0 for n, s in zip(a.shape, a.strides)]
+    return a._view(tuple(shape), strides)
 
 
 RowOperand = namedtuple("RowOperand", "view offset outer axis")

@@ -1,70 +1,111 @@
-"""Softmax cross-entropy per row: loss and gradient in one kernel.
+"""Softmax cross-entropy per row: loss, gradient and log-sum-exp in one kernel;
+and the check of class-index targets (``nll_loss``'s too).
 
-With m the row max, s = sum_c e^{z_c - m} and smoothed targets t' = (1-eps) t + eps/C:
-  loss  = sum_c t'_c ((m - z_c) + log s)     (terms with t'_c = 0 contribute 0)
-  dloss/dz_c = softmax(z)_c sum_k t'_k - t'_c
-Each term is formed as (m - z_c) + log s, never as lse - z_c: m - z_c >= 0
-has no cancellation, so logits of +-1e30 lose nothing (lse - z_c is 0 there).
-Index targets are one-hot t; a row whose target is ``ignore`` has loss 0 and
-gradient 0. (m, s) come from the online normaliser (``_rows``); the gradient
-is written already multiplied by ``scale`` (the reduction's 1/count).
-Variants as softmax's (``_config.plan``): "thread", "warp", "block".
+Per row of C logits z, with the softcap c applied on the fly (never stored),
+v_c = c tanh(z_c / c) (v = z without a softcap), m = max_c v_c,
+s = sum_c e^{v_c - m}, lse = m + log s, p_c = e^{v_c - m} / s, and target
+weights q_c = w_c ((1 - eps) t_c + eps / C) (t one-hot for class indices;
+w = 1 without class weights):
+  loss  = sum_c q_c ((m - v_c) + log s)  +  z_loss lse^2   (terms with q_c = 0 contribute 0)
+  dloss/dz_c = (p_c (sum_k q_k + 2 z_loss lse) - q_c) (1 - th_c^2),   th_c = tanh(z_c / c)
+(the last factor is dv_c/dz_c, 1 without a softcap). Each term is formed as
+(m - v_c) + log s, never as lse - v_c: m - v_c >= 0 has no cancellation, so
+logits of +-1e30 lose nothing (lse - v_c is 0 there). The row sums of the
+loss and of q accumulate in float64, everything else is in the compute type;
+(m, s) come from the online normaliser (``_rows``). A row whose target is
+``ignore`` has loss 0 and gradient 0 (its lse is still written); a row
+without a softmax (NaN, +inf, or all -inf: log s is NaN) has a NaN loss. The
+gradient is written already multiplied by ``scale`` (the reduction's
+1/denominator). Variants as softmax's (``_config.plan``): "thread", "warp",
+"block". Operands a flag turns off (``w`` without ``weighted``, ``g`` without
+``want_grad``, ``lse`` without ``want_lse``) are never touched.
 """
 
 import math
 
 import numpy as np
 
-from ... import _cuda
+from ... import _compile, _cuda
 from ..._dtypes import COMPUTE
 from . import _arrays, _config, _kernels, _operands, _rows, reduce
 
 cuda = _cuda.cuda
 
 
-def _index(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ignore, eps, base, inv_c, scale, want_grad):
+def _capped(z, cap):
+    # (v, dv/dz) of v = cap tanh(z / cap); (z, 1) for cap == 0 (no softcap)
+    if cap != 0.0:
+        th = math.tanh(z / cap)
+        return cap * th, 1.0 - th * th
+    return z, 1.0
+
+
+def _index(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, rows, C, ignore, eps, base, z_loss, cap,
+           scale, want_grad, want_lse, weighted):
+    # class index ti: q_c = base w_c + hit [c == ti] with base = eps / C and
+    # hit = (1 - eps) w_ti, so loss = hit ((m - v_ti) + log s) + base sum_c w_c ((m - v_c) + log s)
     row, lane, width = _worker()  # noqa: F821
     if row >= rows:
         return
     pz = _row_offset(row, shape, zs, zo)  # noqa: F821
     pg = _row_offset(row, shape, gs, go)  # noqa: F821
     ti = np.int64(t[_row_offset(row, shape, ts, to)])  # noqa: F821
-    if ti == ignore:
+    skip = ti == ignore
+    if skip:
         if lane == 0:
             loss[row] = 0.0
         if want_grad:
             for j in range(lane, C, width):
                 g[pg + j * ga] = 0.0
-        return
+        if not want_lse:
+            return
     one = _C(1.0)  # noqa: F821
+    want_sw = weighted and eps != 0.0 and want_grad and not skip  # the gradient's sum_c q_c needs sum_c w_c
     m = -_INF  # noqa: F821
     s = 0.0
+    sw = np.float64(0.0)  # sum_c w_c
     for j in range(lane, C, width):
-        m, s = _push(m, s, _C(z[pz + j * za]), one)  # noqa: F821
+        m, s = _push(m, s, _capped(_C(z[pz + j * za]), cap)[0], one)  # noqa: F821
+        if want_sw:
+            sw += np.float64(w[j])
     m, s = _ms_all(m, s, one)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
     ls = math.log(s)
+    lse_r = m + ls
+    if want_lse and lane == 0:
+        lse[row] = lse_r
+    if skip:
+        return
+    hit = (1.0 - eps) * (_C(w[ti]) if weighted else one)  # noqa: F821
+    if want_grad:
+        # p_c's factor: sum_c q_c = hit + base sum_c w_c (hit + eps without class
+        # weights), plus 2 z_loss lse
+        q_sum = hit + (base * _C(_sum64_all(sw)) if want_sw else eps)  # noqa: F821
+        pf = q_sum + 2.0 * z_loss * lse_r if z_loss != 0.0 else q_sum
     inv_s = 1.0 / s
-    hit = (1.0 - eps) * scale
-    sd = 0.0  # sum_c (m - z_c), for label smoothing
+    acc = np.float64(0.0)  # sum_c w_c ((m - v_c) + log s), for label smoothing
     if want_grad or eps != 0.0:
         for j in range(lane, C, width):
-            zj = _C(z[pz + j * za])  # noqa: F821
-            sd += m - zj
+            vj, dv = _capped(_C(z[pz + j * za]), cap)  # noqa: F821
+            wj = _C(w[j]) if weighted else one  # noqa: F821
+            if eps != 0.0 and wj != 0.0:
+                acc += np.float64(wj * ((m - vj) + ls))
             if want_grad:
-                gj = (math.exp(zj - m) * inv_s - base) * scale
-                g[pg + j * ga] = gj - hit if j == ti else gj
+                qj = base * wj + hit if j == ti else base * wj
+                g[pg + j * ga] = (math.exp(vj - m) * inv_s * pf - qj) * scale * dv
     if eps != 0.0:
-        sd = _sum_all(sd)  # noqa: F821
+        acc = _sum64_all(acc) * base  # noqa: F821
     if lane == 0:
-        nll = (m - _C(z[pz + ti * za])) + ls  # noqa: F821
-        if eps != 0.0:
-            # eps * mean_c((m - z_c) + log s)
-            nll = (1.0 - eps) * nll + eps * (sd * inv_c + ls)
-        loss[row] = nll
+        if hit != 0.0:
+            acc += np.float64(hit * ((m - _capped(_C(z[pz + ti * za]), cap)[0]) + ls))  # noqa: F821
+        if z_loss != 0.0:
+            acc += np.float64(z_loss * lse_r * lse_r)
+        loss[row] = acc if ls == ls else ls
 
 
-def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ignore, eps, base, inv_c, scale, want_grad):
+def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, rows, C, ignore, eps, base, z_loss, cap,
+          scale, want_grad, want_lse, weighted):
+    # probabilities t: q_c = w_c ((1 - eps) t_c + base), base = eps / C
     row, lane, width = _worker()  # noqa: F821
     if row >= rows:
         return
@@ -74,25 +115,35 @@ def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, loss, shape, rows, C, ign
     one = _C(1.0)  # noqa: F821
     m = -_INF  # noqa: F821
     s = 0.0
-    st = 0.0
+    sq = np.float64(0.0)  # sum_c q_c
     for j in range(lane, C, width):
-        m, s = _push(m, s, _C(z[pz + j * za]), one)  # noqa: F821
-        st += (1.0 - eps) * _C(t[pt + j * ta]) + base  # noqa: F821
+        m, s = _push(m, s, _capped(_C(z[pz + j * za]), cap)[0], one)  # noqa: F821
+        if want_grad:
+            qj = ((1.0 - eps) * _C(t[pt + j * ta]) + base) * (_C(w[j]) if weighted else one)  # noqa: F821
+            sq += np.float64(qj)
     m, s = _ms_all(m, s, one)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
-    st = _sum_all(st)  # noqa: F821
     ls = math.log(s)
+    lse_r = m + ls
+    if want_lse and lane == 0:
+        lse[row] = lse_r
+    if want_grad:
+        # p_c's factor: sum_c q_c + 2 z_loss lse
+        q_sum = _C(_sum64_all(sq))  # noqa: F821
+        pf = q_sum + 2.0 * z_loss * lse_r if z_loss != 0.0 else q_sum
     inv_s = 1.0 / s
-    acc = 0.0
+    acc = np.float64(0.0)
     for j in range(lane, C, width):
-        zj = _C(z[pz + j * za])  # noqa: F821
-        tj = (1.0 - eps) * _C(t[pt + j * ta]) + base  # noqa: F821
-        if tj != 0.0:
-            acc += tj * ((m - zj) + ls)
+        vj, dv = _capped(_C(z[pz + j * za]), cap)  # noqa: F821
+        qj = ((1.0 - eps) * _C(t[pt + j * ta]) + base) * (_C(w[j]) if weighted else one)  # noqa: F821
+        if qj != 0.0:
+            acc += np.float64(qj * ((m - vj) + ls))
         if want_grad:
-            g[pg + j * ga] = (math.exp(zj - m) * inv_s * st - tj) * scale
-    acc = _sum_all(acc)  # noqa: F821
+            g[pg + j * ga] = (math.exp(vj - m) * inv_s * pf - qj) * scale * dv
+    acc = _sum64_all(acc)  # noqa: F821
     if lane == 0:
+        if z_loss != 0.0:
+            acc += np.float64(z_loss * lse_r * lse_r)
         # a row without a softmax (log s NaN) has a NaN loss, even where no target weights it
         loss[row] = acc if ls == ls else ls
 
@@ -102,19 +153,25 @@ TEMPLATES = {"index": _index, "prob": _prob}
 
 def kernel(name, ctype, variant):
     ctype = np.dtype(ctype)
-    return _kernels.cached(
-        ("cross_entropy", name, ctype, variant),
-        lambda: _kernels.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"ce.{name}.{variant}", ctype, variant),
-    )
+
+    def build():
+        b = dict(_rows.helpers(ctype, variant))
+        b["_capped"] = _compile.instantiate(_capped, b, f"ce.{ctype.name}", _cuda.device, ctype)
+        return _kernels.kernel(TEMPLATES[name], b, f"ce.{name}.{variant}", ctype, variant)
+
+    return _kernels.cached(("cross_entropy", name, ctype, variant), build)
 
 
-def _check(t, to, ts, shape, rows, classes, ignore, res):
+def _check(t, to, ts, shape, rows, classes, ignore, w, parts, res, weighted):
     # res[0] += valid targets; res[1] = max of rows - r over rows r with an
     # out-of-range target (so the first such row; 0: none). One atomic per thread
-    # for the count, not one per target.
+    # for the count, not one per target. ``weighted``: parts[block] = the block's
+    # sum of w[target] over its valid targets, in float64 (summed in a fixed
+    # order afterwards, so the total does not depend on timing).
     i = cuda.grid(1)
     step = cuda.gridsize(1)
     valid = 0
+    sw = np.float64(0.0)
     while i < rows:
         v = np.int64(t[_row_offset(i, shape, ts, to)])  # noqa: F821
         if v != ignore:
@@ -122,30 +179,46 @@ def _check(t, to, ts, shape, rows, classes, ignore, res):
                 cuda.atomic.max(res, 1, rows - i)
             else:
                 valid += 1
+                if weighted:
+                    sw += np.float64(w[v])
         i += step
     if valid:
         cuda.atomic.add(res, 0, valid)
+    if weighted:
+        sw = _sum64_all(sw)  # noqa: F821
+        if cuda.threadIdx.x == 0:
+            parts[cuda.blockIdx.x] = sw
 
 
 def check_kernel():
     return _kernels.cached(
         ("check_targets",),
-        lambda: _kernels.kernel(_check, _rows.helpers(np.float32, "thread"), "check", np.float32, "elementwise"),
+        lambda: _kernels.kernel(_check, _rows.helpers(np.float64, "block"), "check", np.float64, "elementwise"),
     )
 
 
-def check_targets(ctx, fname, target, classes, ignore_index):
-    """The number of non-ignored targets; ValueError for one out of range.
-    Raising needs the answer on the host: this synchronises the call's stream."""
+def check_targets(ctx, fname, target, classes, ignore_index, weight):
+    """(count, denominator): the number of non-ignored targets, and the sum of
+    ``weight`` over their classes in float64 (their number when ``weight`` is
+    None); ValueError for a target out of range. Raising needs the answer on
+    the host: this synchronises the call's stream."""
     rows = target.size
     if rows == 0:
-        return 0
+        return 0, 0.0
     res = _arrays.empty(ctx, (2,), np.int64)
     reduce.fill(ctx, res, 0)
     shape, (op,) = _operands.row_operands(ctx, [target], None)
     config = _config.plan("elementwise", 1, rows, "unit", 8, _config.limits(ctx))
-    args = [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index)]
-    _kernels.launch(ctx, check_kernel(), config, [*args, _operands.contiguous_view(ctx, res)])
+    parts = _arrays.empty(ctx, (config.grid,), np.float64)
+    weighted = weight is not None
+    w = _operands.contiguous_view(ctx, weight if weighted else parts)  # parts stands in: never read
+    args = [op.view, op.offset, op.outer, shape, np.int64(rows), np.int64(classes), np.int64(ignore_index), w]
+    _kernels.launch(ctx, check_kernel(), config, [*args, _operands.contiguous_view(ctx, parts),
+                                                   _operands.contiguous_view(ctx, res), weighted])
+    if weighted:
+        den = _arrays.empty(ctx, (1,), np.float64)
+        reduce.group_sum(ctx, parts, None, den, 1.0, np.float64)
+        denominator = _operands.contiguous_view(ctx, den).copy_to_host(stream=ctx.stream)
     count, bad = _operands.contiguous_view(ctx, res).copy_to_host(stream=ctx.stream)
     _cuda.synchronize(ctx.stream)
     if bad:
@@ -156,46 +229,41 @@ def check_targets(ctx, fname, target, classes, ignore_index):
             f"{fname}: target index {value} is out of range; expected 0 <= target < {classes} "
             f"or ignore_index={ignore_index}"
         )
-    return int(count)
+    return int(count), float(denominator[0]) if weighted else float(count)
 
 
-def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, reduction, count, want_grad):
-    """(loss, grad): loss reduced as asked (a 0-d array for mean/sum) in z's dtype."""
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+    """(per-row losses, gradient or None, per-row lse or None); losses and lse
+    in the compute dtype, the gradient in z's dtype and shape, C-contiguous."""
     ctype = COMPUTE[z.dtype]
     C = z.shape[axis]
     rows_shape = z.shape[:axis] + z.shape[axis + 1 :]
     rows = int(np.prod(rows_shape))
     grad = _arrays.empty(ctx, z.shape, z.dtype) if want_grad else None
-    if reduction == "none":
-        per_row = _arrays.empty(ctx, rows_shape, z.dtype)
-    else:
-        per_row = _arrays.empty(ctx, (max(rows, 1),), np.float64)
+    loss = _arrays.empty(ctx, rows_shape, ctype)
+    lse = _arrays.empty(ctx, rows_shape, ctype) if want_lse else None
     if rows and C:
         layout = _config.row_layout(z, axis)
         config = _config.plan("cross_entropy", rows, C, layout, ctype.itemsize, _config.limits(ctx))
-        g = grad if want_grad else _arrays.empty(ctx, z.shape[:axis] + (1,) + z.shape[axis + 1 :], z.dtype)
-        shape, ops = _operands.row_operands(ctx, [z, g, target], axis)
-        scale = (1.0 / count if count else 0.0) if reduction == "mean" else 1.0
+        # without a gradient, z stands in for it (never written)
+        shape, ops = _operands.row_operands(ctx, [z, grad if want_grad else z, target], axis)
         k = kernel("index" if index else "prob", ctype, config.variant)
-        args = [v for o in ops[:2] for v in o] + list(ops[2])
+        loss_v = _operands.contiguous_view(ctx, loss)
+        # the losses' view stands in for the operands that are off (never touched)
+        w_v = loss_v if weight is None else _operands.contiguous_view(ctx, weight)
+        lse_v = _operands.contiguous_view(ctx, lse) if want_lse else loss_v
         c = ctype.type
         _kernels.launch(
             ctx,
             k,
             config,
-            [*args, _operands.contiguous_view(ctx, per_row), shape, np.int64(rows), np.int64(C), np.int64(ignore_index),
-             c(eps), c(eps / C), c(1.0 / C), c(scale), want_grad],
+            [*[v for o in ops for v in o], w_v, loss_v, lse_v, shape, np.int64(rows), np.int64(C),
+             np.int64(ignore_index), c(eps), c(eps / C), c(z_loss), c(softcap or 0.0), c(scale), want_grad, want_lse,
+             weight is not None],
         )
     else:
-        reduce.fill(ctx, per_row, 0.0)
-        if want_grad and grad.size:
-            reduce.fill(ctx, grad, 0.0)
-    if reduction == "none":
-        return per_row, grad
-    loss = _arrays.empty(ctx, (), z.dtype)
-    if reduction == "sum":
-        scale = 1.0
-    else:
-        scale = 1.0 / count if count else math.nan
-    reduce.group_sum(ctx, per_row, None, loss.reshape((1,)), scale)
-    return loss, grad
+        # no classes: every row's loss and lse are 0 (an empty row is taken as m = 0, s = 1)
+        reduce.fill(ctx, loss, 0.0)
+        if want_lse:
+            reduce.fill(ctx, lse, 0.0)
+    return loss, grad, lse

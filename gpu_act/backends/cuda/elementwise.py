@@ -28,21 +28,14 @@ def scaled(ctx, f, g, x, params, out):
     _run(ctx, "_scaled", f, [g, x], params, out)
 
 
-def _broadcast(slope, shape):
-    """A zero-stride view of ``slope`` (unit dims where it broadcasts) with ``shape``."""
-    pad = len(shape) - slope.ndim
-    strides = [0] * pad + [s if n != 1 else 0 for n, s in zip(slope.shape, slope.strides)]
-    return slope._view(shape, strides)
-
-
 def unary_slope(ctx, f, x, slope, out):
     """out = f(x, slope), slope an array broadcastable to x"""
-    _run(ctx, "_apply_slope", f, [x, _broadcast(slope, x.shape)], (), out)
+    _run(ctx, "_apply_slope", f, [x, _operands.broadcast(slope, x.shape)], (), out)
 
 
 def scaled_slope(ctx, f, g, x, slope, out):
     """out = g * f(x, slope)"""
-    _run(ctx, "_scaled_slope", f, [g, x, _broadcast(slope, x.shape)], (), out)
+    _run(ctx, "_scaled_slope", f, [g, x, _operands.broadcast(slope, x.shape)], (), out)
 
 
 def _fill_slopes(out, key, lower, upper):

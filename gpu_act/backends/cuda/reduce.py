@@ -1,7 +1,7 @@
-"""Sums over every axis but one (PReLU's weight gradient) and over all rows
-(cross-entropy's reductions): one block per output, a strided walk over the
-group's elements accumulated in at least float32, then a shared-memory tree
-reduction."""
+"""Sums over every axis but one (PReLU's weight gradient) and over everything
+(the losses' reductions, ``total``): one block per output, a strided walk
+over the group's elements accumulated in the kernel's type (at least float32;
+float64 for the losses), then a reduction over the block's warps."""
 
 import numpy as np
 
@@ -25,6 +25,7 @@ def _group_sum(a, ao, ast, aa, shape, total, out, scale):
 
 
 def kernel(ctype):
+    """The group sum accumulating in ``ctype`` (any input and output dtype)."""
     ctype = np.dtype(ctype)
     return _kernels.cached(
         ("group_sum", ctype),
@@ -32,10 +33,10 @@ def kernel(ctype):
     )
 
 
-def group_sum(ctx, a, axis, out, scale=1.0):
+def group_sum(ctx, a, axis, out, scale, ctype):
     """out[c] = scale * sum of a over every axis but ``axis`` (all axes when
-    None), accumulated in a's compute dtype; ``out`` is 1-D, C-contiguous."""
-    ctype = COMPUTE[a.dtype]
+    None), accumulated in ``ctype``; ``out`` is 1-D, C-contiguous; a is not empty."""
+    ctype = np.dtype(ctype)
     groups = 1 if axis is None else a.shape[axis]
     total = a.size // groups
     shape, (op,) = _operands.row_operands(ctx, [a], axis)
@@ -46,13 +47,24 @@ def group_sum(ctx, a, axis, out, scale=1.0):
 
 def channel_sum(ctx, a, channel_axis, dtype):
     """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
-    in at least float32, returned as a 1-D array of ``dtype``."""
+    in a's compute dtype (at least float32), returned as a 1-D array of ``dtype``."""
     groups = 1 if channel_axis is None else a.shape[channel_axis]
     out = _arrays.empty(ctx, (groups,), dtype)
     if a.size:
-        group_sum(ctx, a, channel_axis, out)
+        group_sum(ctx, a, channel_axis, out, 1.0, COMPUTE[a.dtype])
     else:
         fill(ctx, out, 0.0)
+    return out
+
+
+def total(ctx, a, scale, dtype):
+    """0-d array of ``dtype``: (the sum of every element of ``a``, accumulated in
+    float64) * scale, rounded once; 0 * scale when ``a`` is empty."""
+    out = _arrays.empty(ctx, (), dtype)
+    if a.size:
+        group_sum(ctx, a, None, out.reshape((1,)), scale, np.float64)
+    else:
+        fill(ctx, out, 0.0 * scale)
     return out
 
 
