@@ -22,15 +22,26 @@ from ._numba import SOURCE_HASH, ijit
 from ._views import flat
 
 
+# elements per parallel task
+CHUNK = 1 << 14
+
+
 def _rows(z, t, w, pw, loss, grad, scale):
+    # the (P, Q) rows cut into chunks of CHUNK elements, the parallel tasks
     P, Q, N = z.shape
-    for r in prange(P * Q):
-        i = r // Q
-        k = r - i * Q
-        zr, tr, wr, pr, lr = z[i, k], t[i, k], w[i, k], pw[i, k], loss[i, k]
-        gr = grad[i, k]
-        for j in range(N):
-            a, b, c, d = _Lz(zr[j]), _Lt(tr[j]), _Lw(wr[j]), _Lp(pr[j])  # noqa: F821
+    chunks = (N + CHUNK - 1) // CHUNK
+    for r in prange(P * Q * chunks):
+        row = r // chunks
+        lo = (r - row * chunks) * CHUNK
+        hi = min(lo + CHUNK, N)
+        i = row // Q
+        k = row - i * Q
+        zr, tr, lr, gr = z[i, k], t[i, k], loss[i, k], grad[i, k]
+        wr, pr = w[i, k], pw[i, k]
+        for j in range(lo, hi):
+            a, b = _Lz(zr[j]), _Lt(tr[j])  # noqa: F821
+            c = _Lw(wr[j]) if _WEIGHTED else _C(1.0)  # noqa: F821
+            d = _Lp(pr[j]) if _POS_WEIGHTED else _C(1.0)  # noqa: F821
             lr[j] = _fwd(a, b, c, d)  # noqa: F821
             if _GRAD:  # noqa: F821
                 gr[j] = _S(_der(a, b, c, d) * scale)  # noqa: F821
@@ -45,13 +56,15 @@ def _probs_template(p, t, w, pw):
     return _g(p, t, w)  # noqa: F821
 
 
-def _kernel(ctype, size, cs, logits, want_grad):
-    """The kernel for operand codecs ``cs`` (z, t, w, pw, gradient)."""
+def _kernel(ctype, size, cs, logits, weighted, pos_weighted, want_grad):
+    """The kernel for operand codecs ``cs`` (z, t, w, pw, gradient); without a
+    weight (or positive weight) its argument is never read: 1 is compiled in."""
     how = decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{int(logits)}{int(want_grad)}.{how.__name__}.{SOURCE_HASH}"
+        flags = "".join(str(int(f)) for f in (logits, weighted, pos_weighted, want_grad))
+        tag = f"{ctype.name}.{names}.{flags}.{how.__name__}.{SOURCE_HASH}"
         if logits:
             fwd, der = formulas(ctype)[bce_logits_fwd.__name__], formulas(ctype)[bce_logits_der.__name__]
         else:
@@ -62,6 +75,8 @@ def _kernel(ctype, size, cs, logits, want_grad):
             "_fwd": fwd,
             "_der": der,
             "_GRAD": want_grad,
+            "_WEIGHTED": weighted,
+            "_POS_WEIGHTED": pos_weighted,
             "_Lz": load[0],
             "_Lt": load[1],
             "_Lw": load[2],
@@ -70,7 +85,7 @@ def _kernel(ctype, size, cs, logits, want_grad):
         }
         return _compile.instantiate(_rows, bound, tag, how, ctype)
 
-    return cached(("bce", ctype, how, cs, logits, want_grad), build)
+    return cached(("bce", ctype, how, cs, logits, weighted, pos_weighted, want_grad), build)
 
 
 def binary_cross_entropy(z, t, w, pw, logits, scale, want_grad):
@@ -90,5 +105,5 @@ def binary_cross_entropy(z, t, w, pw, logits, scale, want_grad):
         views.append(np.empty((1, 1, 1), z.dtype))
     cs = codecs([z, t, wb, pwb, views[5]])
     views = [_codecs.storage(v, c) for v, c in zip(views[:4], cs[:4])] + [views[4], _codecs.storage(views[5], cs[4])]
-    _kernel(ctype, z.size, cs, logits, want_grad)(*views, ctype.type(scale))
+    _kernel(ctype, z.size, cs, logits, w is not None, pw is not None, want_grad)(*views, ctype.type(scale))
     return loss, grad

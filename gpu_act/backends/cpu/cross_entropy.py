@@ -55,17 +55,10 @@ def _w(w, c):
 
 
 def _stats(zr, cap, inv_cap):
-    # (m, s, log s) of the row's v: max, sum of e^{v - m} (float64) and its log.
-    # A softcapped row is bounded, so its max is found directly (NaN wins);
-    # otherwise through the codec's ordered keys, as softmax does
-    if _CAPPED:  # noqa: F821
-        m = _v(_Lz(zr[0]), cap, inv_cap)  # noqa: F821
-        for j in range(1, zr.shape[0]):
-            v = _v(_Lz(zr[j]), cap, inv_cap)  # noqa: F821
-            if v > m or v != v:
-                m = v if m == m else m
-    else:
-        m = _row_max(zr)  # noqa: F821
+    # (m, s, log s) of the row's v: max (through the codec's ordered keys, as
+    # softmax; c tanh(z / c) is increasing, so the capped max is the max capped),
+    # sum of e^{v - m} (float64) and its log
+    m = _v(_row_max(zr), cap, inv_cap)  # noqa: F821
     s = np.float64(0.0)
     for j in range(zr.shape[0]):
         s += _exp(_v(_Lz(zr[j]), cap, inv_cap) - m)  # noqa: F821
@@ -194,7 +187,7 @@ def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, 
     if loss.size == 0 or C == 0:
         loss[...] = 0.0
         if want_lse:
-            lse[...] = -np.inf  # the log of an empty sum
+            lse[...] = 0.0  # no classes: m = 0 and s = 1, as the GPU kernels
         return loss, grad, lse
     inputs = [zm] if index else [zm, np.moveaxis(target, axis, -1)]
     gm = [np.moveaxis(grad, axis, -1)] if want_grad else []
