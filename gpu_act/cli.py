@@ -40,6 +40,7 @@ def _ops_arg(text):
         "rowwise": tuple(o.name for o in ops.ROWWISE),
         "elementwise": tuple(o.name for o in ops.ELEMENTWISE),
         "forward": tuple(o.name for o in ops.ELEMENTWISE if not o.name.endswith("_backward")),
+        "losses": tuple(o.name for o in ops.LOSSES),
         **{n: (n,) for n in ops.ALL},
     }
     return _names(text, groups, "op")
@@ -55,14 +56,17 @@ def _parser():
 
     s = sub.add_parser("selfcheck", help="check every op on every available backend against a reference")
     s.add_argument("--dtypes", type=_dtypes_arg, default=("float16", "float32", "float64"))
-    s.add_argument("--ops", type=_ops_arg, default=None, help="comma list of ops or groups (rowwise, elementwise)")
+    s.add_argument("--ops", type=_ops_arg, default=None, help="comma list of ops or groups (rowwise, elementwise, losses)")
 
     b = sub.add_parser("bench", help="benchmark gpu_act against its peers on this machine")
     b.add_argument("--ops", type=_ops_arg, default=None,
-                   help="comma list of ops or groups: rowwise, elementwise, forward (elementwise forwards)")
-    b.add_argument("--shapes", type=_shapes, default=None, help="row-wise shapes, e.g. 4096x4096,256x32000")
+                   help="comma list of ops or groups: rowwise, elementwise, forward (elementwise forwards), losses")
+    b.add_argument("--shapes", type=_shapes, default=None,
+                   help="shapes of the ops on rows (rowwise, cross_entropy_capped), e.g. 4096x4096,256x32000 "
+                   "(default: each op's own)")
     b.add_argument("--no-sweep", action="store_true", help="skip the row-length sweep (and the plot)")
-    b.add_argument("--size", type=int, default=None, help="elements of the elementwise inputs (default 2**24)")
+    b.add_argument("--size", type=int, default=None,
+                   help="elements of the flat inputs (elementwise, binary_cross_entropy_with_logits; default 2**24)")
     b.add_argument("--dtypes", type=_dtypes_arg, default=None, help="comma list (default float32)")
     b.add_argument("--peers", default="", help="comma list of peers to compare with (default: all available; gpu_act is always timed)")
     b.add_argument("--reps", type=int, default=None, help="timed repetitions per case (median; default 6)")

@@ -40,12 +40,47 @@ def test_traffic_counts_inputs_and_outputs_once():
     assert ops.ALL["softmax_backward"].traffic((100, 7), "float32") == 3 * n
     assert ops.ALL["gelu_backward"].traffic((700,), "float32") == 3 * n
     assert ops.ALL["cross_entropy"].traffic((100, 7), "float32") == 2 * n + 8 * 100
+    assert ops.ALL["cross_entropy_capped"].traffic((100, 7), "float32") == 2 * n + 8 * 100 + 4 * 7
+    assert ops.ALL["binary_cross_entropy_with_logits"].traffic((700,), "float32") == 3 * n
 
 
 def test_every_registry_activation_is_an_op():
     from gpu_act.registry import PLAIN
 
     assert {n for n in PLAIN} | {n + "_backward" for n in PLAIN} <= set(ops.ALL)
+
+
+@pytest.mark.parametrize("op", [o.name for o in ops.LOSSES])
+def test_every_cpu_peer_of_a_loss_passes_the_check(op):
+    found = [p for p in peers.discover(device_peers=False) if p.impl(op) is not None]
+    assert {"gpu_act", "numpy"} <= {p.name for p in found}
+    for p in found:
+        for dt in (np.float32, np.float16):
+            r = check.check(p, op, dt, np.random.default_rng(0))
+            assert r["ok"], (p.name, np.dtype(dt).name, r)
+
+
+def test_losses_run_on_their_shapes_and_the_largest_on_gpus_only():
+    o = run.Options(ops=("cross_entropy_capped", "binary_cross_entropy_with_logits"), dtypes=("float32",))
+    got = {d: [(c.op, c.shape, c.section) for c in run.cases(o, d)] for d in ("cpu", "gpu")}
+    assert got["cpu"] == [("cross_entropy_capped", (4096, 32000), "shapes"),
+                          ("binary_cross_entropy_with_logits", (ops.ELEMENTWISE_SIZE,), "elementwise")]
+    assert got["gpu"] == got["cpu"][:1] + [("cross_entropy_capped", (8192, 128256), "shapes")] + got["cpu"][1:]
+    o.shapes = ((8192, 128256),)  # named: timed on the CPU too
+    assert [c.shape for c in run.cases(o, "cpu")] == [(8192, 128256), (ops.ELEMENTWISE_SIZE,)]
+
+
+def test_tiny_bench_of_the_losses_times_every_cpu_peer():
+    argv = ["bench", "--ops", "losses", "--shapes", "8x96", "--size", "1000", "--reps", "1", "--no-gpu",
+            "--no-sweep"]
+    o = cli._options(cli._parser().parse_args(argv))
+    o.overhead_reps = 3
+    data = run.run(o)
+    assert all(c["ok"] for c in data["checks"]) and len(data["checks"]) == 2
+    timed = {(r["op"], r["provider"]) for r in data["results"] if r["seconds"]}
+    providers = {"gpu_act", "numpy", "copy"} | ({"torch"} if "torch" in data["peers"] else set())
+    assert timed == {(op, p) for op in ("cross_entropy_capped", "binary_cross_entropy_with_logits") for p in providers}
+    assert not [r for r in data["results"] if r.get("error")]
 
 
 def test_check_catches_a_wrong_result():

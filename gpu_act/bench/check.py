@@ -1,8 +1,8 @@
 """Every op on every available backend against a NumPy float64 reference.
 
-The references are computed in float64 on the host: row-wise ops by the
-straightforward NumPy compositions of ``peers`` (the NumPy peer itself), and
-elementwise ops by evaluating gpu_act's own scalar formulas with CPython's
+The references are computed in float64 on the host: row-wise ops and losses
+by the straightforward NumPy compositions of ``peers`` (the NumPy peer
+itself), and elementwise ops by evaluating gpu_act's own scalar formulas with CPython's
 ``math`` (``numpy.vectorize``), so the check exercises every compiled path
 (Numba CPU with its vectorized math, CUDA, CuPy's CUDA C) against one
 plain-Python evaluation of the definitions. The full independent reference
@@ -37,7 +37,7 @@ def _elementwise_reference(name, x, g=None):
 def reference(op, args):
     """op's float64 result on float64 copies of ``args``."""
     a = [v.astype(np.float64) if v.dtype.kind == "f" else v for v in args]
-    if op in ("softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy"):
+    if ALL[op].group != "elementwise":
         with np.errstate(all="ignore"):
             return _COMPOSE[op](np, *a)
     if op.endswith("_backward"):

@@ -4,7 +4,10 @@ An ``Op`` makes its inputs for a shape and dtype, counts its minimum memory
 traffic (every input read once, every output written once), and calls gpu_act.
 Row-wise ops work on (rows, cols) along the last axis; elementwise ops are
 every registry activation, forward ``NAME(x)`` and backward
-``NAME_backward(g, x)``, with default parameters.
+``NAME_backward(g, x)``, with default parameters; the losses are
+cross-entropy with class weights, z-loss and softcap on (rows, vocabulary)
+logits, and binary cross-entropy on logits over a flat array, each returning
+the loss and its gradient.
 """
 
 from dataclasses import dataclass
@@ -15,24 +18,34 @@ import gpu_act as ga
 from gpu_act.registry import PLAIN
 
 ROW_SHAPES = ((4096, 4096), (256, 32000), (65536, 128), (32, 262144))
+# language-model batches: vocabularies of 32000 (Llama 2) and 128256 (Llama 3)
+LOSS_SHAPES = ((4096, 32000), (8192, 128256))
 SWEEP_COLS = (128, 512, 2048, 8192, 32768, 131072, 262144)
 SWEEP_ELEMENTS = 1 << 22  # rows x cols of each sweep point
 ELEMENTWISE_SIZE = 1 << 24
+Z_LOSS = 1e-4  # cross_entropy_capped's z-loss and softcap (Gemma 2 caps its final logits at 30)
+SOFTCAP = 30.0
 
 
 @dataclass(frozen=True)
 class Op:
     name: str
-    group: str  # "rowwise" or "elementwise"
-    arity: int  # float inputs: 1 (x) or 2 (grad, x or y)
+    group: str  # the CLI's groups: "rowwise", "elementwise" (the registry's activations) or "losses"
+    arity: int  # float inputs of the op's shape: 1 (x; logits) or 2 (grad, x or y; logits, target)
+    shapes: tuple = None  # default (rows, cols) shapes of a row-wise op; None: a flat array of ELEMENTWISE_SIZE
 
     def inputs(self, shape, dtype, rng):
         """Host (NumPy) inputs: x ~ 3 N(0, 1); for backward ops (g, x or y);
-        for cross-entropy (logits, int64 targets)."""
+        for cross-entropy (logits, int64 targets[, class weights in [0.5, 1.5)]);
+        for binary cross-entropy (logits, targets in [0, 1))."""
         dtype = np.dtype(dtype)
         x = (3 * rng.standard_normal(shape, np.float32)).astype(dtype)
         if self.name == "cross_entropy":
             return x, rng.integers(0, shape[-1], shape[:-1])
+        if self.name == "cross_entropy_capped":
+            return x, rng.integers(0, shape[-1], shape[:-1]), rng.uniform(0.5, 1.5, shape[-1]).astype(dtype)
+        if self.name == "binary_cross_entropy_with_logits":
+            return x, rng.random(shape, np.float32).astype(dtype)
         if self.arity == 1:
             return (x,)
         g = rng.standard_normal(shape, np.float32).astype(dtype)
@@ -43,22 +56,32 @@ class Op:
         return g, x
 
     def traffic(self, shape, dtype):
-        """Bytes read and written at the least: inputs once, outputs once."""
-        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        """Bytes read and written at the least: inputs once, outputs once (a
+        loss's scalar is not counted, its gradient is)."""
+        itemsize = np.dtype(dtype).itemsize
+        n = int(np.prod(shape)) * itemsize
+        targets = 8 * int(np.prod(shape[:-1]))  # int64 class indices, one per row
         if self.name == "cross_entropy":
-            return 2 * n + 8 * int(np.prod(shape[:-1]))  # logits in, gradient out, int64 targets
+            return 2 * n + targets  # logits in, gradient out
+        if self.name == "cross_entropy_capped":
+            return 2 * n + targets + shape[-1] * itemsize  # and the class weights
         return (self.arity + 1) * n
 
     def gpu_act(self, backend):
         """gpu_act's version as a callable on arrays."""
         if self.name == "cross_entropy":
             return lambda z, t: ga.cross_entropy(z, t, return_grad=True, backend=backend)
+        if self.name == "cross_entropy_capped":
+            return lambda z, t, w: ga.cross_entropy(z, t, weight=w, z_loss=Z_LOSS, softcap=SOFTCAP, return_grad=True,
+                                                    backend=backend)
+        if self.name == "binary_cross_entropy_with_logits":
+            return lambda z, y: ga.binary_cross_entropy_with_logits(z, y, return_grad=True, backend=backend)
         f = getattr(ga, self.name)
         return lambda *a: f(*a, backend=backend)
 
 
 ROWWISE = tuple(
-    Op(n, "rowwise", a)
+    Op(n, "rowwise", a, ROW_SHAPES)
     for n, a in (
         ("softmax", 1),
         ("log_softmax", 1),
@@ -68,4 +91,8 @@ ROWWISE = tuple(
     )
 )
 ELEMENTWISE = tuple(Op(n + s, "elementwise", a) for n in PLAIN for s, a in (("", 1), ("_backward", 2)))
-ALL = {op.name: op for op in ROWWISE + ELEMENTWISE}
+LOSSES = (
+    Op("cross_entropy_capped", "losses", 1, LOSS_SHAPES),  # weight=, z_loss=Z_LOSS, softcap=SOFTCAP
+    Op("binary_cross_entropy_with_logits", "losses", 2),
+)
+ALL = {op.name: op for op in ROWWISE + ELEMENTWISE + LOSSES}

@@ -4,11 +4,13 @@ A ``Peer`` converts host inputs to its arrays (``to``) and turns an op name
 into a callable on them (``impl``), or None where it has no such op (an empty
 cell in the table). Peers whose library is missing are simply not listed.
 
-- numpy / cupy: straightforward array compositions (the ``_compose`` table,
-  one code for both through the array module ``xp``);
+- numpy / cupy: straightforward array compositions (the ``_COMPOSE`` table,
+  one code for both through the array module ``xp``), the losses in
+  overflow-safe forms;
 - scipy / cupyx: ``scipy.special`` softmax, log_softmax, expit (sigmoid);
 - torch / torch-cuda: ``torch.nn.functional`` and the ATen backward ops that
-  autograd itself calls, PyTorch CPU with gpu_act's thread count;
+  autograd itself calls, the losses as ``torch.nn.functional`` compositions
+  differentiated by autograd, PyTorch CPU with gpu_act's thread count;
 - triton: a fused one-row-per-program softmax (rows up to 65536 long);
 - gpu_act / gpu_act-cuda / gpu_act-cupy: gpu_act on each available backend.
 """
@@ -21,7 +23,7 @@ import numpy as np
 
 import gpu_act as ga
 
-from .ops import ALL
+from .ops import ALL, SOFTCAP, Z_LOSS
 
 
 def _softmax(xp, x):
@@ -35,12 +37,44 @@ def _log_softmax(xp, x):
 
 
 def _cross_entropy(xp, z, t):
-    # mean loss and its gradient (softmax - onehot)/rows
+    # mean loss and its gradient (softmax - onehot)/rows, as times 1/rows: 65536
+    # rows overflow float16
     rows = xp.arange(z.shape[0])
     lsm = _log_softmax(xp, z)
     grad = xp.exp(lsm)
     grad[rows, t] -= 1
-    return -lsm[rows, t].mean(), grad / z.shape[0]
+    return -lsm[rows, t].mean(), grad * (1 / z.shape[0])
+
+
+def _cross_entropy_capped(xp, z, t, w, z_loss, cap):
+    # v = cap tanh(z / cap); per row w[t] (lse - v[t]) + z_loss lse^2, over the sum
+    # of the targets' weights; gradient (softmax(v) (w[t] + 2 z_loss lse) - w[t]
+    # onehot) (1 - tanh^2) over the same sum. |v| <= cap: exp(v - max) cannot
+    # overflow; the rows are divided before they are summed (float16 holds no
+    # sum of 8192 losses of ~10)
+    rows = xp.arange(z.shape[0])
+    th = xp.tanh(z / cap)
+    v = cap * th
+    m = v.max(-1, keepdims=True)
+    e = xp.exp(v - m)
+    s = e.sum(-1, keepdims=True)
+    lse = (m + xp.log(s))[:, 0]
+    wt = w[t]
+    total = wt.sum()
+    loss = ((wt * (lse - v[rows, t]) + z_loss * lse**2) / total).sum()
+    grad = e / s * (wt + 2 * z_loss * lse)[:, None]
+    grad[rows, t] -= wt
+    return loss, grad * (1 - th**2) / total
+
+
+def _binary_cross_entropy_with_logits(xp, z, y):
+    # mean of softplus(z) - y z and its gradient (sigmoid(z) - y)/n, both through
+    # e^-|z|, which cannot overflow; times 1/n, a float16 subnormal, where n = 2^24
+    # itself overflows float16
+    e = xp.exp(-xp.abs(z))
+    sigmoid = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    loss = (xp.maximum(z, 0) + xp.log1p(e) - y * z).mean()
+    return loss, (sigmoid - y) * (1 / z.size)
 
 
 _COMPOSE = {
@@ -49,6 +83,8 @@ _COMPOSE = {
     "softmax_backward": lambda xp, g, y: y * (g - (g * y).sum(-1, keepdims=True)),
     "log_softmax_backward": lambda xp, g, y: g - xp.exp(y) * g.sum(-1, keepdims=True),
     "cross_entropy": _cross_entropy,
+    "cross_entropy_capped": lambda xp, z, t, w: _cross_entropy_capped(xp, z, t, w, Z_LOSS, SOFTCAP),
+    "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
     "sigmoid": lambda xp, x: 1 / (1 + xp.exp(-x)),
     "tanh": lambda xp, x: xp.tanh(x),
     "relu": lambda xp, x: xp.maximum(x, 0),
@@ -155,6 +191,25 @@ def _torch(torch, device, to):
                 return loss, torch.autograd.grad(loss, z)[0]
 
             return ce
+        if op == "cross_entropy_capped":
+
+            def ce_capped(z, t, w):
+                z = z.detach().requires_grad_()
+                # PyTorch's weighted mean divides by the sum of w[t]; so does the z-loss
+                # term, scaled before it is summed (float16 holds no sum of 8192 lse^2)
+                v = SOFTCAP * torch.tanh(z / SOFTCAP)
+                loss = F.cross_entropy(v, t, weight=w) + (Z_LOSS * torch.logsumexp(v, -1) ** 2).sum() / w[t].sum()
+                return loss, torch.autograd.grad(loss, z)[0]
+
+            return ce_capped
+        if op == "binary_cross_entropy_with_logits":
+
+            def bce(z, y):
+                z = z.detach().requires_grad_()
+                loss = F.binary_cross_entropy_with_logits(z, y)
+                return loss, torch.autograd.grad(loss, z)[0]
+
+            return bce
         if op.endswith("_backward"):
             base = op[: -len("_backward")]
             f = _TORCH_BACKWARD.get(base)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import check, machine, peers, timer
-from .ops import ALL, ELEMENTWISE_SIZE, ROW_SHAPES, SWEEP_COLS, SWEEP_ELEMENTS
+from .ops import ALL, ELEMENTWISE_SIZE, SWEEP_COLS, SWEEP_ELEMENTS
 
 DEFAULT_DTYPES = ("float32",)
 FULL_DTYPES = ("float32", "float16")
@@ -23,12 +23,17 @@ GPU_CACHE_BYTES = 256 << 20  # and the GPU's L2
 PREFAULT_MAX = 1 << 30
 OVERHEAD_OPS = ("relu", "softmax")
 OVERHEAD_SIZE = 1024
+# an op's default shapes above this many elements are timed on GPUs only:
+# cross_entropy_capped's 8192x128256 holds 4.2 GB of float32 logits, and the NumPy
+# and PyTorch compositions several temporaries of that size (more than a CPU
+# machine's memory, seconds a call). Named in --shapes, a shape is timed everywhere.
+CPU_MAX_ELEMENTS = 1 << 28
 
 
 @dataclass
 class Options:
     ops: tuple = tuple(ALL)
-    shapes: tuple = ROW_SHAPES
+    shapes: tuple = ()  # (rows, cols) shapes of every row-wise op; empty: each op's own (Op.shapes)
     sweep: tuple = SWEEP_COLS
     sweep_ops: tuple = ("softmax", "log_softmax")
     size: int = ELEMENTWISE_SIZE
@@ -49,17 +54,19 @@ class Case:
     section: str  # "shapes", "sweep" or "elementwise"
 
 
-def cases(o):
+def cases(o, device):
+    """The cases timed on ``device`` ("cpu" or "gpu")."""
     out = []
     for dt in o.dtypes:
         for name in o.ops:
             op = ALL[name]
-            if op.group == "rowwise":
-                out += [Case(name, s, dt, "shapes") for s in o.shapes]
-                if name in o.sweep_ops:
-                    out += [Case(name, (max(1, SWEEP_ELEMENTS // c), c), dt, "sweep") for c in o.sweep]
-            else:
+            if op.shapes is None:
                 out.append(Case(name, (o.size,), dt, "elementwise"))
+                continue
+            shapes = o.shapes or [s for s in op.shapes if device != "cpu" or np.prod(s) <= CPU_MAX_ELEMENTS]
+            out += [Case(name, s, dt, "shapes") for s in shapes]
+            if name in o.sweep_ops:
+                out += [Case(name, (max(1, SWEEP_ELEMENTS // c), c), dt, "sweep") for c in o.sweep]
     return out
 
 
@@ -125,7 +132,7 @@ class HostArrays:
         return self.made[key]
 
     def inputs(self, op, shape, dtype, nsets):
-        kind = op.name if op.group == "rowwise" else op.arity
+        kind = op.arity if op.group == "elementwise" else op.name
         return self.get(
             ("inputs", kind, shape, dtype, nsets),
             lambda: [op.inputs(shape, dtype, np.random.default_rng(i)) for i in range(nsets)],
@@ -185,7 +192,7 @@ def _overhead(group, clock, o):
     rows = []
     for name in OVERHEAD_OPS:
         op = ALL[name]
-        shape = (OVERHEAD_SIZE,) if op.group == "elementwise" else (1, OVERHEAD_SIZE)
+        shape = (OVERHEAD_SIZE,) if op.shapes is None else (1, OVERHEAD_SIZE)
         host = op.inputs(shape, "float32", np.random.default_rng(1))
         for peer in group:
             fn = peer.impl(name)
@@ -215,20 +222,20 @@ def run(o, stream=sys.stderr):
     groups = {}
     for p in chosen:
         groups.setdefault(p.device, []).append(p)
-    todo = cases(o)
+    todo = {device: cases(o, device) for device in groups}
     n_checks = len([p for p in chosen if p.gpu_act]) * len(o.ops) * len(o.dtypes) if o.check else 0
-    n_timed = len(groups) * len(todo)
+    n_timed = sum(len(c) for c in todo.values())
     bar = Progress(n_checks + n_timed, stream)
     checks = check.run(chosen, o.ops, o.dtypes, lambda: bar.step("check")) if o.check else []
     # after the check has compiled every kernel: room for the inputs, copy buffers and
     # outputs alive at once (HostArrays keeps 4 kinds)
-    largest = max((ALL[c.op].traffic(c.shape, c.dtype) for c in todo), default=0)
+    largest = max((ALL[c.op].traffic(c.shape, c.dtype) for cs in todo.values() for c in cs), default=0)
     keep_freed_memory(min(PREFAULT_MAX, 6 * largest))
     results, overhead = [], []
     for device, group in groups.items():
         clock = timer.CpuClock() if device == "cpu" else timer.CudaClock()
         host_arrays = HostArrays()
-        for case in todo:
+        for case in todo[device]:
             results += _time_case(case, group, clock, o, host_arrays, bar.step)
         overhead += _overhead(group, clock, o)
     bar.close()
