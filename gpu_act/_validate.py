@@ -7,7 +7,7 @@ import operator
 import numpy as np
 from numpy.exceptions import AxisError
 
-from ._dtypes import COMPUTE, check_float
+from ._dtypes import COMPUTE, check_float, is_bfloat16
 from ._layout import self_overlapping
 
 
@@ -114,8 +114,14 @@ def array(fname, be, ctx, what, obj):
 
 
 def inputs(fname, be, ctx, named):
-    """Native arrays for [(what, obj)], each of an accepted float dtype."""
+    """Native arrays for [(what, obj)], each of an accepted float dtype that
+    backend ``be`` computes (bfloat16 where ``be.BFLOAT16``)."""
     arrays = [array(fname, be, ctx, what, obj) for what, obj in named]
     for (what, _), a in zip(named, arrays):
         check_float(fname, what, a.dtype)
+        if not be.BFLOAT16 and is_bfloat16(a.dtype):
+            raise TypeError(
+                f"{fname}: {what} is bfloat16, which the {be.NAME} backend does not compute yet; "
+                "accepted there: float16, float32, float64 (bfloat16 runs on NumPy arrays, the cpu backend)"
+            )
     return arrays

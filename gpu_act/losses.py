@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import _dispatch, _validate
-from ._dtypes import COMPUTE, check_float
+from ._dtypes import ACCEPTED_NAMES, COMPUTE, accepted, check_float
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -125,14 +125,14 @@ def cross_entropy(
     if kind in "iu":
         index = True
         _, denominator = _index_targets(fname, be, ctx, t, z, ax, ignore, w)
-    elif kind == "f":
+    elif accepted(t.dtype):
         index = False
         check_float(fname, "target (probabilities)", t.dtype)
         _validate.same_shape(fname, "target (probabilities)", t, z.shape)
         denominator = math.prod(z.shape[:ax] + z.shape[ax + 1 :])
     else:
         raise TypeError(
-            f"{fname}: target has dtype {t.dtype}; expected integer class indices or float16/float32/float64 probabilities"
+            f"{fname}: target has dtype {t.dtype}; expected integer class indices or probabilities of {ACCEPTED_NAMES}"
         )
     loss_scale, grad_scale = _scales(reduction, denominator)
     rows, grad, lse = be.cross_entropy(ctx, z, t, ax, index, ignore, eps, w, zl, cap, grad_scale, return_grad, return_lse)

@@ -113,3 +113,4 @@ def test_every_backend_offers_the_interface(name):
         got = list(inspect.signature(fn).parameters)
         assert got == want, f"backend {name}: {fn_name}{tuple(got)}; the interface is {fn_name}{tuple(want)}"
     assert mod.NAME == name
+    assert isinstance(mod.BFLOAT16, bool)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_act._tolerances import TOLERANCES  # the table lives in the package, shared with gpu-act selfcheck
+from gpu_act._tolerances import tolerance  # the table lives in the package, shared with gpu-act selfcheck
 
 FD_RTOL = 1e-6
 FD_ATOL = 1e-7
@@ -33,7 +33,7 @@ DTYPES = (np.float16, np.float32, np.float64)
 
 def tol(dtype):
     """(rtol, atol) for ``dtype``."""
-    t = TOLERANCES[np.dtype(dtype)]
+    t = tolerance(dtype)
     return t["rtol"], t["atol"]
 
 

@@ -20,6 +20,7 @@ class Backend(Protocol):
     """
 
     NAME: str
+    BFLOAT16: bool  # whether it computes bfloat16 (ml_dtypes) arrays
 
     def available(self):
         """True when the backend can run here."""

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from gpu_act import _compile
-from gpu_act._tolerances import TOLERANCES
+from gpu_act._tolerances import tolerance
 from gpu_act.registry import ACTIVATIONS
 
 from .ops import ALL
@@ -56,7 +56,7 @@ def inputs(op, dtype, rng):
 
 def max_error(actual, expected, dtype):
     """(worst |a - e| / (atol + rtol |e|), NaN/inf positions agree)."""
-    tol = TOLERANCES[np.dtype(dtype)]
+    tol = tolerance(dtype)
     rtol, atol = tol["rtol"], tol["atol"]
     a = np.asarray(actual, np.float64)
     with np.errstate(all="ignore"):

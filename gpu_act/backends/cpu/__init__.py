@@ -19,6 +19,7 @@ from . import maxout as _maxout
 from . import softmax as _softmax
 
 NAME = "cpu"
+BFLOAT16 = True  # whether it computes ml_dtypes.bfloat16 arrays
 
 
 def available():

@@ -12,10 +12,11 @@ become selects).
 
 A codec is chosen by the array's dtype (``codec``) and bound into the kernel
 templates as functions ``load(v)``/``store(c)`` (``functions``); the kernels are compiled once
-per combination of operand codecs (``Codec.name`` goes into their tags). A
-further 16-bit format (bfloat16: ``load`` a 16-bit shift, ``store``
-round-to-nearest-even on the upper half, NaN kept NaN) is one more pair of
-functions and one more entry in ``_SIXTEEN``.
+per combination of operand codecs (``Codec.name`` goes into their tags).
+bfloat16 (ml_dtypes') is float32's upper half: ``load`` is a 16-bit shift,
+``store`` rounds to nearest even on the upper half (adding 0x7FFF plus the
+lowest kept bit before the shift, a carry into the exponent being the right
+result, up to inf) and keeps a NaN NaN (its top payload bits, quieted).
 
 float16 <-> float32, bit for bit as NumPy's ``astype`` (its ``npy_half``
 routines):
@@ -45,6 +46,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ... import _compile
+from ..._dtypes import is_bfloat16
 from . import _vmath
 from ._numba import SOURCE_HASH, jit
 
@@ -126,6 +128,33 @@ def key16(typingctx, h):
         return types.uint16(h), codegen
 
 
+@intrinsic
+def bf16_to_f32(typingctx, h):
+    """bfloat16 bits (uint16) -> float32, exact."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(builder.shl(builder.zext(args[0], _I32), _i32(16)), _F32)
+
+    if h == types.uint16:
+        return types.float32(h), codegen
+
+
+@intrinsic
+def f32_to_bf16(typingctx, x):
+    """float32 -> bfloat16 bits (uint16), rounded to nearest even as ml_dtypes' astype."""
+
+    def codegen(context, builder, sig, args):
+        u = builder.bitcast(args[0], _I32)
+        odd = builder.and_(builder.lshr(u, _i32(16)), _i32(1))
+        rounded = builder.lshr(builder.add(builder.add(u, _i32(0x7FFF)), odd), _i32(16))
+        quiet = builder.or_(builder.lshr(u, _i32(16)), _i32(0x40))
+        nan = builder.icmp_unsigned(">", builder.and_(u, _i32(0x7FFFFFFF)), _i32(0x7F800000))
+        return builder.trunc(builder.select(nan, quiet, rounded), _I16)
+
+    if x == types.float32:
+        return types.uint16(x), codegen
+
+
 class Codec:
     """How arrays of one dtype are stored for the kernels; one instance per dtype
     (``codec``), so it hashes and compares by identity in the kernel caches' keys."""
@@ -142,8 +171,17 @@ class Codec:
         return f"Codec({self.name})"
 
 
-# 16-bit formats: dtype -> (name, load to float32, store from float32)
-_SIXTEEN = {np.dtype(np.float16): ("f16", f16_to_f32, f32_to_f16)}
+# 16-bit formats: codec name -> (load to float32, store from float32)
+_SIXTEEN = {"f16": (f16_to_f32, f32_to_f16), "bf16": (bf16_to_f32, f32_to_bf16)}
+
+
+def _sixteen(dt):
+    """The codec name of a 16-bit float dtype, or None."""
+    if dt == np.float16:
+        return "f16"
+    if is_bfloat16(dt):
+        return "bf16"
+    return None
 
 
 _codecs = {}
@@ -154,8 +192,9 @@ def codec(dtype):
     c = _codecs.get(dtype)
     if c is None:
         dt = np.dtype(dtype)
-        if dt in _SIXTEEN:
-            c = Codec(_SIXTEEN[dt][0], dt, np.dtype(np.uint16), False)
+        name = _sixteen(dt)
+        if name is not None:
+            c = Codec(name, dt, np.dtype(np.uint16), False)
         else:
             c = Codec(dt.name, dt, dt, True)
         _codecs[dtype] = c
@@ -221,7 +260,7 @@ def functions(c, ctype):
             st = identity if c.dtype == ctype else c.dtype.type
             bound.update({"_DECODE": identity, "_ENCODE": identity, "_S": st})
         else:
-            _, decode, encode = _SIXTEEN[c.dtype]
+            decode, encode = _SIXTEEN[c.name]
             bound.update({"_DECODE": decode, "_ENCODE": encode, "_S": np.float32})
         tag = f"{c.name}.{ctype.name}.{SOURCE_HASH}"
         fns = {}

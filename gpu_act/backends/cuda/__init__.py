@@ -24,6 +24,7 @@ from . import reduce as _reduce
 from . import softmax as _softmax
 
 NAME = "cuda"
+BFLOAT16 = False  # whether it computes ml_dtypes.bfloat16 arrays
 
 
 def available():
