@@ -101,11 +101,17 @@ def out(fname, be, ctx, obj, shape, dtype):
 def array(fname, be, ctx, what, obj):
     """``obj`` as a native array of the backend. A NumPy array in non-native
     byte order is computed by value (converted to native order); a masked array
-    is refused: its mask would be ignored."""
+    is refused: its mask would be ignored; so is a torch tensor that requires
+    grad (gpu_act.torch differentiates)."""
     if type(obj) is not np.ndarray and isinstance(obj, np.ndarray) and isinstance(obj, np.ma.MaskedArray):
         raise TypeError(
             f"{fname}: {what} is a numpy.ma.MaskedArray, whose mask gpu_act would ignore; "
             f"pass its data instead ({what}.filled(value) to replace the masked entries, or {what}.data)"
+        )
+    if getattr(obj, "requires_grad", False) and type(obj).__module__.split(".")[0] == "torch":
+        raise TypeError(
+            f"{fname}: {what} is a torch tensor that requires grad, which gpu_act's array functions would "
+            "detach; use gpu_act.torch (differentiable, the same names) or pass tensor.detach()"
         )
     a = be.asarray(ctx, obj)
     if isinstance(a, np.ndarray) and not a.dtype.isnative:

@@ -327,3 +327,18 @@ def test_binary_cross_entropy_with_logits_weight_zero_drops_the_element_but_not_
     assert np.isnan(to_numpy(loss)[3:]).all()
     assert_close(to_numpy(loss), el, np.float64)
     assert_close(to_numpy(grad), eg, np.float64)
+
+
+# ---------------------------------------------------------------- torch CPU tensors
+def test_torch_cpu_tensors_come_back_as_tensors_and_grad_is_refused():
+    torch = pytest.importorskip("torch")
+    x = torch.linspace(-3, 3, 12).reshape(3, 4)
+    t = torch.tensor([0, 3, 1])
+    for res in (ga.relu(x), ga.softmax(x, 0), ga.cross_entropy(x, t), ga.binary_cross_entropy_with_logits(x, torch.zeros(3, 4))):
+        assert isinstance(res, torch.Tensor)
+    assert torch.equal(ga.relu(x), torch.relu(x))
+    out = torch.empty(3, 4)
+    ga.silu(x, out=out)
+    assert torch.allclose(out, torch.nn.functional.silu(x), atol=1e-6)
+    with pytest.raises(TypeError, match="gpu_act.torch"):
+        ga.gelu(x.clone().requires_grad_())

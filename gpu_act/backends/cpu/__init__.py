@@ -31,13 +31,35 @@ def context(primary, stream):
     return None
 
 
+def _is_tensor(obj):
+    return type(obj).__module__.split(".")[0] == "torch"
+
+
+def _from_tensor(t):
+    """A torch CPU tensor's memory as a NumPy array (bfloat16 as ml_dtypes')."""
+    import torch
+
+    if t.dtype == torch.bfloat16:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError(
+                "a bfloat16 torch CPU tensor is computed as an ml_dtypes.bfloat16 NumPy array: "
+                'install ml_dtypes (pip install "gpu_act[bfloat16]")'
+            ) from None
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
 def asarray(ctx, obj):
-    return np.asarray(obj)
+    return _from_tensor(obj) if _is_tensor(obj) else np.asarray(obj)
 
 
 def as_out(ctx, fname, obj):
+    if _is_tensor(obj):
+        return _from_tensor(obj)  # torch refuses to expose a tensor that requires grad
     if not isinstance(obj, np.ndarray):
-        raise TypeError(f"{fname}: out must be a numpy.ndarray for NumPy input, got {type(obj).__name__}")
+        raise TypeError(f"{fname}: out must be a numpy.ndarray (or a torch CPU tensor) for host input, got {type(obj).__name__}")
     if not obj.flags.writeable:
         raise ValueError(f"{fname}: out is read-only")
     return obj
@@ -54,7 +76,15 @@ def astype(ctx, a, dtype):
 
 
 def wrap(ctx, result, like):
-    return result
+    """The result as the kind of array ``like`` is: a torch CPU tensor for one
+    (sharing the NumPy result's memory; ``out``'s when it is one), else NumPy."""
+    if not (_is_tensor(like) and isinstance(result, np.ndarray)):
+        return result
+    import torch
+
+    if result.dtype.name == "bfloat16":
+        return torch.from_numpy(result.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(result)
 
 
 def unary(ctx, f, x, params, out):
