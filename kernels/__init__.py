@@ -17,9 +17,10 @@ from importlib import resources
 
 import numpy as np
 
-# storage type of each accepted dtype in the kernels, and its compute type
-TYPES = {"float16": "__half", "float32": "float", "float64": "double"}
-COMPUTE = {"float16": "float", "float32": "float", "float64": "double"}
+# storage type of each accepted dtype (by name: ml_dtypes' bfloat16 is "bfloat16")
+# in the kernels, and its compute type
+TYPES = {"float16": "__half", "bfloat16": "__nv_bfloat16", "float32": "float", "float64": "double"}
+COMPUTE = {"float16": "float", "bfloat16": "float", "float32": "float", "float64": "double"}
 
 # team index = the TEAM_* constant of kernels/rows.cuh
 TEAMS = ("thread", "warp", "block")

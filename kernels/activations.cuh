@@ -5,7 +5,7 @@
 // formula has no counterpart here, and compares every function with the
 // registry on special values (compiled for the host with g++).
 //
-// C is the compute type (float or double; float16 is computed in float).
+// C is the compute type (float or double; float16 and bfloat16 are computed in float).
 // Literals are written C(...) so float work never widens to double, as the
 // Python side retypes its float literals.
 #pragma once

@@ -5,7 +5,7 @@
 // formula has no counterpart here, and compares each with formulas.py and
 // with the reference on special values (compiled for the host with g++).
 //
-// C is the compute type (float or double; float16 is computed in float).
+// C is the compute type (float or double; float16 and bfloat16 are computed in float).
 #pragma once
 #include "activations.cuh"
 

@@ -14,6 +14,7 @@
 // Contiguous rows whose operands are 16-byte aligned are read and written
 // 16 bytes at a time.
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include "online.cuh"
 
@@ -22,12 +23,16 @@ namespace ga {
 typedef long long i64;
 
 template <typename T> struct Acc { typedef T type; };
-template <> struct Acc<__half> { typedef float type; };  // float16 is computed in float
+// float16 and bfloat16 are computed in float: loads widen exactly, stores round to nearest even
+template <> struct Acc<__half> { typedef float type; };
+template <> struct Acc<__nv_bfloat16> { typedef float type; };
 
 __device__ __forceinline__ float load(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ float load(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load(const float* p) { return *p; }
 __device__ __forceinline__ double load(const double* p) { return *p; }
 __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(double* p, double v) { *p = v; }
 
@@ -105,7 +110,7 @@ template <typename T> __device__ __forceinline__ bool aligned16(const T* p) {
     return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0;
 }
 
-// 16 bytes of T: 8 halves, 4 floats, 2 doubles
+// 16 bytes of T: 8 halves (float16 or bfloat16), 4 floats, 2 doubles
 template <typename T> struct Pack {
     enum { N = 16 / sizeof(T) };
     union {

@@ -7,9 +7,9 @@
 // Backward from the forward's output y and incoming gradient g:
 //   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
 //   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
-// T is float16, float or double. The forward's (m, s) run in float (float16)
-// or T; the backward's row sums in double (g - sum(g y) cancels where y is
-// near one-hot), rounded once to the compute type.
+// T is float16, bfloat16, float or double. The forward's (m, s) run in float
+// (float16, bfloat16) or T; the backward's row sums in double (g - sum(g y)
+// cancels where y is near one-hot), rounded once to the compute type.
 #include "rows.cuh"
 
 namespace ga {

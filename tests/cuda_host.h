@@ -29,7 +29,8 @@
 //   other than all 32 lanes, a block over 1024 threads or over the kernel's
 //   __launch_bounds__, dynamic shared memory over 48 KiB.
 // - __half with __half2float / __float2half_rn (round to nearest even, CUDA's
-//   handling of subnormals, overflow, infinities and NaN), uint4 (its copies are
+//   handling of subnormals, overflow, infinities and NaN), __nv_bfloat16 with
+//   __bfloat162float / __float2bfloat16_rn likewise, uint4 (its copies are
 //   counted: the 16-byte vector path of a launch is observable), dim3,
 //   blockIdx/threadIdx/blockDim/gridDim, warpSize, the math library (<cmath>
 //   overloads for float and double, CUDA's f-suffixed and __intrinsic names).
@@ -50,6 +51,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cuda_bf16.h>  // tests/host_include: __nv_bfloat16
 #include <cuda_fp16.h>  // tests/host_include: __half
 
 #if !defined(__x86_64__) || defined(GAHOST_UCONTEXT)
@@ -625,13 +627,14 @@ template <typename... A> inline int launch(void (*kernel)(A...), void** args, co
 
 // ---------------------------------------------------------------- parameter type codes
 // "p" + pointee for pointers ("c" appended when it points to const), then
-// f2 (__half) f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1, "?N" for anything else
+// f2 (__half) bf2 (__nv_bfloat16) f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1, "?N" for anything else
 template <typename T> struct Code;
 template <typename T> inline std::string code_of();
 template <typename T> inline std::string scalar_code() {
     typedef typename std::remove_cv<T>::type U;
     if (std::is_same<U, bool>::value) return "b1";
     if (std::is_same<U, __half>::value) return "f2";
+    if (std::is_same<U, __nv_bfloat16>::value) return "bf2";
     if (std::is_floating_point<U>::value) return "f" + std::to_string(sizeof(U));
     if (std::is_integral<U>::value) return (std::is_signed<U>::value ? "i" : "u") + std::to_string(sizeof(U));
     return "?" + std::to_string(sizeof(U));

@@ -4,10 +4,11 @@ What the Numba CUDA simulator is for the Numba path, this is for ``kernels/``:
 the real sources (``gpu_act.kernels.source``, headers inlined, exactly what
 CuPy compiles) are built for the host with g++ against ``tests/cuda_host.h``
 (the CUDA execution model: fibers per thread, barriers, warp shuffles,
-``__half``) and ``tests/host_include/cuda_fp16.h``, into one shared library per
-source and instance list, cached by content hash: g++ -E with cuda_host.h,
-``rewrite`` (shared memory and launch bounds, which the kernels' own macros may
-spell), g++ -O1. Kernels are then called as CuPy calls a ``RawKernel``::
+``__half``, ``__nv_bfloat16``) and ``tests/host_include/`` (``cuda_fp16.h``,
+``cuda_bf16.h``), into one shared library per source and instance list,
+cached by content hash: g++ -E with cuda_host.h, ``rewrite`` (shared memory
+and launch bounds, which the kernels' own macros may spell), g++ -O1. Kernels
+are then called as CuPy calls a ``RawKernel``::
 
     mod = build(kernels.source("softmax.cu"), kernels.INSTANCES[("softmax.cu", "float32")], cache)
     fn = mod.get_function("ga::softmax_fwd<float, 1, false>")
@@ -61,6 +62,7 @@ import types
 import zlib
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 try:
@@ -253,9 +255,9 @@ def build(source, exprs, cache_dir, *, extra="", flags=()):
         raise RuntimeError("g++ is not on PATH")
     tu = translation_unit(source, list(exprs), extra)
     cpp_flags = ["-std=c++17", *flags, "-I", str(INCLUDE), "-include", str(HEADER)]
+    headers = [f.read_text() for f in sorted(INCLUDE.glob("*.h"))]
     h = hashlib.sha256()
-    for part in (tu, HEADER.read_text(), (INCLUDE / "cuda_fp16.h").read_text(), " ".join(cpp_flags + list(FLAGS)),
-                 _compiler_id()):
+    for part in (tu, HEADER.read_text(), *headers, " ".join(cpp_flags + list(FLAGS)), _compiler_id()):
         h.update(part.encode())
         h.update(b"\0")
     key = h.hexdigest()[:20]
@@ -285,7 +287,8 @@ class _Config(ctypes.Structure):
 
 _SCALAR = {"f4": np.float32, "f8": np.float64, "i1": np.int8, "i2": np.int16, "i4": np.int32, "i8": np.int64,
            "u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "b1": np.bool_}
-_POINTEE = dict(_SCALAR, f2=np.float16)
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+_POINTEE = dict(_SCALAR, f2=np.float16, bf2=BFLOAT16)
 
 
 class Param:
@@ -583,9 +586,11 @@ class _FakeCupy(types.ModuleType):
 
 
 # ------------------------------------------------------------------ ElementwiseKernel on host kernels
-# C++ types of the dtypes an elementwise operand may have (CuPy's float16 class is __half here)
-_EW_CTYPES = {np.dtype(np.float16): "__half", np.dtype(np.float32): "float", np.dtype(np.float64): "double",
-              np.dtype(np.int32): "int", np.dtype(np.int64): "long long", np.dtype(np.uint64): "unsigned long long"}
+# C++ types of the dtypes an elementwise operand may have (CuPy's float16 and bfloat16
+# classes are __half and __nv_bfloat16 here)
+_EW_CTYPES = {np.dtype(np.float16): "__half", BFLOAT16: "__nv_bfloat16", np.dtype(np.float32): "float",
+              np.dtype(np.float64): "double", np.dtype(np.int32): "int", np.dtype(np.int64): "long long",
+              np.dtype(np.uint64): "unsigned long long"}
 
 
 class _EwParam:
@@ -752,9 +757,11 @@ def backend(function, sms=1, cache_dir=None):
 # ------------------------------------------------------------------ guarded arrays
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 # outputs start as this NaN pattern: an element still holding it was never written
-POISON = {np.dtype(np.float16): 0x7D5A, np.dtype(np.float32): 0x7FA5A5A5, np.dtype(np.float64): 0x7FF4A5A5A5A5A5A5}
+POISON = {np.dtype(np.float16): 0x7D5A, BFLOAT16: 0x7FA5, np.dtype(np.float32): 0x7FA5A5A5,
+          np.dtype(np.float64): 0x7FF4A5A5A5A5A5A5}
 # the memory around every array: NaN with another payload, so a read past a row shows
-GUARD = {np.dtype(np.float16): 0x7E6B, np.dtype(np.float32): 0x7FCBEEF0, np.dtype(np.float64): 0x7FFBEEFBEEFBEEF0}
+GUARD = {np.dtype(np.float16): 0x7E6B, BFLOAT16: 0x7FEB, np.dtype(np.float32): 0x7FCBEEF0,
+         np.dtype(np.float64): 0x7FFBEEFBEEFBEEF0}
 
 
 def _bits(a):

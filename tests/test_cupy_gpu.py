@@ -6,7 +6,7 @@ special values. Marked ``gpu``: skipped where no GPU backend is available."""
 import numpy as np
 import pytest
 import reference as R
-from helpers import OP_VARIANTS, op_id, sample
+from helpers import OP_DEFAULTS, OP_VARIANTS, op_id, sample
 from tolerances import DTYPES, assert_close
 
 import gpu_act as ga
@@ -297,3 +297,118 @@ def test_results_stay_on_the_input_device():
         x = cp.asarray(sample((8, 16), np.float32, seed=9))
     for r in (ga.silu(x), ga.softmax(x), ga.maxout(x, 4), ga.cross_entropy(x, cp.zeros(8, cp.int64), reduction="none")):
         assert isinstance(r, cp.ndarray) and r.device.id == last
+
+
+# ---------------------------------------------------------------- bfloat16
+@pytest.fixture
+def bf16():
+    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+
+
+def _f64(a):
+    return np.asarray(a).astype(np.float64)
+
+
+def _bf16_specials(shape, bf16, seed):
+    """``sample`` in bfloat16 with NaN, +-inf, +-1e30 and signed zeros first."""
+    x = sample(shape, np.float64, seed=seed).reshape(-1)
+    x[1:8] = [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0]
+    return x.reshape(shape).astype(bf16)
+
+
+@pytest.mark.parametrize("name,params", OP_DEFAULTS, ids=[op_id(n, p) for n, p in OP_DEFAULTS])
+def test_bfloat16_elementwise(bf16, name, params):
+    x = _bf16_specials((33, 65), bf16, seed=3)
+    g = sample((33, 65), bf16, seed=4, scale=1.0, kinks=False)
+    xd = cp.asfortranarray(_dev(x))
+    y = getattr(ga, name)(xd, **params)
+    d = getattr(ga, name + "_backward")(_dev(g), xd, **params)
+    assert y.dtype == bf16 and d.dtype == bf16
+    assert_close(_np(y), R.forward(name, _f64(x), **params), bf16, msg=name)
+    assert_close(_np(d), R.backward(name, _f64(g), _f64(x), **params), bf16, msg=name + "_backward")
+
+
+def test_bfloat16_rounds_the_float_result_once(bf16):
+    # each result is the float32 kernel's on the widened input, rounded to nearest even as
+    # ml_dtypes' astype (bit for bit); a NaN stays NaN
+    bits = np.random.default_rng(11).integers(0, 2**32, 1 << 17, dtype=np.uint64).astype(np.uint32)
+    f = bits.view(np.float32)
+    x = f[np.isfinite(f)].astype(bf16)
+    got = _np(ga.silu(_dev(x)))
+    want = _np(ga.silu(_dev(x.astype(np.float32)))).astype(bf16)
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    assert np.isnan(_np(ga.silu(_dev(np.array([np.nan, -np.nan]).astype(bf16)))).astype(np.float32)).all()
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_bfloat16_softmax_family(team, bf16, axis):
+    for shape in ((9, 40), (3, 1100)):
+        x = _bf16_specials(shape, bf16, seed=sum(shape))
+        xf = _f64(x)
+        g = sample(shape, bf16, seed=4, scale=1.0, kinks=False)
+        for t in (1.0, 2.5):
+            for op in ("softmax", "log_softmax"):
+                y = getattr(ga, op)(_dev(x), axis, temperature=t)
+                assert y.dtype == bf16
+                assert_close(_np(y), getattr(R, op)(xf, axis, t), bf16, msg=f"{op} {shape} T={t}")
+                got = getattr(ga, op + "_backward")(_dev(g), y, axis, temperature=t)
+                want = getattr(R, op + "_backward")(_f64(g), _f64(_np(y)), axis, t)
+                assert_close(_np(got), want, bf16, msg=f"{op}_backward {shape} T={t}")
+
+
+def test_bfloat16_losses(team, bf16):
+    z = _bf16_specials((6, 11), bf16, seed=5)
+    t = np.array([0, 10, -100, 3, 4, 5])
+    w = np.linspace(0.5, 1.5, 11).astype(bf16)
+    for kw in ({}, {"weight": w, "z_loss": 1e-3, "softcap": 4.0, "label_smoothing": 0.1}):
+        loss, grad, lse = ga.cross_entropy(_dev(z), _dev(t), reduction="none", return_grad=True, return_lse=True,
+                                           **{k: _dev(v) if k == "weight" else v for k, v in kw.items()})
+        el, eg, elz = R.cross_entropy(_f64(z), t, reduction="none", return_lse=True,
+                                      **{k: _f64(v) if k == "weight" else v for k, v in kw.items()})
+        assert loss.dtype == bf16 and grad.dtype == bf16 and lse.dtype == np.float32
+        assert_close(_np(loss), el, bf16, msg=f"cross_entropy {kw}")
+        assert_close(_np(grad), eg, bf16, msg=f"cross_entropy grad {kw}")
+        assert_close(_np(lse), elz, np.float32, msg=f"cross_entropy lse {kw}")
+    zf = sample((6, 11), bf16, seed=6)
+    p = np.random.default_rng(6).dirichlet(np.ones(11), 6).astype(bf16)
+    loss, grad = ga.cross_entropy(_dev(zf).T, _dev(p).T, axis=0, return_grad=True)
+    el, eg = R.cross_entropy(_f64(zf).T, _f64(p).T, axis=0)
+    assert_close(_np(loss), el, bf16, msg="cross_entropy probabilities")
+    assert_close(_np(grad), eg, bf16, msg="cross_entropy probabilities grad")
+    lp = ga.log_softmax(_dev(zf))
+    loss, grad = ga.nll_loss(lp, _dev(t), weight=_dev(w), return_grad=True)
+    el, eg = R.nll_loss(_f64(_np(lp)), t, weight=_f64(w))
+    assert_close(_np(loss), el, bf16, msg="nll_loss")
+    assert_close(_np(grad), eg, bf16, msg="nll_loss grad")
+    tt = np.random.default_rng(7).uniform(0, 1, zf.shape).astype(bf16)
+    loss, grad = ga.binary_cross_entropy_with_logits(_dev(zf), _dev(tt), pos_weight=_dev(w), reduction="sum",
+                                                     return_grad=True)
+    el, eg = R.binary_cross_entropy_with_logits(_f64(zf), _f64(tt), pos_weight=_f64(w), reduction="sum")
+    assert_close(_np(loss), el, bf16, msg="bce with logits")
+    assert_close(_np(grad), eg, bf16, msg="bce with logits grad")
+    probs = ga.sigmoid(_dev(zf))
+    assert_close(_np(ga.binary_cross_entropy(probs, _dev(tt))), R.binary_cross_entropy(_f64(_np(probs)), _f64(tt))[0],
+                 bf16, msg="bce")
+
+
+def test_bfloat16_maxout_prelu_rrelu(bf16):
+    x = _bf16_specials((4, 12, 3), bf16, seed=8)
+    xd = _dev(x)
+    assert_close(_np(ga.maxout(xd, 3, axis=1)), R.maxout(_f64(x), 3, axis=1), bf16, msg="maxout")
+    g = sample((4, 4, 3), bf16, seed=9, kinks=False)
+    got = ga.maxout_backward(_dev(g), xd, 3, axis=1)
+    assert_close(_np(got), R.maxout_backward(_f64(g), _f64(x), 3, axis=1), bf16, msg="maxout_backward")
+    w = np.linspace(-0.5, 1.5, 12).astype(bf16)
+    assert_close(_np(ga.prelu(xd, _dev(w))), R.prelu(_f64(x), _f64(w)), bf16, msg="prelu")
+    go = sample(x.shape, bf16, seed=10, kinks=False)
+    gx, gw = ga.prelu_backward(_dev(go), xd, _dev(w))
+    rgx, rgw = R.prelu_backward(_f64(go), _f64(x), _f64(w))
+    assert gx.dtype == bf16 and gw.dtype == bf16
+    assert_close(_np(gx), rgx, bf16, msg="prelu grad")
+    assert_close(_np(gw), rgw, bf16, msg="prelu weight grad")
+    kw = dict(lower=0.1, upper=0.3, training=True, seed=7)
+    assert_close(_np(ga.rrelu(xd, **kw)), R.rrelu(_f64(x), **kw), bf16, msg="rrelu")
+    # the device generator and rounding reproduce the host's results exactly (NaN aside: its bits may differ)
+    xs = sample(x.shape, bf16, seed=11)
+    np.testing.assert_array_equal(_np(ga.rrelu(_dev(xs), **kw)).view(np.uint16),
+                                  ga.rrelu(xs, **kw, backend="cpu").view(np.uint16))

@@ -6,17 +6,21 @@ as CuPy does: through the backend itself (gpu_act/backends/cupy/__init__.py,
 rowwise.py, elementwise.py), loaded against a NumPy stand-in for CuPy, so its
 argument conventions (P, Q, strides in elements, scalar types) and
 _config.plan's teams and grids are the ones run; its ElementwiseKernels (the
-binary cross-entropy) run as host kernels of CuPy's shape.
+binary cross-entropy, activations on bfloat16) run as host kernels of CuPy's
+shape.
 Every launch runs under several schedules of each block's threads, which must
 leave bit-identical memory (a race fails), writes nothing outside its
 arrays, and every output element is checked written (outputs start as a NaN
 poison pattern, arrays sit in NaN-guarded buffers). Results are compared with
-the float64 reference (tests/reference.py) at the shared tolerances.
+the float64 reference (tests/reference.py) at the shared tolerances;
+bfloat16 results also bit for bit with the float32 kernels' results on the
+widened operands, rounded once (ml_dtypes' astype).
 
 The first tests check the harness itself: half conversions bit for bit
-against NumPy, a reduction with a barrier removed (and the real block
-reduction of rows.cuh with either barrier removed) caught, wrong argument
-types, writes out of bounds, deadlocks and launch bounds rejected.
+against NumPy, bfloat16 ones against ml_dtypes, a reduction with a barrier
+removed (and the real block reduction of rows.cuh with either barrier
+removed) caught, wrong argument types, writes out of bounds, deadlocks and
+launch bounds rejected.
 """
 
 import contextlib
@@ -30,11 +34,16 @@ import reference as R
 from tolerances import assert_close
 
 import hostcuda as H
+from gpu_act import formulas as F
 from gpu_act import kernels
+from gpu_act._dtypes import COMPUTE
+from gpu_act.registry import ACTIVATIONS
 
 pytestmark = pytest.mark.skipif(H.GXX is None, reason="g++ is not on PATH: the host build of kernels/ needs it")
 
 DTYPES = ("float16", "float32", "float64")
+# bfloat16 (computed in float, as float16): the sweeps that exercise its loads, stores and 16-byte packs
+WITH_BF16 = DTYPES + ("bfloat16",)
 i64 = np.int64
 
 
@@ -140,6 +149,7 @@ def check_written(out, what):
 
 # ------------------------------------------------------------------ harness self-tests
 SELFTEST = r"""
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 namespace t {
 // sum of each block's row x[b*n .. b*n+n) by a shared-memory tree; BROKEN = 1 drops the
@@ -226,6 +236,12 @@ extern "C" __attribute__((visibility("default"))) void t_double2half(const doubl
 }
 extern "C" __attribute__((visibility("default"))) void t_half2float(const unsigned short* x, float* y, long n) {
     for (long i = 0; i < n; ++i) y[i] = __half2float(__ushort_as_half(x[i]));
+}
+extern "C" __attribute__((visibility("default"))) void t_float2bfloat16(const float* x, unsigned short* y, long n) {
+    for (long i = 0; i < n; ++i) y[i] = __bfloat16_as_ushort(__float2bfloat16_rn(x[i]));
+}
+extern "C" __attribute__((visibility("default"))) void t_bfloat162float(const unsigned short* x, float* y, long n) {
+    for (long i = 0; i < n; ++i) y[i] = __bfloat162float(__ushort_as_bfloat16(x[i]));
 }
 """
 SELFTEST_EXPRS = ["t::block_sum<0>", "t::block_sum<1>", "t::block_sum<2>", "t::static_sum<0>", "t::static_sum<1>",
@@ -383,6 +399,39 @@ def test_harness_half_conversions_match_numpy(selftest):
         np.testing.assert_array_equal(out, x64.astype(np.float16).view(np.uint16))
 
 
+def test_harness_bfloat16_conversions_match_ml_dtypes(selftest):
+    import ctypes
+
+    lib = selftest.lib
+    bf = H.BFLOAT16
+    # every bfloat16 -> float exactly (NaNs as NaN)
+    b = _halves()
+    f = np.empty(b.size, np.float32)
+    lib.t_bfloat162float(b.ctypes.data_as(ctypes.c_void_p), f.ctypes.data_as(ctypes.c_void_p), ctypes.c_long(b.size))
+    want = b.view(bf).astype(np.float32)
+    nan = np.isnan(want)
+    assert (np.isnan(f) == nan).all()
+    np.testing.assert_array_equal(f.view(np.uint32)[~nan], want.view(np.uint32)[~nan])
+    # float -> bfloat16 round to nearest even as ml_dtypes' astype: every bfloat16, the midpoints
+    # between neighbours (exact in float) and one ulp either side, the overflow threshold, ties among
+    # subnormals, random bit patterns
+    fin = np.unique(want[np.isfinite(want)].astype(np.float64))
+    mids = ((fin[1:] + fin[:-1]) / 2).astype(np.float32)
+    edges = np.array([0x7F7F7FFF, 0x7F7F8000, 0x7F7FFFFF, 0x00008000, 0x00018000, 0x8000FFFF, 0x80808000,
+                      0x7F800000, 0xFF800000, 0x7FC00001, 0xFFFFFFFF], np.uint32).view(np.float32)
+    bits = np.random.default_rng(0).integers(0, 2 ** 32, 200000, dtype=np.uint64).astype(np.uint32)
+    x32 = np.concatenate([fin.astype(np.float32), mids, np.nextafter(mids, np.float32(np.inf)),
+                          np.nextafter(mids, np.float32(-np.inf)), edges, bits.view(np.float32)])
+    out = np.empty(x32.size, np.uint16)
+    lib.t_float2bfloat16(x32.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p),
+                         ctypes.c_long(x32.size))
+    with np.errstate(all="ignore"):
+        want = x32.astype(bf)
+    nan = np.isnan(x32)
+    assert (out[nan] == 0x7FFF).all()  # CUDA's canonical NaN
+    np.testing.assert_array_equal(out[~nan], want.view(np.uint16)[~nan])
+
+
 # ------------------------------------------------------------------ layouts and data
 # (input kwargs, output kwargs) of H.place
 LAYOUTS = {
@@ -395,7 +444,7 @@ LAYOUTS = {
     "C-in-F-out": ({}, {"order": "F"}),
 }
 ROWS = {1: 40, 7: 37, 31: 6, 32: 5, 33: 34, 1024: 2, 1025: 3, 2500: 2}
-BIG = {"float16": 100.0, "float32": 1e30, "float64": 1e30}
+BIG = {"float16": 100.0, "bfloat16": 1e30, "float32": 1e30, "float64": 1e30}
 
 
 def _temperature_type(dtype):
@@ -455,7 +504,7 @@ TEAMS = ("thread", "warp", "block")
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log"])
 @pytest.mark.parametrize("direction", ["fwd", "bwd"])
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", WITH_BF16)
 @pytest.mark.parametrize("team", TEAMS)
 def test_softmax_every_team_row_length_and_layout(module, team, dtype, direction, log):
     rng = np.random.default_rng(5)
@@ -504,7 +553,7 @@ def special_rows(n, dtype):
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log"])
 @pytest.mark.parametrize("direction", ["fwd", "bwd"])
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", WITH_BF16)
 def test_softmax_special_rows_every_team(module, dtype, direction, log):
     for team in TEAMS:
         for n, layout in ((1, "aligned"), (7, "misaligned"), (33, "aligned"), (1025, "flip")):
@@ -562,6 +611,46 @@ def test_softmax_any_axis_with_the_planned_team(module, dtype):
     assert seen == {"0", "1", "2"}, f"teams planned: {seen}"
 
 
+def same_bits_as_rounded(got, f32, what):
+    """``got`` (bfloat16) is ``f32`` rounded once to nearest even (ml_dtypes' astype),
+    bit for bit; NaN exactly where that is NaN."""
+    got = np.asarray(got)
+    with np.errstate(all="ignore"):
+        want = np.asarray(f32).astype(H.BFLOAT16)
+    nan = np.isnan(want.astype(np.float32))
+    assert (np.isnan(got.astype(np.float32)) == nan).all(), f"{what}: NaN positions differ"
+    bad = got.view(np.uint16) != want.view(np.uint16)
+    assert not (bad & ~nan).any(), f"{what}: {int((bad & ~nan).sum())} elements are not the float result rounded once"
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log"])
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_softmax_bfloat16_is_the_float_result_rounded_once(module, direction, log):
+    """The bfloat16 instances compute what the float32 ones compute on the exactly widened
+    operands and round once. Layouts where both dtypes visit a row's elements in the same
+    order: any layout for a thread team, element-strided or misaligned rows (no 16-byte
+    packs, which hold 8 bfloat16 but 4 floats) for warps and blocks."""
+    for team, n, layout in (("thread", 40, "aligned"), ("warp", 33, "misaligned"), ("block", 1025, "flip"),
+                            ("warp", 7, "F")):
+        x = special_rows(n, "bfloat16").astype(H.BFLOAT16)
+        g = np.random.default_rng(n).standard_normal(x.shape).astype(H.BFLOAT16)
+        lin, lout = LAYOUTS[layout]
+        outs = []
+        for dtype in ("bfloat16", "float32"):
+            rig = Rig(module, team=team, grid_cap=2)
+            out = H.place(np.zeros(x.shape), dtype, poison=True, **lout)
+            what = f"{direction} log={log} {dtype} n={n} {team} {layout}"
+            with annotated(what):
+                if direction == "fwd":
+                    rig.rowwise.softmax(H.place(x, dtype, **lin), 1, 0.7, log, out)
+                else:
+                    y = softmax_ref(log, x, 1, 0.7).astype(H.BFLOAT16)
+                    rig.rowwise.softmax_backward(H.place(g, dtype, **lin), H.place(y, dtype, **lin), 1, 0.7, log, out)
+            check_written(out, what)
+            outs.append(out)
+        same_bits_as_rounded(*outs, f"softmax {direction} log={log} n={n} {team} {layout}")
+
+
 # ------------------------------------------------------------------ every barrier of the kernels is needed
 def _barriers(src):
     return [m.start() for m in re.finditer(r"__syncthreads\(\)\s*;", src)]
@@ -601,7 +690,7 @@ def maxout_data(shape, axis, pool, dtype, seed):
 
 
 @pytest.mark.parametrize("direction", ["fwd", "bwd"])
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", WITH_BF16)
 def test_maxout(module, dtype, direction):
     seed = 0
     # (shape, axis, pool): groups along the fast axis and along a strided one (rows side by side)
@@ -646,7 +735,7 @@ def run_maxout(rig, direction, dtype, x, axis, pool, layout, inplace=False):
 
 # ------------------------------------------------------------------ cross-entropy
 def compute_dtype(dtype):
-    return np.dtype(np.float32 if dtype == "float16" else dtype)
+    return COMPUTE[np.dtype(dtype)]
 
 
 def xent_logits(shape, axis, dtype, seed):
@@ -753,7 +842,8 @@ def run_xent(rig, kind, dtype, z, axis, *, ttype=None, eps=0.0, reduction="mean"
 
 def _xent_cases(dtype, kind):
     """(shape, axis, layout, options of run_xent)"""
-    tts = [None] if kind == "index" else [np.dtype(dtype).type] + ([np.float32] if dtype == "float16" else [])
+    own = np.dtype(dtype)
+    tts = [None] if kind == "index" else [own.type] + ([np.float32] if compute_dtype(dtype) != own else [])
     cases = []
     k = 0
     for shape, axis in (((9, 1), 1), ((13, 7), 1), ((6, 33), 1), ((3, 1025), 1), ((2, 3000), 1), ((33, 5), 0),
@@ -775,7 +865,7 @@ def _xent_cases(dtype, kind):
 
 
 @pytest.mark.parametrize("kind", ["index", "prob"])
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", WITH_BF16)
 @pytest.mark.parametrize("team", TEAMS)
 def test_cross_entropy(module, team, dtype, kind):
     for i, (shape, axis, layout, options) in enumerate(_xent_cases(dtype, kind)):
@@ -833,7 +923,7 @@ def log_probs(shape, axis, seed):
     return lp
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", WITH_BF16)
 def test_nll_loss(module, dtype):
     cases = [((9, 1), 1, "aligned"), ((13, 7), 1, "F"), ((6, 33), 1, "flip"), ((33, 5), 0, "misaligned"),
              ((7, 4, 6), 1, "step2"), ((5,), 0, "aligned")]
@@ -860,6 +950,61 @@ def test_nll_loss(module, dtype):
         else:
             assert grad is None
         assert [e for e, *_ in rig.launches] == [kernels.nll_name(dtype)]
+
+
+# ------------------------------------------------------------------ activations on bfloat16
+def test_activations_bfloat16(module, cache_dir):
+    """The activation ElementwiseKernels on bfloat16 operands (any layout, broadcast
+    slopes), against the reference: softplus with its scalar parameters, forward and
+    backward, the forward also bit for bit the float32 kernel's result on the widened
+    operands rounded once; PReLU's slope of x's dtype, its gradient and weight terms
+    (in the compute type) and their channel sum; RReLU's training slopes (compute type)."""
+    bf = "bfloat16"
+    rig = Rig(module, cache_dir=cache_dir)
+    api, ctx = rig.api, rig.ctx
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 9)) * 4
+    x.reshape(-1)[:9] = [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0, 3.0, -3.0]
+    xq = x.astype(bf)
+    gq = rng.standard_normal(x.shape).astype(bf)
+    xin, gin = H.place(xq, order="F"), H.place(gq, flip=True)
+
+    def run(what, fn, *args, dtype=bf):
+        out = H.place(np.zeros(x.shape), dtype, poison=True, misalign=True)
+        with annotated(what):
+            fn(ctx, *args, out)
+        check_written(out, what)
+        return np.asarray(out)
+
+    act = ACTIVATIONS["softplus"]
+    kw = {"beta": 2.0, "threshold": 5.0}
+    f, d, params = act.kernels(act.bind("softplus", (), kw, xq.dtype))
+    y = run("softplus", api.unary, f, xin, params)
+    assert_close(y, R.forward("softplus", xq, **kw), bf, msg="softplus")
+    y32 = run("softplus float32", api.unary, f, H.place(xq.astype(np.float32)), params, dtype=np.float32)
+    same_bits_as_rounded(y, y32, "softplus")
+    assert_close(run("softplus backward", api.scaled, d, gin, xin, params), R.backward("softplus", gq, xq, **kw), bf,
+                 msg="softplus backward")
+
+    w = rng.uniform(-1.0, 2.0, 9).astype(bf)
+    slope = H.place(w.reshape(1, 9))
+    assert_close(run("prelu", api.unary_slope, F.leaky_relu_fwd, xin, slope), R.prelu(xq, w), bf, msg="prelu")
+    rgx, rgw = R.prelu_backward(gq, xq, w)
+    assert_close(run("prelu grad", api.scaled_slope, F.leaky_relu_der, gin, xin, slope), rgx, bf, msg="prelu grad")
+    terms = run("prelu weight terms", api.scaled_slope, F.leaky_relu_slope_der, gin, xin, slope, dtype=np.float32)
+    with np.errstate(all="ignore"):
+        want = np.where(xq.astype(np.float64) > 0, 0.0, gq.astype(np.float64) * xq.astype(np.float64))
+    assert_close(terms, want, np.float32, msg="prelu weight terms")
+    gw = api.channel_sum(ctx, H.device(terms), 1, w.dtype)
+    assert gw.dtype == w.dtype and gw.shape == (9,)
+    assert_close(np.asarray(gw), rgw, bf, msg="prelu weight grad")
+
+    act = ACTIVATIONS["rrelu"]
+    lower, upper = act.bind("rrelu", (0.1, 0.3), {}, xq.dtype)
+    slopes = api.rrelu_slopes(ctx, x.shape, F.mix64(7), lower, upper, xq.dtype)
+    assert slopes.dtype == np.float32
+    assert_close(run("rrelu", api.unary_slope, F.leaky_relu_fwd, xin, slopes),
+                 R.rrelu(xq, 0.1, 0.3, training=True, seed=7), bf, msg="rrelu training")
 
 
 # ------------------------------------------------------------------ binary cross-entropy
@@ -898,7 +1043,7 @@ BCE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", WITH_BF16)
 def test_binary_cross_entropy(module, cache_dir, dtype):
     """The backend's ElementwiseKernel on host kernels: broadcast weights, any strides,
     the gradient in z's dtype and the losses in the compute type from one kernel."""

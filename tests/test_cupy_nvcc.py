@@ -4,9 +4,10 @@ sm_80 and sm_90, for every template instance the backend asks for.
 The translation units are built from what CuPy compiles at run time:
 ``gpu_act.kernels.source`` (headers inlined) and the instance lists
 ``gpu_act.kernels.INSTANCES``; the elementwise kernels are the C bodies of
-``gpu_act.kernels.operation`` for every formula the public API can request,
-and of ``gpu_act.kernels.bce_operation`` for every binary cross-entropy
-variant, wrapped as CuPy's ElementwiseKernel wraps them. nvcc runs with warnings as
+``gpu_act.kernels.operation`` for every formula the public API can request
+(on bfloat16 operands for those of ``with_bfloat16``), and of
+``gpu_act.kernels.bce_operation`` for every binary cross-entropy variant,
+wrapped as CuPy's ElementwiseKernel wraps them. nvcc runs with warnings as
 errors and ptxas reports every entry it compiled, which is counted.
 """
 
@@ -55,6 +56,16 @@ def _nvcc(tmp_path, name, tu):
 # ---------------------------------------------------------------- elementwise kernels
 _C = {"float32": "float", "float64": "double", "uint64": "unsigned long long"}
 
+# bfloat16 operands run float16's bodies (both are computed in float) with another
+# operand type: compiled for the slope wrappers (operands of mixed types) and for one
+# activation with scalar parameters
+BF16_FORMULAS = (F.softplus_fwd.__name__, F.softplus_der.__name__)
+
+
+def with_bfloat16(wrapper, fname):
+    """Whether the elementwise request (wrapper, formula) is compiled for bfloat16 operands."""
+    return wrapper not in ("unary", "scaled") or fname in BF16_FORMULAS
+
 
 def _elementwise_requests():
     """Every (wrapper, formula name, parameter count) the public API can send the backend."""
@@ -80,7 +91,7 @@ def _elementwise_tu():
     shape: each parameter a local of its declared type, ``i`` the index."""
     kern, exprs = [], []
     for k, (wrapper, fname, nparams) in enumerate(_elementwise_requests()):
-        for ctype, storage in (("float32", ("__half", "float")), ("float64", ("double",))):
+        for ctype, storage in (("float32", ("__half", "__nv_bfloat16", "float")), ("float64", ("double",))):
             ins, out, body = kernels.operation(wrapper, fname, nparams, ctype)
             args, loads = [], []
             for decl in [d.strip() for d in ins.split(",")]:
@@ -103,10 +114,13 @@ def _elementwise_tu():
             )
             cname = kernels.COMPUTE[{"__half": "float16", "float": "float32", "double": "float64"}[storage[0]]]
             for T in storage:
+                if T == "__nv_bfloat16" and not with_bfloat16(wrapper, fname):
+                    continue
                 for S in sorted({T, cname}):
                     exprs.append(f"{kname}<{T}, {S}>")
     bce, bce_exprs = _bce_kernels()
-    head = "#include <cuda_fp16.h>\n" + kernels.source(kernels.LOSSES)  # activations.cuh inlined
+    # activations.cuh inlined
+    head = "#include <cuda_bf16.h>\n#include <cuda_fp16.h>\n" + kernels.source(kernels.LOSSES)
     return _entries_tu(head + "\n" + "\n".join(kern + bce), exprs + bce_exprs), len(exprs) + len(bce_exprs)
 
 
@@ -128,7 +142,7 @@ def _bce_kernels():
     type, and the fully weighted ones with target and weights of the other float type."""
     kern, exprs = [], []
     for k, req in enumerate(_bce_requests()):
-        for ctype, storage in (("float32", ("__half", "float")), ("float64", ("double",))):
+        for ctype, storage in (("float32", ("__half", "__nv_bfloat16", "float")), ("float64", ("double",))):
             ins, outs, body = kernels.bce_operation(*req, ctype)
             holders = sorted({d.split()[0] for d in ins.split(",") if len(d.split()[0]) == 1} | {"T"})
             args, loads, stores = [], [], []

@@ -25,6 +25,7 @@ module load into a context, and the on-disk kernel cache.
 
 from concurrent.futures import ThreadPoolExecutor
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -42,11 +43,11 @@ from cupy.cuda.compiler import CompileException  # noqa: E402
 from gpu_act import kernels  # noqa: E402
 from gpu_act import formulas as F  # noqa: E402
 from gpu_act.backends.cupy import elementwise as ew  # noqa: E402
-from test_cupy_nvcc import _bce_requests, _elementwise_requests  # noqa: E402
+from test_cupy_nvcc import _bce_requests, _elementwise_requests, with_bfloat16  # noqa: E402
 
 ARCHS = ("80", "90")
-F16, F32, F64 = (np.dtype(t) for t in (np.float16, np.float32, np.float64))
-COMPUTE = {F16: F32, F32: F32, F64: F64}
+F16, BF16, F32, F64 = (np.dtype(t) for t in (np.float16, ml_dtypes.bfloat16, np.float32, np.float64))
+COMPUTE = {F16: F32, BF16: F32, F32: F32, F64: F64}
 
 
 def _map(fn, items):
@@ -95,11 +96,14 @@ def _calls():
     - scaled_slope leaky_relu_der: likewise, out of x's dtype;
     - scaled_slope leaky_relu_slope_der (prelu_backward's weight terms): slope of
       x's dtype, out in the compute type;
-    - slopes (rrelu training): no arrays in, out in the compute type."""
+    - slopes (rrelu training): no arrays in, out in the compute type.
+    bfloat16 (CuPy's ``bfloat16`` class) for the requests of ``with_bfloat16``."""
     calls = []
     for wrapper, fname, nparams in _elementwise_requests():
-        for T in (F16, F32, F64):
+        for T in (F16, BF16, F32, F64):
             C = COMPUTE[T]
+            if T == BF16 and not with_bfloat16(wrapper, fname):
+                continue
             if wrapper == "unary":
                 calls.append((wrapper, fname, nparams, C, (T,), T))
             elif wrapper == "scaled":
@@ -110,7 +114,7 @@ def _calls():
                 calls.append((wrapper, fname, nparams, C, (T, T, T), C))
             elif wrapper == "scaled_slope":
                 calls += [(wrapper, fname, nparams, C, (T, T, S), T) for S in sorted({T, C}, key=str)]
-            elif wrapper == "slopes" and T != F16:
+            elif wrapper == "slopes" and T == C:
                 calls.append((wrapper, fname, nparams, C, (), C))
             elif wrapper not in ("slopes",):
                 raise AssertionError(f"no dtype rule for elementwise wrapper {wrapper!r} ({fname})")
@@ -225,7 +229,7 @@ def _bce_calls():
         variant = (logits, weighted, pos_weighted, want_grad)
         n_arrays = 2 + weighted + pos_weighted
         full = weighted and (pos_weighted or not logits) and want_grad
-        for T in (F16, F32, F64) if full else (F32,):
+        for T in (F16, BF16, F32, F64) if full else (F32,):
             C = COMPUTE[T]
             outs = (C, T) if want_grad else (C,)
             for O in [T] + ([F64 if T != F64 else F16] if full else []):
@@ -256,7 +260,7 @@ def test_every_bce_kernel_compiles_with_cupy_nvrtc(arch):
 def test_elementwise_calls_cover_every_request_and_dtype():
     calls = _calls()
     assert {c[:3] for c in calls} == set(_elementwise_requests())
-    for T in (F16, F32, F64):
+    for T in (F16, BF16, F32, F64):
         assert any(c[4] == (T,) for c in calls if c[0] == "unary")
         assert any(c[4] == (T, COMPUTE[T]) for c in calls if c[0] == "unary_slope")
 

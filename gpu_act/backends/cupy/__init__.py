@@ -21,7 +21,7 @@ from . import elementwise as _ew
 from . import rowwise as _rows
 
 NAME = "cupy"
-BFLOAT16 = False  # whether it computes ml_dtypes.bfloat16 arrays
+BFLOAT16 = True  # whether it computes ml_dtypes.bfloat16 arrays
 
 def available():
     try:

@@ -5,7 +5,9 @@
 A kernel is built per (wrapper, formula, compute type) from
 ``gpu_act.kernels.operation``, and per binary cross-entropy variant from
 ``gpu_act.kernels.bce_operation``. ElementwiseKernel handles strides,
-broadcasting and in place, and launches on CuPy's current stream; float16 is computed in float.
+broadcasting and in place, and launches on CuPy's current stream. float16 and
+bfloat16 operands (CuPy's ``float16`` and ``bfloat16`` classes) are computed in
+float: the casts of the bodies widen them exactly and round to nearest even on store.
 """
 
 import threading
