@@ -1,5 +1,6 @@
-"""CI, no GPU: every CUDA C source of the CuPy backend compiles with nvcc for
-sm_80 and sm_90, for every template instance the backend asks for.
+"""CI, no GPU: every CUDA C source of the CuPy backend compiles with nvcc (for
+sm_90; NVRTC, as CuPy compiles, covers sm_80 and sm_90 in test_cupy_nvrtc.py)
+with warnings as errors, for every template instance the backend asks for.
 
 The translation units are built from what CuPy compiles at run time:
 ``gpu_act.kernels.source`` (headers inlined) and the instance lists
@@ -23,7 +24,7 @@ from gpu_act import kernels
 from gpu_act.registry import ACTIVATIONS
 
 NVCC = shutil.which("nvcc")
-ARCHS = ("80", "90")
+ARCHS = ("90",)  # warnings do not depend on the arch; NVRTC compiles both
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH: the CUDA C compile check needs the CUDA toolkit")
 
@@ -184,7 +185,7 @@ def _units():
     return units
 
 
-def test_every_kernel_instance_compiles_for_sm80_and_sm90(tmp_path):
+def test_every_kernel_instance_compiles_without_warnings(tmp_path):
     units = _units()
     with ThreadPoolExecutor(max_workers=2) as pool:
         counts = list(pool.map(lambda u: _nvcc(tmp_path, u[0], u[1]), units))
