@@ -389,7 +389,7 @@ def flat(owner, pointer, lo, nbytes, dtype):
         # owner is a FakeCUDAArray: view its NumPy buffer from the lowest address
         a = owner._ary
         start = tuple(slice(k - 1, k) if s < 0 else slice(0, 1) for k, s in zip(a.shape, a.strides))
-        base = a[start] if a.ndim else a.reshape(1)
+        base = (a[start] if a.ndim else a.reshape(1)).view(dtype)
         view = np.lib.stride_tricks.as_strided(base, shape=(n,), strides=(dtype.itemsize,))
         return cuda.cudadrv.devicearray.FakeCUDAArray(view)
     drv = cuda.cudadrv.driver

@@ -206,3 +206,63 @@ def test_numba_stream_of_the_input_orders_the_work():
     y = ga.softmax(d)
     assert_close(y.copy_to_host(stream=s), ref.softmax(x), np.float32)
     s.synchronize()
+
+
+# ---------------------------------------------------------------- bfloat16
+def _bf16():
+    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+
+
+def test_numba_bfloat16_device_arrays():
+    # a Numba device array of ml_dtypes' bfloat16 (cuda.to_device of a NumPy bfloat16 array)
+    bf = _bf16()
+    x = sample((64, 1500), np.float64, seed=16).astype(bf)
+    y = ga.silu(dev(x))
+    assert np.dtype(y.dtype) == bf
+    assert_close(host(y), ref.forward("silu", x.astype(np.float64)), bf)
+    assert_close(host(ga.log_softmax(dev(x))), ref.log_softmax(x.astype(np.float64)), bf)
+
+
+def test_torch_bfloat16_tensors():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch without CUDA")
+    bf = _bf16()
+
+    def tensor(a):  # a bfloat16 CUDA tensor holding exactly a's values
+        return torch.from_numpy(np.ascontiguousarray(a, np.float32)).cuda().to(torch.bfloat16)
+
+    def back(t):
+        assert isinstance(t, torch.Tensor) and t.dtype == torch.bfloat16 and t.is_cuda
+        return t.float().cpu().numpy().astype(bf)
+
+    f64 = lambda a: np.asarray(a).astype(np.float64)  # noqa: E731
+    for shape, axis in (((300, 7), -1), ((20, 1500), -1), ((3, 20000), -1), ((64, 9, 33), 1)):
+        x = sample(shape, np.float64, seed=17).astype(bf)
+        g = sample(shape, np.float64, seed=18, kinks=False).astype(bf)
+        tx, tg = tensor(x), tensor(g)
+        assert_close(back(ga.gelu(tx)), ref.forward("gelu", f64(x)), bf)
+        assert_close(back(ga.gelu_backward(tg.transpose(0, -1), tx.transpose(0, -1))),
+                     ref.backward("gelu", f64(g).swapaxes(0, -1), f64(x).swapaxes(0, -1)), bf)
+        y = ga.softmax(tx, axis)
+        assert_close(back(y), ref.softmax(f64(x), axis), bf)
+        assert_close(back(ga.softmax_backward(tg, y, axis)), ref.softmax_backward(f64(g), f64(back(y)), axis), bf)
+        ax = axis % len(shape)
+        t = np.random.default_rng(19).integers(0, shape[ax], shape[:ax] + shape[ax + 1 :])
+        t.flat[::7] = -100
+        loss, grad = ga.cross_entropy(tx, torch.from_numpy(t).cuda(), axis, label_smoothing=0.1, return_grad=True)
+        rl, rg = ref.cross_entropy(f64(x), t, axis, label_smoothing=0.1)
+        assert_close(back(loss), rl, bf)
+        assert_close(back(grad), rg, bf)
+    z = sample((40, 12), np.float64, seed=20).astype(bf)
+    p = np.random.default_rng(21).random((40, 12)).astype(bf)
+    loss, grad = ga.binary_cross_entropy_with_logits(tensor(z), tensor(p), pos_weight=tensor(p[0]), return_grad=True)
+    rl, rg = ref.binary_cross_entropy_with_logits(f64(z), f64(p), pos_weight=f64(p[0]))
+    assert_close(back(loss), rl, bf)
+    assert_close(back(grad), rg, bf)
+    assert_close(back(ga.maxout(tensor(z), 3)), ref.maxout(f64(z), 3), bf)
+    w = np.linspace(-0.3, 0.3, 12).astype(bf)
+    gx, gw = ga.prelu_backward(tensor(p), tensor(z), tensor(w))
+    rgx, rgw = ref.prelu_backward(f64(p), f64(z), f64(w))
+    assert_close(back(gx), rgx, bf)
+    assert_close(back(gw), rgw, bf)

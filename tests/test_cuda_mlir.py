@@ -57,8 +57,9 @@ def kernels():
     templates, two compute types, 40 formulas) two per formula: float32 on
     the flat path for sm_90, float64 on the strided path for sm_80. So every
     formula is compiled for both targets and in both compute types, and every
-    path in both types (the templates do not depend on the formula), in 210
-    compiles of about 0.25 s of CPU each rather than 450."""
+    path in both types (the templates do not depend on the formula). Kernels
+    with bfloat16 operands (33: every kind in every variant) follow, in all
+    276 compiles of about 0.25 s of CPU each rather than 516."""
     from gpu_act import _cuda
     from gpu_act import formulas as F
     from gpu_act.registry import ACTIVATIONS
@@ -139,6 +140,57 @@ def kernels():
             sig = row_op(c) * ops + (TUP, I64, I64, I64)
             out.append((f"maxout.{name}.{c}", mo.kernel(name, c), sig, "elementwise", c, CCS))
         out.append((f"group_sum.{c}", rd.kernel(c), row_op(c) + (TUP, I64, arr(c), ct), "reduce", c, CCS))
+    # bfloat16 operands: uint16 views, each kernel built per combination of its
+    # operands' codecs (``_codecs``); every kind once, in every variant
+    cd = importlib.import_module("gpu_act.backends.cuda._codecs")
+    B, N = cd.BF16, cd.NATIVE
+    u16, f32t = np.dtype(np.uint16), T.float32
+
+    def stored(codec, native=f32):
+        return u16 if codec == B else native
+
+    def ew_sig_of(dtypes, path):
+        if path == "flat":
+            return tuple(arr(d) for d in dtypes) + (T.Tuple(()),)
+        return sum(((arr(d), I64, TUP) for d in dtypes), ()) + (TUP, T.Tuple(()))
+
+    for wrapper, f, codecs, native in (("_apply", F.gelu_fwd, (B, B, B, B), f32),
+                                       ("_apply_slope", F.leaky_relu_fwd, (B, N, N, B), f32),
+                                       ("_scaled_slope", F.leaky_relu_slope_der, (B, B, B, N), f32),
+                                       ("_copy", None, (B, B, B, N), f32), ("_copy", None, (N, N, N, B), f64)):
+        for path in ("flat", "strided"):
+            out.append((f"ew.{wrapper}.{path}.{cd.tag(codecs)}", mp.kernel(wrapper, f, f32, path, codecs),
+                        ew_sig_of([stored(c, native) for c in codecs], path), "elementwise", f32, CCS))
+    for variant in ("thread", "warp", "block", "block-shared"):
+        sig = row_op(u16) * 2 + (TUP, I64, I64, f32t, T.boolean)
+        out.append((f"softmax.forward.{variant}.bf16", sm.kernel("forward", f32, variant, B), sig, variant, f32, CCS))
+        if variant == "block-shared":
+            continue
+        sig = row_op(u16) * 3 + (TUP, I64, I64, f32t, T.boolean)
+        out.append((f"softmax.backward.{variant}.bf16", sm.kernel("backward", f32, variant, B), sig, variant, f32,
+                    CCS))
+        for target, t, codecs in (("index", (arr(np.int64), I64, TUP, I64), (B, N)), ("prob", row_op(u16), (B, B))):
+            sig = row_op(u16) * 2 + t + (arr(f32),) * 3 + (TUP, I64, I64, I64) + (f32t,) * 5 + (T.boolean,) * 3
+            out.append((f"ce.{target}.{variant}.{cd.tag(codecs)}", ce.kernel(target, f32, variant, codecs), sig,
+                        variant, f32, CCS))
+    sig = row_op(u16) * 2 + (arr(np.int64), I64, TUP, I64, arr(f32), arr(f32), TUP, I64, I64, f32t, T.boolean,
+                             T.boolean)
+    out.append(("nll.bf16", nll.kernel(f32, B), sig, "elementwise", f32, CCS))
+    for logits in (True, False):
+        name = "logits" if logits else "probs"
+        tail = (f32t, T.boolean, T.boolean, T.boolean)
+        ops = (u16,) * 4 + (f32, u16)
+        out.append((f"bce.{name}.flat.bf16", bce.kernel(logits, f32, "flat", (B,) * 4), tuple(arr(d) for d in ops)
+                    + tail, "elementwise", f32, CCS))
+        out.append((f"bce.{name}.strided.bf16", bce.kernel(logits, f32, "strided", (B,) * 4),
+                    sum(((arr(d), I64, TUP) for d in ops), ()) + (TUP,) + tail, "elementwise", f32, CCS))
+    for name, ops in (("forward", 2), ("backward", 3)):
+        out.append((f"maxout.{name}.bf16", mo.kernel(name, f32, B), row_op(u16) * ops + (TUP, I64, I64, I64),
+                    "elementwise", f32, CCS))
+    for c in ctypes:  # float32 sums stored as bfloat16
+        out.append((f"group_sum.{c}-to-bf16", rd.kernel(c, (N, B)), row_op(f32) + (TUP, I64, arr(u16), from_dtype(c)),
+                    "reduce", c, CCS))
+    out.append(("fill.bf16", rd.fill_kernel(), (arr(u16), T.uint16), "elementwise", f32, CCS))
     # the losses' total: float32 elements summed in float64
     out.append(("group_sum.float32-in-float64", rd.kernel(f64), row_op(f32) + (TUP, I64, arr(f32), T.float64),
                 "reduce", f64, CCS))
@@ -279,8 +331,8 @@ def test_every_kernel_compiles_to_ptx_under_numba_cuda_mlir(mlir_env):
         results.append(json.loads(stdout.strip().splitlines()[-1]))
     problems = [q for r in results for q in r["problems"]]
     assert not problems, "\n".join(problems[:40]) + (f"\n... {len(problems)} in all" if len(problems) > 40 else "")
-    # every kernel (145 entries: 80 formula kernels, 65 others), each in one shard
-    assert sum(r["kernels"] for r in results) == results[0]["total"] >= 145
+    # every kernel (178 entries: 80 formula kernels, 65 others, 33 with bfloat16 operands), each in one shard
+    assert sum(r["kernels"] for r in results) == results[0]["total"] >= 178
     assert sum(r["compiled"] for r in results) == sum(r["compiles"] for r in results)
 
 

@@ -250,3 +250,97 @@ def test_block_shared_rows_fit_the_shared_memory_they_are_given(dtype):
 def test_fill_kernel_compiles():
     for dtype in (*DTYPES, np.int64):
         assert_ptx(rd.fill_kernel(), (arr(dtype), from_dtype(np.dtype(dtype))), "elementwise", np.float32)
+
+
+# ---------------------------------------------------------------- bfloat16
+# bfloat16 operands reach the kernels as uint16 views (``_codecs``), and each
+# kernel is built once per combination of its operands' codecs: every kernel
+# kind with a bfloat16 operand, in every variant, with the other operands'
+# dtypes it meets (float32 slopes, weights, targets, sums).
+cd = importlib.import_module("gpu_act.backends.cuda._codecs")
+B, N = cd.BF16, cd.NATIVE
+U16 = np.uint16
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+
+
+def _stored(codec, native=F32):
+    return U16 if codec == B else native
+
+
+def _ew_sig_of(dtypes, path, nparams):
+    p = T.UniTuple(T.float32, nparams) if nparams else T.Tuple(())
+    if path == "flat":
+        return tuple(arr(d) for d in dtypes) + (p,)
+    return sum(((arr(d), I64, TUP) for d in dtypes), ()) + (TUP, p)
+
+
+BF16_EW = [  # (wrapper, formula, parameters, codecs of a, b, c, out, native dtype of the others, ctype)
+    ("_apply", F.softplus_fwd, 2, (B, B, B, B), F32, F32),
+    ("_scaled", F.gelu_tanh_der, 0, (B, B, B, B), F32, F32),
+    ("_apply_slope", F.leaky_relu_fwd, 0, (B, N, N, B), F32, F32),  # RReLU: float32 slopes
+    ("_scaled_slope", F.leaky_relu_der, 0, (B, B, N, B), F32, F32),
+    ("_scaled_slope", F.leaky_relu_slope_der, 0, (B, B, B, N), F32, F32),  # PReLU's float32 weight terms
+    ("_copy", None, 0, (B, B, B, N), F32, F32),  # astype from bfloat16
+    ("_copy", None, 0, (N, N, N, B), F64, F32),  # astype to bfloat16 (through float32)
+]
+
+
+@pytest.mark.parametrize("wrapper,formula,nparams,codecs,native,ctype", BF16_EW,
+                         ids=[f"{c[0]}-{'-'.join(c[3])}" for c in BF16_EW])
+def test_bfloat16_elementwise_kernels_compile(wrapper, formula, nparams, codecs, native, ctype):
+    dtypes = [_stored(c, native) for c in codecs]
+    for path in ("flat", "strided"):
+        k = mp.kernel(wrapper, formula, ctype, path, codecs)
+        assert_ptx(k, _ew_sig_of(dtypes, path, nparams), "elementwise", ctype, resources_ccs=((9, 0),))
+
+
+@pytest.mark.parametrize("variant", VARIANTS + ("block-shared",))
+def test_bfloat16_row_kernels_compile(variant):
+    f32 = T.float32
+    sig = row_op(U16) * 2 + (TUP, I64, I64, f32, T.boolean)
+    assert_ptx(sm.kernel("forward", F32, variant, B), sig, variant, F32)
+    if variant == "block-shared":
+        return
+    assert_ptx(sm.kernel("backward", F32, variant, B), row_op(U16) * 3 + (TUP, I64, I64, f32, T.boolean), variant, F32)
+    # cross-entropy: bfloat16 logits and gradient; index targets, or bfloat16 or float32 probabilities
+    tail = (arr(F32),) * 3 + (TUP, I64, I64, I64) + (f32,) * 5 + (T.boolean,) * 3
+    for name, t, codecs in (("index", index_op(np.int64), (B, N)), ("prob", row_op(U16), (B, B)),
+                            ("prob", row_op(F32), (B, N))):
+        assert_ptx(ce.kernel(name, F32, variant, codecs), row_op(U16) * 2 + t + tail, variant, F32,
+                   resources_ccs=((9, 0),))
+
+
+def test_bfloat16_thread_kernels_compile():
+    f32 = T.float32
+    sig = row_op(U16) * 2 + index_op(np.int64) + (arr(F32), arr(F32), TUP, I64, I64, f32) + (T.boolean,) * 2
+    assert_ptx(nll.kernel(F32, B), sig, "elementwise", F32)
+    for name, ops in (("forward", 2), ("backward", 3)):
+        assert_ptx(mo.kernel(name, F32, B), row_op(U16) * ops + (TUP, I64, I64, I64), "elementwise", F32)
+    # float32 sums stored as bfloat16: channel sums (float32) and totals (float64)
+    for c in (F32, F64):
+        assert_ptx(rd.kernel(c, (N, B)), row_op(F32) + (TUP, I64, arr(U16), from_dtype(c)), "reduce", c)
+    assert_ptx(rd.fill_kernel(), (arr(U16), T.uint16), "elementwise", F32)
+
+
+@pytest.mark.parametrize("logits", [True, False], ids=["logits", "probs"])
+def test_bfloat16_binary_cross_entropy_kernels_compile(logits):
+    tail = (T.float32,) + (T.boolean,) * 3
+    for codecs in ((B, B, B, B), (B, N, N, N)):  # t, w, pw in bfloat16, or float32
+        dtypes = [_stored(c) for c in codecs] + [F32, U16]  # + losses, gradient
+        for path in ("flat", "strided"):
+            if path == "flat":
+                sig = tuple(arr(d) for d in dtypes)
+            else:
+                sig = sum(((arr(d), I64, TUP) for d in dtypes), ()) + (TUP,)
+            assert_ptx(bce.kernel(logits, F32, path, codecs), sig + tail, "elementwise", F32, resources_ccs=((9, 0),))
+
+
+def test_bfloat16_conversions_are_register_moves():
+    # the bit casts leave no local memory behind, and a bfloat16 store rounds with integer operations
+    sig = (arr(U16),) * 4 + (T.Tuple(()),)
+    ptx = _cuda.compile_ptx(mp.kernel("_apply", F.relu_fwd, F32, "flat", (B, B, B, B)), sig, (9, 0))
+    assert ".local" not in ptx and "ld.global.u16" in ptx and "st.global.u16" in ptx
+    if resources.ptxas_path():
+        ((_, r),) = resources.ptx_resources(ptx, "90").items()
+        assert r.stack == 0, r

@@ -500,3 +500,170 @@ def test_maxout(dtype, axis):
     assert_close(host(y), ref.maxout(x, 2, axis), dtype)
     g = sample(host(y).shape, dtype, seed=15, kinks=False)
     assert_close(host(ga.maxout_backward(dev(g), dev(x), 2, axis)), ref.maxout_backward(g, x, 2, axis), dtype)
+
+
+# ---------------------------------------------------------------- bfloat16
+# bfloat16 reaches the CUDA path as a Numba device array of ml_dtypes' bfloat16,
+# made as a user makes one: ``cuda.to_device`` of a NumPy bfloat16 array (or
+# ``cuda.device_array(shape, ml_dtypes.bfloat16)``). Numba keeps the dtype; the
+# kernels read and write the memory through uint16 views, computing in float32,
+# and results are Numba device arrays of bfloat16 again.
+BF16_SPECIAL = [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0]
+
+
+@pytest.fixture
+def bf16():
+    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+
+
+def f64(a):
+    return np.asarray(a).astype(np.float64)
+
+
+def bf16_sample(shape, bf16, seed, special=True):
+    x = sample(shape, np.float64, seed=seed)
+    if special:
+        x.flat[1 : 1 + len(BF16_SPECIAL)] = BF16_SPECIAL
+    return x.astype(bf16)
+
+
+@pytest.mark.parametrize("name,params", [("gelu", {"approximate": "tanh"}),
+                                         ("softplus", {"beta": 2.0, "threshold": 5.0})])
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the simulator's NumPy scalars at 1e30
+def test_bfloat16_elementwise(bf16, name, params):
+    x = bf16_sample((4, 9), bf16, seed=61)
+    g = bf16_sample((4, 9), bf16, seed=62, special=False)
+    fwd, bwd = getattr(ga, name), getattr(ga, name + "_backward")
+    y = fwd(dev(x), **params)
+    assert np.dtype(y.dtype) == bf16
+    assert_close(host(y), ref.forward(name, f64(x), **params), bf16)
+    # strided views (the strided path)
+    assert_close(host(bwd(dev(g).T, dev(x).T, **params)), ref.backward(name, f64(g).T, f64(x).T, **params), bf16)
+    d = dev(x)
+    assert fwd(d, **params, out=d) is d
+    np.testing.assert_array_equal(host(d).view(np.uint16), host(y).view(np.uint16))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # float64 beyond float32's range: inf
+def test_bfloat16_stores_round_as_ml_dtypes(bf16):
+    # every store rounds float32 to nearest even on the upper half (ml_dtypes'
+    # astype; float64 through float32, as ml_dtypes does), up to inf; NaN stays
+    # NaN; loads are exact. Checked on the staging copy, which stores as every kernel does.
+    rng = np.random.default_rng(63)
+    bits = rng.integers(0, 2**32, 512, dtype=np.uint64).astype(np.uint32)
+    ties = (rng.integers(0, 2**16, 64, dtype=np.uint64).astype(np.uint32) << 16) | 0x8000  # halfway cases
+    near_max = np.array([0x7F7F7FFF, 0x7F7F8000, 0x7F7FFFFF, 0xFF7F8000, 0x7F800001, 0xFFC00000], np.uint32)
+    f = np.concatenate([bits, ties, near_max]).view(np.float32)
+    d = (rng.standard_normal(256) * 10.0 ** rng.integers(-40, 40, 256)).astype(np.float64)
+    ctx, native, fetch = direct(f)
+    for a in (f, d):
+        got = fetch(be.astype(ctx, native(a), bf16))
+        with np.errstate(all="ignore"):
+            want = a.astype(bf16)
+        nan = np.isnan(a)
+        assert np.isnan(got.astype(np.float32)[nan]).all()
+        np.testing.assert_array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan])
+    back = fetch(be.astype(ctx, native(want), np.float32))
+    np.testing.assert_array_equal(back.view(np.uint32), want.astype(np.float32).view(np.uint32))
+
+
+@pytest.mark.parametrize(
+    "shape,axis,special,expect",
+    [((3, 6), -1, True, "warp"), ((5, 40), 0, True, "thread"), ((1, 1025), -1, False, "block-shared")],
+    ids=["warp", "thread", "block"],
+)
+def test_bfloat16_softmax_family(bf16, shape, axis, special, expect):
+    # the long row's backward runs the "block" variant
+    x = bf16_sample(shape, bf16, seed=64, special=special)
+    g = bf16_sample(shape, bf16, seed=65, special=False)
+    assert variant("softmax", x, axis) == expect
+    for log in (False, True):
+        fwd, rfwd = (ga.log_softmax, ref.log_softmax) if log else (ga.softmax, ref.softmax)
+        bwd, rbwd = (
+            (ga.log_softmax_backward, ref.log_softmax_backward) if log else (ga.softmax_backward, ref.softmax_backward)
+        )
+        y = host(fwd(dev(x), axis=axis, temperature=0.7))
+        assert y.dtype == bf16
+        assert_close(y, rfwd(f64(x), axis=axis, temperature=0.7), bf16)
+        dx = host(bwd(dev(g), dev(y), axis=axis, temperature=0.7))
+        assert_close(dx, rbwd(f64(g), f64(y), axis=axis, temperature=0.7), bf16)
+
+
+def test_bfloat16_cross_entropy_and_nll(bf16):
+    # one warp per row, the 3 rows in one block (the simulator runs its threads)
+    z = bf16_sample((3, 7), bf16, seed=66, special=False)
+    t = np.array([0, 6, -100])
+    w = np.linspace(0.5, 1.5, 7).astype(bf16)
+    opts = dict(label_smoothing=0.1, z_loss=1e-3, softcap=4.0)
+    loss, grad, lse = ga.cross_entropy(dev(z), dev(t), weight=dev(w), return_grad=True, return_lse=True, **opts)
+    rl, rg, rlse = ref.cross_entropy(f64(z), t, weight=f64(w), return_lse=True, **opts)
+    assert (np.dtype(loss.dtype), np.dtype(grad.dtype), np.dtype(lse.dtype)) == (bf16, bf16, np.float32)
+    assert_close(host(loss), rl, bf16)
+    assert_close(host(grad), rg, bf16)
+    assert_close(host(lse), rlse, np.float32)
+    # probability targets in bfloat16 and in float32 (a kernel reading two codecs)
+    p = np.random.default_rng(67).dirichlet(np.ones(7), 3)
+    for pt, reduction in ((p.astype(bf16), "none"), (p.astype(np.float32), "sum")):
+        loss, grad = ga.cross_entropy(dev(z), dev(pt), reduction=reduction, label_smoothing=0.2, return_grad=True)
+        rl, rg = ref.cross_entropy(f64(z), f64(pt), reduction=reduction, label_smoothing=0.2)
+        assert_close(host(loss), rl, bf16)
+        assert_close(host(grad), rg, bf16)
+    lp = host(ga.log_softmax(dev(z)))
+    loss, grad = ga.nll_loss(dev(lp), dev(t), weight=dev(w), return_grad=True)  # gradient zero-filled in bfloat16
+    rl, rg = ref.nll_loss(f64(lp), t, weight=f64(w))
+    assert_close(host(loss), rl, bf16)
+    assert_close(host(grad), rg, bf16)
+    # an empty total is filled with one stored bfloat16 element
+    ctx, native, fetch = direct(z)
+    assert fetch(be.total(ctx, native(np.zeros((0, 3), np.float32)), 2.0, bf16)).view(np.uint16) == 0
+    assert np.isnan(fetch(be.total(ctx, native(np.zeros((0, 3), np.float32)), np.nan, bf16)).astype(np.float32))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_bfloat16_binary_cross_entropy(bf16):
+    rng = np.random.default_rng(68)
+    z = bf16_sample((3, 5), bf16, seed=69, special=False)
+    z[0, :2] = [np.inf, -np.inf]
+    t = rng.random((3, 5)).astype(bf16)
+    w = rng.uniform(0.0, 2.0, (3, 1)).astype(np.float32)  # another codec than z's
+    pw = rng.uniform(0.0, 3.0, (1, 5)).astype(bf16)
+    for reduction in ("none", "mean"):
+        loss, grad = ga.binary_cross_entropy_with_logits(dev(z), dev(t), weight=dev(w), pos_weight=dev(pw),
+                                                         reduction=reduction, return_grad=True)
+        rl, rg = ref.binary_cross_entropy_with_logits(f64(z), f64(t), weight=w, pos_weight=f64(pw), reduction=reduction)
+        assert np.dtype(loss.dtype) == np.dtype(grad.dtype) == bf16
+        assert_close(host(loss), rl, bf16)
+        assert_close(host(grad), rg, bf16)
+    probs = rng.random((3, 5)).astype(bf16)
+    probs[0, :2] = [0.0, 1.0]
+    loss, grad = ga.binary_cross_entropy(dev(probs), dev(t.astype(np.float32)), reduction="sum", return_grad=True)
+    rl, rg = ref.binary_cross_entropy(f64(probs), f64(t), reduction="sum")
+    assert_close(host(loss), rl, bf16)
+    assert_close(host(grad), rg, bf16)
+    with pytest.raises(ValueError, match="pos_weight has a negative entry"):  # read back as bfloat16
+        ga.binary_cross_entropy_with_logits(dev(z), dev(t), pos_weight=dev(np.array([1.0, -0.5, 0, 0, 0], bf16)))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the slopes' hash wraps around
+def test_bfloat16_maxout_prelu_rrelu(bf16):
+    x = bf16_sample((4, 6), bf16, seed=70, special=False)
+    x[1, 1] = np.nan
+    for axis in (-1, 0):
+        y = host(ga.maxout(dev(x), 2, axis))
+        assert_close(y, ref.maxout(f64(x), 2, axis), bf16)
+        g = bf16_sample(y.shape, bf16, seed=71, special=False)
+        r = ga.maxout_backward(dev(g), dev(x), 2, axis)
+        assert_close(host(r), ref.maxout_backward(f64(g), f64(x), 2, axis), bf16)
+    x = bf16_sample((2, 3, 4), bf16, seed=72)
+    g = bf16_sample((2, 3, 4), bf16, seed=73, special=False)
+    w = np.array([0.1, -0.2, 0.3], bf16)
+    assert_close(host(ga.prelu(dev(x), dev(w))), ref.prelu(f64(x), f64(w)), bf16)
+    gx, gw = ga.prelu_backward(dev(g), dev(x), dev(w))  # the weight's gradient: a float32 sum stored as bfloat16
+    rgx, rgw = ref.prelu_backward(f64(g), f64(x), f64(w))
+    assert np.dtype(gw.dtype) == bf16
+    assert_close(host(gx), rgx, bf16)
+    assert_close(host(gw), rgw, bf16)
+    # float32 slopes beside bfloat16 operands
+    assert_close(host(ga.rrelu(dev(x), training=True, seed=11)), ref.rrelu(f64(x), training=True, seed=11), bf16)
+    r = ga.rrelu_backward(dev(g), dev(x), training=True, seed=11)
+    assert_close(host(r), ref.rrelu_backward(f64(g), f64(x), training=True, seed=11), bf16)

@@ -9,6 +9,13 @@ given as ``stream=``; nothing synchronises the host except
 ``check_targets`` (the losses on class indices must raise for an
 out-of-range index, which needs the device's answer) and ``any_negative``
 (binary cross-entropy refuses a negative pos_weight).
+
+bfloat16 is ml_dtypes' dtype: Numba device arrays of ``ml_dtypes.bfloat16``
+(``cuda.to_device`` of a NumPy bfloat16 array, ``cuda.device_array(shape,
+ml_dtypes.bfloat16)``), CuPy bfloat16 arrays, PyTorch bfloat16 tensors and
+DLPack kDLBfloat exports (the last two import ml_dtypes to name their dtype).
+It is computed in float32 and rounded once, to nearest even, the kernels
+reading and writing its bits through uint16 views (``_codecs``).
 """
 
 import functools
@@ -24,7 +31,7 @@ from . import reduce as _reduce
 from . import softmax as _softmax
 
 NAME = "cuda"
-BFLOAT16 = False  # whether it computes ml_dtypes.bfloat16 arrays
+BFLOAT16 = True  # whether it computes ml_dtypes.bfloat16 arrays
 
 
 def available():

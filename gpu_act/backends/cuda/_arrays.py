@@ -16,7 +16,7 @@ the launch stream before the call's work starts.
 import numpy as np
 
 from ... import _cuda, _layout, _streams
-from . import _dlpack
+from . import _codecs, _dlpack
 
 _TORCH_DTYPES = {}
 
@@ -125,10 +125,10 @@ def _torch_dtype(t):
     if dt is None:
         name = str(t.dtype).replace("torch.", "")
         try:
-            dt = np.dtype(name)
+            dt = _codecs.bfloat16() if name == "bfloat16" else np.dtype(name)
         except TypeError:
             raise TypeError(
-                f"unsupported dtype {t.dtype} of a PyTorch tensor; accepted: float16, float32, float64 "
+                f"unsupported dtype {t.dtype} of a PyTorch tensor; accepted: float16, float32, float64, bfloat16 "
                 "(and integer class indices for cross_entropy targets)"
             ) from None
         _TORCH_DTYPES[t.dtype] = dt
@@ -171,7 +171,8 @@ def _not_cuda(obj):
 def _from_cai(obj, cai, kind):
     if cai.get("mask") is not None:
         raise TypeError("masked CUDA arrays are not supported")
-    dt = np.dtype(cai["typestr"])
+    # a CuPy array's own dtype: its typestr of a bfloat16 array ("<V2") names no float
+    dt = np.dtype(obj.dtype if kind == "cupy" else cai["typestr"])
     shape = tuple(cai["shape"])
     strides = cai.get("strides") or _layout.c_strides(shape, dt.itemsize)
     ptr = cai["data"][0]

@@ -11,9 +11,11 @@ import ctypes
 import numpy as np
 
 from ..._layout import c_strides
+from . import _codecs
 
 _CUDA_DEVICES = {2: "cuda", 3: "cuda host", 13: "cuda managed"}
 _CODES = {0: "i", 1: "u", 2: "f"}
+_BFLOAT = 4  # kDLBfloat: 16 bits are ml_dtypes' bfloat16
 
 
 class _DLDevice(ctypes.Structure):
@@ -68,9 +70,10 @@ def parse(capsule):
     raw = _api.PyCapsule_GetPointer(capsule, b"dltensor")
     managed = ctypes.cast(raw, ctypes.POINTER(_DLManagedTensor))
     t = managed.contents.dl_tensor
-    if t.dtype.lanes != 1 or t.dtype.code not in _CODES:
+    bfloat16 = (t.dtype.code, t.dtype.bits) == (_BFLOAT, 16)
+    if t.dtype.lanes != 1 or not (t.dtype.code in _CODES or bfloat16):
         raise TypeError(f"DLPack tensor of dtype code {t.dtype.code} with {t.dtype.lanes} lanes is not supported")
-    dtype = np.dtype(f"{_CODES[t.dtype.code]}{t.dtype.bits // 8}")
+    dtype = _codecs.bfloat16() if bfloat16 else np.dtype(f"{_CODES[t.dtype.code]}{t.dtype.bits // 8}")
     shape = tuple(t.shape[i] for i in range(t.ndim))
     if t.strides:
         strides = tuple(t.strides[i] * dtype.itemsize for i in range(t.ndim))

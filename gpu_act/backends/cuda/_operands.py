@@ -10,6 +10,8 @@ the dimensions that all operands lay out alike (``gpu_act._layout``):
   reduced one, which is walked with its own stride;
 - ``contiguous_view``: a C-contiguous array as one 1-D view;
 - ``broadcast``: an operand of fewer or unit dims seen with a larger shape.
+
+Views are of the storage dtype (``_codecs.storage``: uint16 for bfloat16).
 """
 
 from collections import namedtuple
@@ -17,6 +19,7 @@ from collections import namedtuple
 import numpy as np
 
 from ... import _cuda, _layout
+from . import _codecs
 
 _views = {}
 _VIEWS_MAX = 512
@@ -25,14 +28,15 @@ _VIEWS_MAX = 512
 def _flat_view(ctx, a, lo, nbytes):
     """A 1-D array over [lo, lo + nbytes) of a's memory (cached by address:
     views hold no reference, the caller's arrays keep the memory alive)."""
+    dtype = _codecs.storage(a.dtype)
     if _cuda.SIMULATOR:
-        return _cuda.flat(a.owner, a.ptr, lo, nbytes, a.dtype)
-    key = (lo, nbytes, a.dtype.char, ctx.device)
+        return _cuda.flat(a.owner, a.ptr, lo, nbytes, dtype)
+    key = (lo, nbytes, dtype.char, ctx.device)
     v = _views.get(key)
     if v is None:
         if len(_views) >= _VIEWS_MAX:
             _views.clear()
-        v = _views[key] = _cuda.flat(None, a.ptr, lo, nbytes, a.dtype)
+        v = _views[key] = _cuda.flat(None, a.ptr, lo, nbytes, dtype)
     return v
 
 

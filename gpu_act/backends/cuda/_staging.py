@@ -6,7 +6,7 @@ that ``convert`` then copies into out (through out's strides).
 """
 
 from ... import _layout
-from . import _arrays, _map
+from . import _arrays, _codecs, _map
 
 
 def _layout_of(a):
@@ -23,5 +23,6 @@ def staged(ctx, out, inputs, run):
 
 
 def convert(ctx, src, dst):
-    """dst[...] = src, cast to dst's dtype (any layouts, same shape)."""
-    _map.run(ctx, "_copy", None, [src], (), dst, ctype=dst.dtype)
+    """dst[...] = src, cast to dst's dtype (any layouts, same shape): through
+    the type that holds dst's elements exactly (``_codecs.value_type``)."""
+    _map.run(ctx, "_copy", None, [src], (), dst, ctype=_codecs.value_type(dst.dtype))

@@ -3,15 +3,16 @@
 On logits z: ``formulas.bce_logits_fwd`` / ``bce_logits_der`` (z, t, w, pw);
 on probabilities p: ``formulas.bce_fwd`` / ``bce_der`` (p, t, w), compiled as
 device functions for the compute dtype (``_kernels.formulas``). Operands are
-loaded in their own dtypes and converted to the compute dtype ``_C`` (float16
--> float32); w and pw (1 when absent) are read through broadcast views, stride
-0 along their unit dims (``_operands.broadcast``). Losses are stored in the
-compute dtype, the gradient times ``scale`` in z's dtype. Paths as ``_map``'s:
-"flat" (every operand one dense run in the same order) and "strided" (the flat
-index split into coordinates of the merged shape); grid-stride loops. Operands
-a flag turns off (``w`` without ``has_w``, ``pw`` without ``has_pw``, ``g``
-without ``want_grad``) are never touched. ``any_negative`` checks pos_weight
-on the host.
+loaded through their own dtypes' codecs (``_codecs``: ``_Lz``, ``_Lt``,
+``_Lw``, ``_Lp``), converted to the compute dtype (float16 and bfloat16 ->
+float32); w and pw (1 when absent) are read through broadcast views, stride 0
+along their unit dims (``_operands.broadcast``). Losses are stored in the
+compute dtype, the gradient times ``scale`` in z's dtype (``_Sg``). Paths as
+``_map``'s: "flat" (every operand one dense run in the same order) and
+"strided" (the flat index split into coordinates of the merged shape);
+grid-stride loops. Operands a flag turns off (``w`` without ``has_w``, ``pw``
+without ``has_pw``, ``g`` without ``want_grad``) are never touched.
+``any_negative`` checks pos_weight on the host.
 """
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from ... import _compile, _cuda
 from ..._dtypes import COMPUTE
 from ...formulas import bce_der, bce_fwd, bce_logits_der, bce_logits_fwd
-from . import _arrays, _config, _kernels, _operands, _staging
+from . import _arrays, _codecs, _config, _kernels, _operands, _staging
 
 cuda = _cuda.cuda
 
@@ -30,13 +31,13 @@ def _flat(z, t, w, pw, loss, g, scale, want_grad, has_w, has_pw):
     n = loss.shape[0]
     one = _C(1.0)  # noqa: F821
     while i < n:
-        zv = _C(z[i])  # noqa: F821
-        tv = _C(t[i])  # noqa: F821
-        wv = _C(w[i]) if has_w else one  # noqa: F821
-        pv = _C(pw[i]) if has_pw else one  # noqa: F821
+        zv = _Lz(z[i])  # noqa: F821
+        tv = _Lt(t[i])  # noqa: F821
+        wv = _Lw(w[i]) if has_w else one  # noqa: F821
+        pv = _Lp(pw[i]) if has_pw else one  # noqa: F821
         loss[i] = _fwd(zv, tv, wv, pv)  # noqa: F821
         if want_grad:
-            g[i] = _der(zv, tv, wv, pv) * scale  # noqa: F821
+            g[i] = _Sg(_der(zv, tv, wv, pv) * scale)  # noqa: F821
         i += step
 
 
@@ -62,13 +63,13 @@ def _strided(z, zo, zs, t, to, ts, w, wo, ws, pw, po, ps, loss, lo, los, g, go, 
             ip += j * ps[k]
             il += j * los[k]
             ig += j * gs[k]
-        zv = _C(z[iz])  # noqa: F821
-        tv = _C(t[it])  # noqa: F821
-        wv = _C(w[iw]) if has_w else one  # noqa: F821
-        pv = _C(pw[ip]) if has_pw else one  # noqa: F821
+        zv = _Lz(z[iz])  # noqa: F821
+        tv = _Lt(t[it])  # noqa: F821
+        wv = _Lw(w[iw]) if has_w else one  # noqa: F821
+        pv = _Lp(pw[ip]) if has_pw else one  # noqa: F821
         loss[il] = _fwd(zv, tv, wv, pv)  # noqa: F821
         if want_grad:
-            g[ig] = _der(zv, tv, wv, pv) * scale  # noqa: F821
+            g[ig] = _Sg(_der(zv, tv, wv, pv) * scale)  # noqa: F821
         i += step
 
 
@@ -80,9 +81,13 @@ def _no_pw(p, t, w, pw):
 PATHS = {"flat": _flat, "strided": _strided}
 
 
-def kernel(logits, ctype, path):
+NATIVE = (_codecs.NATIVE,) * 4
+
+
+def kernel(logits, ctype, path, codecs=NATIVE):
     """The kernel of the loss on logits (``logits``) or on probabilities, for
-    compute dtype ``ctype`` and ``path`` ("flat"/"strided")."""
+    compute dtype ``ctype`` and ``path`` ("flat"/"strided"); z (and the
+    gradient), t, w and pw stored as ``codecs``."""
     ctype = np.dtype(ctype)
     name = "logits" if logits else "probs"
 
@@ -94,10 +99,11 @@ def kernel(logits, ctype, path):
             tag = f"bce.probs.{ctype.name}"
             fwd = _compile.instantiate(_no_pw, {"_g": f[bce_fwd.__name__]}, f"{tag}.fwd", _cuda.device, ctype)
             der = _compile.instantiate(_no_pw, {"_g": f[bce_der.__name__]}, f"{tag}.der", _cuda.device, ctype)
-        bindings = {"_fwd": fwd, "_der": der, "_C": ctype.type}
-        return _kernels.kernel(PATHS[path], bindings, f"bce.{name}.{path}", ctype, "elementwise")
+        bindings = {"_fwd": fwd, "_der": der, "_C": ctype.type, "_Sg": _codecs.store(codecs[0])}
+        bindings.update({f"_L{o}": _codecs.load(c, ctype) for o, c in zip("ztwp", codecs)})
+        return _kernels.kernel(PATHS[path], bindings, f"bce.{name}.{path}.{_codecs.tag(codecs)}", ctype, "elementwise")
 
-    return _kernels.cached(("bce", name, ctype, path), build)
+    return _kernels.cached(("bce", name, ctype, path, codecs), build)
 
 
 def binary_cross_entropy(ctx, z, t, w, pw, logits, scale, want_grad):
@@ -113,7 +119,9 @@ def binary_cross_entropy(ctx, z, t, w, pw, logits, scale, want_grad):
     n = extent if flat else int(np.prod(extent))
     config = _config.plan("elementwise", 1, n, "unit", ctype.itemsize, _config.limits(ctx))
     args = views if flat else [v for op in views for v in op] + [extent]
-    k = kernel(logits, ctype, "flat" if flat else "strided")
+    # z stands in for w and pw when they are off: its codec too
+    codecs = tuple(_codecs.of(a.dtype) for a in operands[:4])
+    k = kernel(logits, ctype, "flat" if flat else "strided", codecs)
     _kernels.launch(ctx, k, config, [*args, ctype.type(scale), want_grad, w is not None, pw is not None])
     return loss, grad
 
@@ -128,6 +136,6 @@ def any_negative(ctx, a):
         c = _arrays.empty(ctx, a.shape, a.dtype)
         _staging.convert(ctx, a, c)
         a = c
-    values = _operands.contiguous_view(ctx, a).copy_to_host(stream=ctx.stream)
+    values = _codecs.host(_operands.contiguous_view(ctx, a).copy_to_host(stream=ctx.stream), a.dtype)
     _cuda.synchronize(ctx.stream)
     return bool((values < 0).any())

@@ -18,7 +18,10 @@ without a softmax (NaN, +inf, or all -inf: log s is NaN) has a NaN loss. The
 gradient is written already multiplied by ``scale`` (the reduction's
 1/denominator). Variants as softmax's (``_config.plan``): "thread", "warp",
 "block". Operands a flag turns off (``w`` without ``weighted``, ``g`` without
-``want_grad``, ``lse`` without ``want_lse``) are never touched.
+``want_grad``, ``lse`` without ``want_lse``) are never touched. Logits,
+probability targets and the gradient are read and written through their
+codecs (``_codecs``: ``_Lz``, ``_Lt`` load, ``_Sg`` stores); class weights are
+in the compute dtype.
 """
 
 import math
@@ -27,7 +30,7 @@ import numpy as np
 
 from ... import _compile, _cuda
 from ..._dtypes import COMPUTE
-from . import _arrays, _config, _kernels, _operands, _rows, reduce
+from . import _arrays, _codecs, _config, _kernels, _operands, _rows, reduce
 
 cuda = _cuda.cuda
 
@@ -56,7 +59,7 @@ def _index(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, row
             loss[row] = 0.0
         if want_grad:
             for j in range(lane, C, width):
-                g[pg + j * ga] = 0.0
+                g[pg + j * ga] = _Sg(0.0)  # noqa: F821
         if not want_lse:
             return
     one = _C(1.0)  # noqa: F821
@@ -65,7 +68,7 @@ def _index(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, row
     s = 0.0
     sw = np.float64(0.0)  # sum_c w_c
     for j in range(lane, C, width):
-        m, s = _push(m, s, _capped(_C(z[pz + j * za]), cap)[0], one)  # noqa: F821
+        m, s = _push(m, s, _capped(_Lz(z[pz + j * za]), cap)[0], one)  # noqa: F821
         if want_sw:
             sw += np.float64(w[j])
     m, s = _ms_all(m, s, one)  # noqa: F821
@@ -86,18 +89,18 @@ def _index(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, row
     acc = np.float64(0.0)  # sum_c w_c ((m - v_c) + log s), for label smoothing
     if want_grad or eps != 0.0:
         for j in range(lane, C, width):
-            vj, dv = _capped(_C(z[pz + j * za]), cap)  # noqa: F821
+            vj, dv = _capped(_Lz(z[pz + j * za]), cap)  # noqa: F821
             wj = _C(w[j]) if weighted else one  # noqa: F821
             if eps != 0.0 and wj != 0.0:
                 acc += np.float64(wj * ((m - vj) + ls))
             if want_grad:
                 qj = base * wj + hit if j == ti else base * wj
-                g[pg + j * ga] = (math.exp(vj - m) * inv_s * pf - qj) * scale * dv
+                g[pg + j * ga] = _Sg((math.exp(vj - m) * inv_s * pf - qj) * scale * dv)  # noqa: F821
     if eps != 0.0:
         acc = _sum64_all(acc) * base  # noqa: F821
     if lane == 0:
         if hit != 0.0:
-            acc += np.float64(hit * ((m - _capped(_C(z[pz + ti * za]), cap)[0]) + ls))  # noqa: F821
+            acc += np.float64(hit * ((m - _capped(_Lz(z[pz + ti * za]), cap)[0]) + ls))  # noqa: F821
         if z_loss != 0.0:
             acc += np.float64(z_loss * lse_r * lse_r)
         loss[row] = acc if ls == ls else ls
@@ -117,9 +120,9 @@ def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, rows
     s = 0.0
     sq = np.float64(0.0)  # sum_c q_c
     for j in range(lane, C, width):
-        m, s = _push(m, s, _capped(_C(z[pz + j * za]), cap)[0], one)  # noqa: F821
+        m, s = _push(m, s, _capped(_Lz(z[pz + j * za]), cap)[0], one)  # noqa: F821
         if want_grad:
-            qj = ((1.0 - eps) * _C(t[pt + j * ta]) + base) * (_C(w[j]) if weighted else one)  # noqa: F821
+            qj = ((1.0 - eps) * _Lt(t[pt + j * ta]) + base) * (_C(w[j]) if weighted else one)  # noqa: F821
             sq += np.float64(qj)
     m, s = _ms_all(m, s, one)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
@@ -134,12 +137,12 @@ def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, rows
     inv_s = 1.0 / s
     acc = np.float64(0.0)
     for j in range(lane, C, width):
-        vj, dv = _capped(_C(z[pz + j * za]), cap)  # noqa: F821
-        qj = ((1.0 - eps) * _C(t[pt + j * ta]) + base) * (_C(w[j]) if weighted else one)  # noqa: F821
+        vj, dv = _capped(_Lz(z[pz + j * za]), cap)  # noqa: F821
+        qj = ((1.0 - eps) * _Lt(t[pt + j * ta]) + base) * (_C(w[j]) if weighted else one)  # noqa: F821
         if qj != 0.0:
             acc += np.float64(qj * ((m - vj) + ls))
         if want_grad:
-            g[pg + j * ga] = (math.exp(vj - m) * inv_s * pf - qj) * scale * dv
+            g[pg + j * ga] = _Sg((math.exp(vj - m) * inv_s * pf - qj) * scale * dv)  # noqa: F821
     acc = _sum64_all(acc)  # noqa: F821
     if lane == 0:
         if z_loss != 0.0:
@@ -151,15 +154,22 @@ def _prob(z, zo, zs, za, g, go, gs, ga, t, to, ts, ta, w, loss, lse, shape, rows
 TEMPLATES = {"index": _index, "prob": _prob}
 
 
-def kernel(name, ctype, variant):
+NATIVE = (_codecs.NATIVE,) * 2
+
+
+def kernel(name, ctype, variant, codecs=NATIVE):
+    """The kernel for ``name`` ("index"/"prob") targets, compute dtype ``ctype``
+    and ``variant``; the logits (and gradient) and the probability targets
+    stored as ``codecs``."""
     ctype = np.dtype(ctype)
 
     def build():
-        b = dict(_rows.helpers(ctype, variant))
+        b = dict(_rows.helpers(ctype, variant), _Sg=_codecs.store(codecs[0]))
+        b["_Lz"], b["_Lt"] = (_codecs.load(c, ctype) for c in codecs)
         b["_capped"] = _compile.instantiate(_capped, b, f"ce.{ctype.name}", _cuda.device, ctype)
-        return _kernels.kernel(TEMPLATES[name], b, f"ce.{name}.{variant}", ctype, variant)
+        return _kernels.kernel(TEMPLATES[name], b, f"ce.{name}.{variant}.{_codecs.tag(codecs)}", ctype, variant)
 
-    return _kernels.cached(("cross_entropy", name, ctype, variant), build)
+    return _kernels.cached(("cross_entropy", name, ctype, variant, codecs), build)
 
 
 def _check(t, to, ts, shape, rows, classes, ignore, w, parts, res, weighted):
@@ -247,7 +257,8 @@ def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss
         config = _config.plan("cross_entropy", rows, C, layout, ctype.itemsize, _config.limits(ctx))
         # without a gradient, z stands in for it (never written)
         shape, ops = _operands.row_operands(ctx, [z, grad if want_grad else z, target], axis)
-        k = kernel("index" if index else "prob", ctype, config.variant)
+        codecs = (_codecs.of(z.dtype), _codecs.NATIVE if index else _codecs.of(target.dtype))
+        k = kernel("index" if index else "prob", ctype, config.variant, codecs)
         loss_v = _operands.contiguous_view(ctx, loss)
         # the losses' view stands in for the operands that are off (never touched)
         w_v = loss_v if weight is None else _operands.contiguous_view(ctx, weight)

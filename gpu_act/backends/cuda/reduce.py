@@ -1,13 +1,14 @@
 """Sums over every axis but one (PReLU's weight gradient) and over everything
 (the losses' reductions, ``total``): one block per output, a strided walk
 over the group's elements accumulated in the kernel's type (at least float32;
-float64 for the losses), then a reduction over the block's warps."""
+float64 for the losses), then a reduction over the block's warps. Elements
+are read and sums written through their arrays' codecs (``_codecs``)."""
 
 import numpy as np
 
 from ... import _cuda
 from ..._dtypes import COMPUTE
-from . import _arrays, _config, _kernels, _operands, _rows
+from . import _arrays, _codecs, _config, _kernels, _operands, _rows
 
 cuda = _cuda.cuda
 
@@ -18,19 +19,25 @@ def _group_sum(a, ao, ast, aa, shape, total, out, scale):
     base = ao + c * aa
     acc = 0.0
     for e in range(t, total, cuda.blockDim.x):
-        acc += _C(a[_row_offset(e, shape, ast, base)])  # noqa: F821
+        acc += _La(a[_row_offset(e, shape, ast, base)])  # noqa: F821
     acc = _sum_all(acc)  # noqa: F821
     if t == 0:
-        out[c] = acc * scale
+        out[c] = _So(acc * scale)  # noqa: F821
 
 
-def kernel(ctype):
-    """The group sum accumulating in ``ctype`` (any input and output dtype)."""
+NATIVE = (_codecs.NATIVE,) * 2
+
+
+def kernel(ctype, codecs=NATIVE):
+    """The group sum accumulating in ``ctype`` (any input and output dtype), its
+    input and output stored as ``codecs``."""
     ctype = np.dtype(ctype)
-    return _kernels.cached(
-        ("group_sum", ctype),
-        lambda: _kernels.kernel(_group_sum, _rows.helpers(ctype, "block"), "group_sum", ctype, "reduce"),
-    )
+
+    def build():
+        b = dict(_rows.helpers(ctype, "block"), _La=_codecs.load(codecs[0], ctype), _So=_codecs.store(codecs[1]))
+        return _kernels.kernel(_group_sum, b, f"group_sum.{_codecs.tag(codecs)}", ctype, "reduce")
+
+    return _kernels.cached(("group_sum", ctype, codecs), build)
 
 
 def group_sum(ctx, a, axis, out, scale, ctype):
@@ -42,7 +49,8 @@ def group_sum(ctx, a, axis, out, scale, ctype):
     shape, (op,) = _operands.row_operands(ctx, [a], axis)
     args = [op.view, op.offset, op.outer, op.axis, shape, np.int64(total), _operands.contiguous_view(ctx, out)]
     config = _config.plan("reduce", groups, total, "unit", ctype.itemsize, _config.limits(ctx))
-    _kernels.launch(ctx, kernel(ctype), config, [*args, ctype.type(scale)])
+    k = kernel(ctype, (_codecs.of(a.dtype), _codecs.of(out.dtype)))
+    _kernels.launch(ctx, k, config, [*args, ctype.type(scale)])
 
 
 def channel_sum(ctx, a, channel_axis, dtype):
@@ -81,9 +89,10 @@ def fill_kernel():
 
 
 def fill(ctx, out, value):
-    """out[...] = value, out C-contiguous (the value goes as a kernel argument)."""
+    """out[...] = value, out C-contiguous (the value goes as a kernel argument,
+    as one stored element)."""
     if not out.size:
         return
     k = fill_kernel()
     config = _config.plan("elementwise", 1, out.size, "unit", 8, _config.limits(ctx))
-    _kernels.launch(ctx, k, config, [_operands.contiguous_view(ctx, out), np.dtype(out.dtype).type(value)])
+    _kernels.launch(ctx, k, config, [_operands.contiguous_view(ctx, out), _codecs.scalar(out.dtype, value)])

@@ -9,6 +9,8 @@ The backward's row sums accumulate in float64 and are rounded once.
 Variants (``_config.plan``): "thread", "warp" and "block" compute
 (m, s) with the online normaliser and read x twice; "block-shared" keeps the
 row in shared memory (read once), with tree reductions for max and sum.
+Elements are read and written through their codecs (``_codecs``: ``_Lx``,
+``_Lg``, ``_Ly`` load, ``_So`` stores).
 """
 
 import math
@@ -17,7 +19,7 @@ import numpy as np
 
 from ... import _cuda
 from ..._dtypes import COMPUTE, inverse_temperature
-from . import _config, _kernels, _operands, _rows, _staging
+from . import _codecs, _config, _kernels, _operands, _rows, _staging
 
 cuda = _cuda.cuda
 
@@ -31,17 +33,17 @@ def _forward(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
     m = -_INF  # noqa: F821
     s = 0.0
     for j in range(lane, n, width):
-        m, s = _push(m, s, _C(x[px + j * xa]), inv_t)  # noqa: F821
+        m, s = _push(m, s, _Lx(x[px + j * xa]), inv_t)  # noqa: F821
     m, s = _ms_all(m, s, inv_t)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
     if log:
         ls = math.log(s)
         for j in range(lane, n, width):
-            out[po + j * oa] = _scaled(_C(x[px + j * xa]) - m, inv_t) - ls  # noqa: F821
+            out[po + j * oa] = _So(_scaled(_Lx(x[px + j * xa]) - m, inv_t) - ls)  # noqa: F821
     else:
         inv_s = 1.0 / s
         for j in range(lane, n, width):
-            out[po + j * oa] = math.exp(_scaled(_C(x[px + j * xa]) - m, inv_t)) * inv_s  # noqa: F821
+            out[po + j * oa] = _So(math.exp(_scaled(_Lx(x[px + j * xa]) - m, inv_t)) * inv_s)  # noqa: F821
 
 
 def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
@@ -53,7 +55,7 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
     m = -_INF  # noqa: F821
     for j in range(t, n, width):
-        v = _C(x[px + j * xa])  # noqa: F821
+        v = _Lx(x[px + j * xa])  # noqa: F821
         cache[j] = v
         if v > m:
             m = v
@@ -64,7 +66,7 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)
             s += math.exp(_scaled(cache[j] - m, inv_t))  # noqa: F821
         ls = math.log(_sum_all(s))  # noqa: F821
         for j in range(t, n, width):
-            out[po + j * oa] = _scaled(cache[j] - m, inv_t) - ls  # noqa: F821
+            out[po + j * oa] = _So(_scaled(cache[j] - m, inv_t) - ls)  # noqa: F821
     else:
         for j in range(t, n, width):
             e = math.exp(_scaled(cache[j] - m, inv_t))  # noqa: F821
@@ -72,7 +74,7 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)
             s += e
         inv_s = 1.0 / _sum_all(s)  # noqa: F821
         for j in range(t, n, width):
-            out[po + j * oa] = cache[j] * inv_s
+            out[po + j * oa] = _So(cache[j] * inv_s)  # noqa: F821
 
 
 def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, inv_t, log):
@@ -86,31 +88,35 @@ def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, in
     s = np.float64(0.0)
     if log:
         for j in range(lane, n, width):
-            s += np.float64(g[pg + j * ga])
+            s += np.float64(_Lg(g[pg + j * ga]))  # noqa: F821
         sc = _C(_sum64_all(s))  # noqa: F821
         for j in range(lane, n, width):
-            out[po + j * oa] = (_C(g[pg + j * ga]) - math.exp(_C(y[py + j * ya])) * sc) * inv_t  # noqa: F821
+            out[po + j * oa] = _So((_Lg(g[pg + j * ga]) - math.exp(_Ly(y[py + j * ya])) * sc) * inv_t)  # noqa: F821
     else:
         for j in range(lane, n, width):
-            s += np.float64(g[pg + j * ga]) * np.float64(y[py + j * ya])
+            s += np.float64(_Lg(g[pg + j * ga])) * np.float64(_Ly(y[py + j * ya]))  # noqa: F821
         sc = _C(_sum64_all(s))  # noqa: F821
         for j in range(lane, n, width):
-            yj = _C(y[py + j * ya])  # noqa: F821
-            out[po + j * oa] = yj * (_C(g[pg + j * ga]) - sc) * inv_t  # noqa: F821
+            yj = _Ly(y[py + j * ya])  # noqa: F821
+            out[po + j * oa] = _So(yj * (_Lg(g[pg + j * ga]) - sc) * inv_t)  # noqa: F821
 
 
 TEMPLATES = {"forward": _forward, "forward-shared": _forward_shared, "backward": _backward}
 
 
-def kernel(name, ctype, variant):
-    """The kernel ``name`` ("forward"/"backward") for compute dtype ``ctype`` and ``variant``."""
+def kernel(name, ctype, variant, codec=_codecs.NATIVE):
+    """The kernel ``name`` ("forward"/"backward") for compute dtype ``ctype`` and
+    ``variant``, its operands (x, or g and y; and out) stored as ``codec``."""
     ctype = np.dtype(ctype)
     if name == "forward" and variant == "block-shared":
         name = "forward-shared"
-    return _kernels.cached(
-        ("softmax", name, ctype, variant),
-        lambda: _kernels.kernel(TEMPLATES[name], _rows.helpers(ctype, variant), f"softmax.{name}.{variant}", ctype, variant),
-    )
+
+    def build():
+        b = dict(_rows.helpers(ctype, variant), _So=_codecs.store(codec))
+        b["_Lx"] = b["_Lg"] = b["_Ly"] = _codecs.load(codec, ctype)
+        return _kernels.kernel(TEMPLATES[name], b, f"softmax.{name}.{variant}.{codec}", ctype, variant)
+
+    return _kernels.cached(("softmax", name, ctype, variant, codec), build)
 
 
 def _run(ctx, op, name, inputs, axis, temperature, log, out):
@@ -119,7 +125,7 @@ def _run(ctx, op, name, inputs, axis, temperature, log, out):
     rows = inputs[0].size // n
     layout = _config.row_layout(inputs[-1], axis)
     config = _config.plan(op, rows, n, layout, ctype.itemsize, _config.limits(ctx))
-    k = kernel(name, ctype, config.variant)
+    k = kernel(name, ctype, config.variant, _codecs.of(out.dtype))  # the inputs have out's dtype (the API's rule)
     inv_t = inverse_temperature(temperature, ctype)
 
     def run(target):
