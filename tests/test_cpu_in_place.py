@@ -183,7 +183,7 @@ def test_in_place_softmax_kernel_drops_the_alias_checks(dtype):
 def test_in_place_elementwise_segment_has_no_alias_checks():
     ctype = np.dtype(np.float32)
     w = launch_mod._compile.instantiate(
-        elementwise_mod.WRAPPERS["_apply"], {"_g": elementwise_mod.formulas(ctype)["gelu_fwd"]}, "t", launch_mod.ijit
+        elementwise_mod.WRAPPERS["unary"], {"_g": elementwise_mod.formulas(ctype)["gelu_fwd"]}, "t", launch_mod.ijit
     )
     x = np.random.default_rng(2).standard_normal(1000).astype(np.float32)
     irs = {}

@@ -88,7 +88,7 @@ def test_transcendental_cost_decides_streaming():
 @pytest.mark.skipif(not _nontemporal.ENABLED, reason="non-temporal stores are used on x86-64 only")
 def test_streamed_kernel_uses_vector_non_temporal_stores():
     w = _compile.instantiate(
-        elementwise.WRAPPERS["_apply"], {"_g": elementwise.formulas(np.dtype(np.float32))["relu_fwd"]}, "t", numba.njit
+        elementwise.WRAPPERS["unary"], {"_g": elementwise.formulas(np.dtype(np.float32))["relu_fwd"]}, "t", numba.njit
     )
     seg = _compile.instantiate(elementwise._segment, {"_w": w}, "t", numba.njit)
     bound = {"_segment": seg, "_whole": seg, "_STREAM": True, "_CHUNK": elementwise.STREAM_CHUNK}

@@ -99,12 +99,12 @@ def kernels():
             for f in pair:
                 nparams.setdefault(f, n)
     for f in sorted(nparams, key=lambda f: f.__name__):
-        wrapper = "_apply" if f.__name__.endswith("_fwd") else "_scaled"
+        wrapper = "unary" if f.__name__.endswith("_fwd") else "scaled"
         for c, path, cc in ((f32, "flat", (9, 0)), (f64, "strided", (8, 0))):
             out.append((f"ew.{f.__name__}.{path}.{c}", mp.kernel(wrapper, f, c, path), ew_sig(c, path, nparams[f]),
                         "elementwise", c, (cc,)))
-    slope = [("_apply_slope", F.leaky_relu_fwd), ("_scaled_slope", F.leaky_relu_der),
-             ("_scaled_slope", F.leaky_relu_slope_der)]
+    slope = [("unary_slope", F.leaky_relu_fwd), ("scaled_slope", F.leaky_relu_der),
+             ("scaled_slope", F.leaky_relu_slope_der)]
     for wrapper, f in slope:
         for c in ctypes:
             for path in ("flat", "strided"):
@@ -112,7 +112,7 @@ def kernels():
                             "elementwise", c, CCS))
     for c in (np.dtype(np.float16), *ctypes):  # staging copies: in the destination's dtype
         for path in ("flat", "strided"):
-            out.append((f"ew._copy.{path}.{c}", mp.kernel("_copy", None, c, path), ew_sig(c, path, 0), "elementwise",
+            out.append((f"ew.copy.{path}.{c}", mp.kernel("copy", None, c, path), ew_sig(c, path, 0), "elementwise",
                         c, CCS))
     for c in ctypes:
         ct = from_dtype(c)
@@ -154,10 +154,10 @@ def kernels():
             return tuple(arr(d) for d in dtypes) + (T.Tuple(()),)
         return sum(((arr(d), I64, TUP) for d in dtypes), ()) + (TUP, T.Tuple(()))
 
-    for wrapper, f, codecs, native in (("_apply", F.gelu_fwd, (B, B, B, B), f32),
-                                       ("_apply_slope", F.leaky_relu_fwd, (B, N, N, B), f32),
-                                       ("_scaled_slope", F.leaky_relu_slope_der, (B, B, B, N), f32),
-                                       ("_copy", None, (B, B, B, N), f32), ("_copy", None, (N, N, N, B), f64)):
+    for wrapper, f, codecs, native in (("unary", F.gelu_fwd, (B, B, B, B), f32),
+                                       ("unary_slope", F.leaky_relu_fwd, (B, N, N, B), f32),
+                                       ("scaled_slope", F.leaky_relu_slope_der, (B, B, B, N), f32),
+                                       ("copy", None, (B, B, B, N), f32), ("copy", None, (N, N, N, B), f64)):
         for path in ("flat", "strided"):
             out.append((f"ew.{wrapper}.{path}.{cd.tag(codecs)}", mp.kernel(wrapper, f, f32, path, codecs),
                         ew_sig_of([stored(c, native) for c in codecs], path), "elementwise", f32, CCS))

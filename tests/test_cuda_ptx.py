@@ -112,7 +112,7 @@ def _ew_sig(dtype, path, nparams, slope=False):
 @pytest.mark.parametrize("formula", FORMULAS, ids=lambda f: f.__name__)
 def test_elementwise_kernels_compile(formula):
     n = _nparams(formula)
-    wrapper = "_apply" if formula.__name__.endswith("_fwd") else "_scaled"
+    wrapper = "unary" if formula.__name__.endswith("_fwd") else "scaled"
     for dtype in DTYPES:
         for path in ("flat", "strided"):
             k = mp.kernel(wrapper, formula, compute(dtype), path)
@@ -121,7 +121,7 @@ def test_elementwise_kernels_compile(formula):
 
 @pytest.mark.parametrize(
     "wrapper,formula",
-    [("_apply_slope", F.leaky_relu_fwd), ("_scaled_slope", F.leaky_relu_der), ("_scaled_slope", F.leaky_relu_slope_der), ("_copy", None)],
+    [("unary_slope", F.leaky_relu_fwd), ("scaled_slope", F.leaky_relu_der), ("scaled_slope", F.leaky_relu_slope_der), ("copy", None)],
     ids=["prelu", "prelu_backward", "prelu_weight", "copy"],
 )
 def test_slope_and_copy_kernels_compile(wrapper, formula):
@@ -276,13 +276,13 @@ def _ew_sig_of(dtypes, path, nparams):
 
 
 BF16_EW = [  # (wrapper, formula, parameters, codecs of a, b, c, out, native dtype of the others, ctype)
-    ("_apply", F.softplus_fwd, 2, (B, B, B, B), F32, F32),
-    ("_scaled", F.gelu_tanh_der, 0, (B, B, B, B), F32, F32),
-    ("_apply_slope", F.leaky_relu_fwd, 0, (B, N, N, B), F32, F32),  # RReLU: float32 slopes
-    ("_scaled_slope", F.leaky_relu_der, 0, (B, B, N, B), F32, F32),
-    ("_scaled_slope", F.leaky_relu_slope_der, 0, (B, B, B, N), F32, F32),  # PReLU's float32 weight terms
-    ("_copy", None, 0, (B, B, B, N), F32, F32),  # astype from bfloat16
-    ("_copy", None, 0, (N, N, N, B), F64, F32),  # astype to bfloat16 (through float32)
+    ("unary", F.softplus_fwd, 2, (B, B, B, B), F32, F32),
+    ("scaled", F.gelu_tanh_der, 0, (B, B, B, B), F32, F32),
+    ("unary_slope", F.leaky_relu_fwd, 0, (B, N, N, B), F32, F32),  # RReLU: float32 slopes
+    ("scaled_slope", F.leaky_relu_der, 0, (B, B, N, B), F32, F32),
+    ("scaled_slope", F.leaky_relu_slope_der, 0, (B, B, B, N), F32, F32),  # PReLU's float32 weight terms
+    ("copy", None, 0, (B, B, B, N), F32, F32),  # astype from bfloat16
+    ("copy", None, 0, (N, N, N, B), F64, F32),  # astype to bfloat16 (through float32)
 ]
 
 
@@ -339,7 +339,7 @@ def test_bfloat16_binary_cross_entropy_kernels_compile(logits):
 def test_bfloat16_conversions_are_register_moves():
     # the bit casts leave no local memory behind, and a bfloat16 store rounds with integer operations
     sig = (arr(U16),) * 4 + (T.Tuple(()),)
-    ptx = _cuda.compile_ptx(mp.kernel("_apply", F.relu_fwd, F32, "flat", (B, B, B, B)), sig, (9, 0))
+    ptx = _cuda.compile_ptx(mp.kernel("unary", F.relu_fwd, F32, "flat", (B, B, B, B)), sig, (9, 0))
     assert ".local" not in ptx and "ld.global.u16" in ptx and "st.global.u16" in ptx
     if resources.ptxas_path():
         ((_, r),) = resources.ptx_resources(ptx, "90").items()

@@ -173,22 +173,22 @@ def _run(wrapper, formula, arrays, params, out):
 
 def unary(f, x, params, out):
     """out = f(x, *params)"""
-    _run("_apply", f, [x], params, out)
+    _run("unary", f, [x], params, out)
 
 
 def scaled(f, g, x, params, out):
     """out = g * f(x, *params)"""
-    _run("_scaled", f, [g, x], params, out)
+    _run("scaled", f, [g, x], params, out)
 
 
 def unary_slope(f, x, slope, out):
     """out = f(x, slope), slope an array broadcastable to x"""
-    _run("_apply_slope", f, [x, np.broadcast_to(slope, x.shape)], (), out)
+    _run("unary_slope", f, [x, np.broadcast_to(slope, x.shape)], (), out)
 
 
 def scaled_slope(f, g, x, slope, out):
     """out = g * f(x, slope)"""
-    _run("_scaled_slope", f, [g, x, np.broadcast_to(slope, x.shape)], (), out)
+    _run("scaled_slope", f, [g, x, np.broadcast_to(slope, x.shape)], (), out)
 
 
 def rrelu_slopes(shape, key, lower, upper, dtype):

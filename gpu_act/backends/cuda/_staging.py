@@ -25,4 +25,4 @@ def staged(ctx, out, inputs, run):
 def convert(ctx, src, dst):
     """dst[...] = src, cast to dst's dtype (any layouts, same shape): through
     the type that holds dst's elements exactly (``_codecs.value_type``)."""
-    _map.run(ctx, "_copy", None, [src], (), dst, ctype=_codecs.value_type(dst.dtype))
+    _map.run(ctx, "copy", None, [src], (), dst, ctype=_codecs.value_type(dst.dtype))

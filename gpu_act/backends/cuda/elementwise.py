@@ -20,22 +20,22 @@ def _run(ctx, wrapper, formula, arrays, params, out):
 
 def unary(ctx, f, x, params, out):
     """out = f(x, *params)"""
-    _run(ctx, "_apply", f, [x], params, out)
+    _run(ctx, "unary", f, [x], params, out)
 
 
 def scaled(ctx, f, g, x, params, out):
     """out = g * f(x, *params)"""
-    _run(ctx, "_scaled", f, [g, x], params, out)
+    _run(ctx, "scaled", f, [g, x], params, out)
 
 
 def unary_slope(ctx, f, x, slope, out):
     """out = f(x, slope), slope an array broadcastable to x"""
-    _run(ctx, "_apply_slope", f, [x, _operands.broadcast(slope, x.shape)], (), out)
+    _run(ctx, "unary_slope", f, [x, _operands.broadcast(slope, x.shape)], (), out)
 
 
 def scaled_slope(ctx, f, g, x, slope, out):
     """out = g * f(x, slope)"""
-    _run(ctx, "_scaled_slope", f, [g, x, _operands.broadcast(slope, x.shape)], (), out)
+    _run(ctx, "scaled_slope", f, [g, x, _operands.broadcast(slope, x.shape)], (), out)
 
 
 def _fill_slopes(out, key, lower, upper):
