@@ -42,7 +42,7 @@ SHAPES = [((1025,), 0), ((37, 1025), -1), ((37, 1025), 0), ((3, 5, 2049), 1), ((
           ((4, 40000), -1)]
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7, 3.0])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
 @pytest.mark.parametrize("shape,axis", SHAPES, ids=[f"{s}-{a}" for s, a in SHAPES])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
@@ -105,7 +105,7 @@ def test_in_place_views_are_bitwise(dtype, view):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["gelu", "relu", "sigmoid", "softplus", "mish"])
+@pytest.mark.parametrize("name", ["gelu", "relu"])  # a transcendental loop, a memory-bound (streamed) one
 def test_elementwise_in_place_is_bitwise(dtype, name):
     x = sample((300, 301), dtype, seed=6)
     g = sample((300, 301), dtype, seed=7, scale=1.0, kinks=False)
