@@ -47,7 +47,7 @@ def _ops_arg(text):
 
 
 def _dtypes_arg(text):
-    return _names(text, {n: (n,) for n in ("float16", "float32", "float64")}, "dtype")
+    return _names(text, {n: (n,) for n in ("float16", "float32", "float64", "bfloat16")}, "dtype")
 
 
 def _parser():

@@ -171,3 +171,17 @@ def test_bench_report_command_prints_and_writes_between_markers(tmp_path, capsys
     unmarked.write_text("no markers\n", encoding="utf-8")
     assert cli.main(["bench-report", str(results), "--into", str(unmarked)]) == 2
     assert unmarked.read_text(encoding="utf-8") == "no markers\n"
+
+
+def test_tiny_bench_in_bfloat16_checks_and_times_every_cpu_peer():
+    pytest.importorskip("ml_dtypes")
+    argv = ["bench", "--ops", "softmax,gelu,gelu_backward", "--dtypes", "bfloat16", "--shapes", "8x96", "--size", "1000",
+            "--reps", "1", "--no-gpu", "--no-sweep"]
+    o = cli._options(cli._parser().parse_args(argv))
+    o.overhead_reps = 3
+    data = run.run(o)
+    assert all(c["ok"] for c in data["checks"]) and {c["dtype"] for c in data["checks"]} == {"bfloat16"}
+    timed = {(r["op"], r["provider"]) for r in data["results"] if r["seconds"]}
+    assert {("softmax", "gpu_act"), ("gelu", "gpu_act"), ("gelu_backward", "gpu_act")} <= timed
+    if "torch" in data["peers"]:
+        assert {("softmax", "torch"), ("gelu", "torch"), ("gelu_backward", "torch")} <= timed

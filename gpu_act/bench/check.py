@@ -17,7 +17,7 @@ from gpu_act import _compile
 from gpu_act._tolerances import tolerance
 from gpu_act.registry import ACTIVATIONS
 
-from .ops import ALL
+from .ops import ALL, dtype_of
 from .peers import _COMPOSE
 
 SHAPE = (64, 257)  # rows x cols; odd row length exercises the loops' remainders
@@ -104,7 +104,7 @@ def run(peers, ops, dtypes, progress=lambda: None):
         for op in ops:
             for dt in dtypes:
                 r = check(peer, op, dt, rng)
-                rows.append({"backend": peer.name, "op": op, "dtype": np.dtype(dt).name, **r})
+                rows.append({"backend": peer.name, "op": op, "dtype": dtype_of(dt).name, **r})
                 progress()
     return rows
 

@@ -27,6 +27,15 @@ Z_LOSS = 1e-4  # cross_entropy_capped's z-loss and softcap (Gemma 2 caps its fin
 SOFTCAP = 30.0
 
 
+def dtype_of(name):
+    """The NumPy dtype a benchmark dtype name stands for (bfloat16: ml_dtypes')."""
+    if str(name) == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
 @dataclass(frozen=True)
 class Op:
     name: str
@@ -38,7 +47,7 @@ class Op:
         """Host (NumPy) inputs: x ~ 3 N(0, 1); for backward ops (g, x or y);
         for cross-entropy (logits, int64 targets[, class weights in [0.5, 1.5)]);
         for binary cross-entropy (logits, targets in [0, 1))."""
-        dtype = np.dtype(dtype)
+        dtype = dtype_of(dtype)
         x = (3 * rng.standard_normal(shape, np.float32)).astype(dtype)
         if self.name == "cross_entropy":
             return x, rng.integers(0, shape[-1], shape[:-1])
@@ -58,7 +67,7 @@ class Op:
     def traffic(self, shape, dtype):
         """Bytes read and written at the least: inputs once, outputs once (a
         loss's scalar is not counted, its gradient is)."""
-        itemsize = np.dtype(dtype).itemsize
+        itemsize = dtype_of(dtype).itemsize
         n = int(np.prod(shape)) * itemsize
         targets = 8 * int(np.prod(shape[:-1]))  # int64 class indices, one per row
         if self.name == "cross_entropy":

@@ -251,6 +251,13 @@ def _triton_softmax(triton, torch):
 TRITON_MAX_COLS = 65536
 
 
+def _tensor(torch, a):
+    """A NumPy array as a torch CPU tensor sharing its memory (bfloat16 through its bits)."""
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
 def discover(device_peers=True):
     """The peers that can run here, CPU ones first."""
     peers = [_gpu_act("cpu", _identity, "cpu", ga.__version__), _compose("numpy", np, _identity, "cpu")]
@@ -266,7 +273,7 @@ def discover(device_peers=True):
         torch.set_num_threads(get_num_threads())
 
         def to_torch(*a):
-            return tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in a)
+            return tuple(_tensor(torch, np.ascontiguousarray(v)) for v in a)
 
         peers.append(_torch(torch, "cpu", to_torch))
     if not device_peers:
@@ -282,7 +289,7 @@ def discover(device_peers=True):
     if cp is not None:
         to_dev = lambda *a: tuple(cp.asarray(v) for v in a)  # noqa: E731
     elif has_cuda_torch:
-        to_dev = lambda *a: tuple(torch.from_numpy(np.ascontiguousarray(v)).cuda() for v in a)  # noqa: E731
+        to_dev = lambda *a: tuple(_tensor(torch, np.ascontiguousarray(v)).cuda() for v in a)  # noqa: E731
     else:
         return peers
     for b in backends:
@@ -293,7 +300,7 @@ def discover(device_peers=True):
         if cupyx_special is not None and hasattr(cupyx_special, "softmax"):
             peers.append(_scipy_like("cupyx", cupyx_special, to_dev, "gpu", cp.__version__))
     if has_cuda_torch:
-        to_cuda = lambda *a: tuple(torch.as_tensor(v).cuda() for v in a)  # noqa: E731
+        to_cuda = lambda *a: tuple(_tensor(torch, np.ascontiguousarray(v)).cuda() for v in a)  # noqa: E731
         peers.append(_torch(torch, "gpu", to_cuda))
         triton = _module("triton")
         if triton is not None:
