@@ -8,7 +8,9 @@
   is then written through a temporary);
 - ``self_overlapping``: whether two elements of one layout share memory (an
   ``out=`` that does is refused: one output element would be written by
-  several results).
+  several results);
+- ``channel_sum_plan``: the axes and accumulation dtype of a per-channel sum
+  (PReLU's weight gradient), which the array backends then run.
 """
 
 import numpy as np
@@ -97,3 +99,9 @@ def self_overlapping(shape, strides, itemsize):
         offsets = (offsets[:, None] + s * np.arange(n, dtype=np.int64)).ravel()
     offsets.sort()
     return bool(np.any(np.diff(offsets) < itemsize))
+
+
+def channel_sum_plan(dtype, ndim, channel_axis):
+    """(axes, accumulation dtype) of the sum over every axis but ``channel_axis``
+    (all axes when None), accumulated in at least float32."""
+    return tuple(i for i in range(ndim) if i != channel_axis), np.result_type(dtype, np.float32)

@@ -61,6 +61,18 @@ def _class_weight(fname, be, ctx, weight, classes, ctype):
     return be.astype(ctx, w, ctype)
 
 
+def _class_call(fname, what, x, target, weight, axis, reduction, ignore_index, backend, stream):
+    """(backend, call context, input, target, ignore_index, class axis, reduction)
+    of a loss over a class axis, each checked."""
+    be, ctx = _dispatch.resolve(fname, (x, target, weight), backend, stream)
+    (a,) = _validate.inputs(fname, be, ctx, [(what, x)])
+    t = _validate.array(fname, be, ctx, "target", target)
+    ignore = _validate.integer(fname, "ignore_index", ignore_index, -(2**63), 2**63)
+    if a.ndim == 0:
+        raise ValueError(f"{fname}: {what} must have at least 1 dimension (the class axis); got a 0-d array")
+    return be, ctx, a, t, ignore, _validate.axis(fname, axis, a.ndim), _reduction(fname, reduction)
+
+
 def _index_targets(fname, be, ctx, t, z, ax, ignore, w):
     """(count, denominator) of class-index targets, checked against z's classes."""
     _validate.same_shape(fname, "target (class indices)", t, tuple(z.shape[:ax]) + tuple(z.shape[ax + 1 :]))
@@ -98,14 +110,9 @@ def cross_entropy(
     the compute dtype: (loss[, grad][, lse]).
     """
     fname = "gpu_act.cross_entropy"
-    be, ctx = _dispatch.resolve(fname, (logits, target, weight), backend, stream)
-    (z,) = _validate.inputs(fname, be, ctx, [("logits", logits)])
-    t = _validate.array(fname, be, ctx, "target", target)
-    ignore = _validate.integer(fname, "ignore_index", ignore_index, -(2**63), 2**63)
-    if z.ndim == 0:
-        raise ValueError(f"{fname}: logits must have at least 1 dimension (the class axis); got a 0-d array")
-    ax = _validate.axis(fname, axis, z.ndim)
-    reduction = _reduction(fname, reduction)
+    be, ctx, z, t, ignore, ax, reduction = _class_call(
+        fname, "logits", logits, target, weight, axis, reduction, ignore_index, backend, stream
+    )
     eps = _validate.real(fname, "label_smoothing", label_smoothing)
     if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
         raise ValueError(f"{fname}: label_smoothing={label_smoothing!r} is not accepted; expected 0 <= label_smoothing <= 1")
@@ -151,14 +158,9 @@ def nll_loss(log_probs, target, axis=-1, *, weight=None, reduction="mean", ignor
     counted targets). ``log_softmax`` then ``nll_loss`` is ``cross_entropy``.
     With ``return_grad=True`` returns (loss, d loss / d log_probs)."""
     fname = "gpu_act.nll_loss"
-    be, ctx = _dispatch.resolve(fname, (log_probs, target, weight), backend, stream)
-    (lp,) = _validate.inputs(fname, be, ctx, [("log_probs", log_probs)])
-    t = _validate.array(fname, be, ctx, "target", target)
-    ignore = _validate.integer(fname, "ignore_index", ignore_index, -(2**63), 2**63)
-    if lp.ndim == 0:
-        raise ValueError(f"{fname}: log_probs must have at least 1 dimension (the class axis); got a 0-d array")
-    ax = _validate.axis(fname, axis, lp.ndim)
-    reduction = _reduction(fname, reduction)
+    be, ctx, lp, t, ignore, ax, reduction = _class_call(
+        fname, "log_probs", log_probs, target, weight, axis, reduction, ignore_index, backend, stream
+    )
     if np.dtype(t.dtype).kind not in "iu":
         raise TypeError(f"{fname}: target has dtype {t.dtype}; expected integer class indices")
     ctype = COMPUTE[np.dtype(lp.dtype)]

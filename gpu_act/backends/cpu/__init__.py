@@ -11,6 +11,8 @@ stream, kind of array); on the host there is nothing to record and it is None.
 
 import numpy as np
 
+from ..._layout import channel_sum_plan
+
 from ._numba import FASTMATH  # noqa: F401  (sets the threading layer on import)
 from . import binary_cross_entropy as _bce
 from . import cross_entropy as _ce
@@ -110,8 +112,7 @@ def rrelu_slopes(ctx, shape, key, lower, upper, dtype):
 def channel_sum(ctx, a, channel_axis, dtype):
     """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
     in at least float32, returned as a 1-D array of ``dtype``."""
-    acc = np.result_type(a.dtype, np.float32)
-    axes = tuple(i for i in range(a.ndim) if i != channel_axis)
+    axes, acc = channel_sum_plan(a.dtype, a.ndim, channel_axis)
     return np.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
 
 

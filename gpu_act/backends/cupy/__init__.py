@@ -16,6 +16,7 @@ import cupy
 import numpy as np
 
 from ... import _streams
+from ..._layout import channel_sum_plan
 
 from . import elementwise as _ew
 from . import rowwise as _rows
@@ -128,8 +129,7 @@ def rrelu_slopes(ctx, shape, key, lower, upper, dtype):
 def channel_sum(ctx, a, channel_axis, dtype):
     """Sum over every axis but ``channel_axis`` (all axes when None), accumulated
     in at least float32, as a 1-D array of ``dtype``."""
-    acc = np.result_type(a.dtype, np.float32)
-    axes = tuple(i for i in range(a.ndim) if i != channel_axis)
+    axes, acc = channel_sum_plan(a.dtype, a.ndim, channel_axis)
     with _on(ctx):
         return cupy.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
 
