@@ -185,7 +185,7 @@ def test_elementwise_is_float32_rounded_once(name, params, layout):
     assert_close(getattr(ga, name)(x, **params), ref.forward(name, x, **params), np.float16)
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "negative", "3d_swapped"])
+@pytest.mark.parametrize("layout", ["negative", "3d_swapped"])
 def test_prelu_rrelu_are_float32_rounded_once(layout):
     view = LAYOUTS[layout]
     x, x32 = _pair(view, _with_specials((12, 40), seed=3))

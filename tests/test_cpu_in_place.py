@@ -38,8 +38,8 @@ def _same_bits(actual, expected, msg=""):
 
 
 DTYPES = (np.float16, np.float32, np.float64)
-SHAPES = [((1025,), 0), ((37, 1025), -1), ((37, 1025), 0), ((3, 5, 2049), 1), ((3, 5, 2049), -1), ((300, 128), -1),
-          ((4, 40000), -1)]
+# a contiguous row, a strided one, a middle axis, rows longer than a task's buffer
+SHAPES = [((37, 1025), -1), ((37, 1025), 0), ((3, 5, 2049), 1), ((4, 40000), -1)]
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
