@@ -68,6 +68,15 @@ def same_shape(fname, what, a, shape):
         raise ValueError(f"{fname}: {what} has shape {tuple(a.shape)}; expected {tuple(shape)}")
 
 
+def broadcasts_to(fname, what, a, shape):
+    """``a``'s shape padded with leading 1s to len(shape) dims, each shape's or 1,
+    else ValueError."""
+    ashape, shape = tuple(a.shape), tuple(shape)
+    if len(ashape) > len(shape) or any(n not in (1, m) for n, m in zip(ashape[::-1], shape[::-1])):
+        raise ValueError(f"{fname}: {what} has shape {ashape}; expected a shape that broadcasts to the input's {shape}")
+    return (1,) * (len(shape) - len(ashape)) + ashape
+
+
 def same_dtype(fname, what, a, dtype):
     have, want = np.dtype(a.dtype), np.dtype(dtype)
     if have != want:

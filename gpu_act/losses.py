@@ -177,11 +177,8 @@ def _broadcast_operand(fname, be, ctx, what, obj, shape):
     if obj is None:
         return None
     (a,) = _validate.inputs(fname, be, ctx, [(what, obj)])
-    ashape = tuple(a.shape)
-    if len(ashape) > len(shape) or any(n not in (1, m) for n, m in zip(ashape[::-1], shape[::-1])):
-        raise ValueError(f"{fname}: {what} has shape {ashape}; expected a shape that broadcasts to the input's {tuple(shape)}")
-    full = (1,) * (len(shape) - len(ashape)) + ashape
-    return a if full == ashape else a.reshape(full)
+    full = _validate.broadcasts_to(fname, what, a, shape)
+    return a if full == tuple(a.shape) else a.reshape(full)
 
 
 def _binary(fname, logits, x, target, weight, pos_weight, reduction, return_grad, backend, stream):

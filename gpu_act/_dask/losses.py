@@ -303,9 +303,7 @@ def _binary_operand(fname, what, obj, x):
     if obj is None:
         return None
     w = as_dask(fname, what, obj)
-    if w.ndim > x.ndim or any(n not in (1, m) for n, m in zip(w.shape[::-1], x.shape[::-1])):
-        raise ValueError(f"{fname}: {what} has shape {tuple(w.shape)}; expected a shape that broadcasts to the input's {tuple(x.shape)}")
-    w = w.reshape((1,) * (x.ndim - w.ndim) + tuple(w.shape))
+    w = w.reshape(_validate.broadcasts_to(fname, what, w, x.shape))
     w = w.rechunk(tuple((1,) if n == 1 else c for n, c in zip(w.shape, x.chunks)))
     return da.broadcast_to(w, x.shape, chunks=x.chunks)
 
