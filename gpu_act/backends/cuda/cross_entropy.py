@@ -229,12 +229,14 @@ def check_targets(ctx, fname, target, classes, ignore_index, weight):
         den = _arrays.empty(ctx, (1,), np.float64)
         reduce.group_sum(ctx, parts, None, den, 1.0, np.float64)
         denominator = _operands.contiguous_view(ctx, den).copy_to_host(stream=ctx.stream)
-    count, bad = _operands.contiguous_view(ctx, res).copy_to_host(stream=ctx.stream)
-    _cuda.synchronize(ctx.stream)
+    counts = _operands.contiguous_view(ctx, res).copy_to_host(stream=ctx.stream)
+    _cuda.synchronize(ctx.stream)  # the copies are complete only after it
+    count, bad = counts
     if bad:
         pos = int(op.offset) + sum(int(c) * s for c, s in zip(np.unravel_index(rows - int(bad), shape), op.outer))
-        value = op.view[pos : pos + 1].copy_to_host(stream=ctx.stream)[0]
+        found = op.view[pos : pos + 1].copy_to_host(stream=ctx.stream)
         _cuda.synchronize(ctx.stream)
+        value = found[0]
         raise ValueError(
             f"{fname}: target index {value} is out of range; expected 0 <= target < {classes} "
             f"or ignore_index={ignore_index}"
