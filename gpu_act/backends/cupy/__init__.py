@@ -157,8 +157,8 @@ def maxout_backward(ctx, g, x, pool, axis, out):
 def check_targets(ctx, fname, target, classes, ignore_index, weight):
     """(count, denominator) of the non-ignored targets: their number and the
     float64 sum of ``weight`` over their classes (their number without
-    weights); ValueError naming an out-of-range one. One read-back (the only
-    host synchronisation of the backend)."""
+    weights); ValueError naming an out-of-range one. One read-back (one more
+    for the offending target); ``any_negative`` is the backend's other."""
     with _on(ctx):
         valid = target != ignore_index
         bad = valid & ((target < 0) | (target >= classes))
