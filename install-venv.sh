@@ -1,6 +1,6 @@
 #!/bin/sh
 # The install steps of the provided CUDA container, kept in this one place so
-# that the Dockerfile and CI (tests/test_dockerfile.py) run the same commands:
+# that the Dockerfile and CI (tests/packaging/test_dockerfile.py) run the same commands:
 #
 #   sh install-venv.sh VENV CUDA_MAJOR [PIP_OPTION...]
 #

@@ -8,7 +8,7 @@
 # pytest, pytest-xdist, pytest-timeout, hypothesis, scipy, matplotlib, mpmath,
 # numpy, numba, numba-cuda, cupy-cuda13x, torch, triton, cloudpickle, fsspec,
 # toolz, pyyaml, click, packaging. Missing:
-#   .whl/           dask, partd, locket: tests/test_dask.py (one gpu-marked
+#   .whl/           dask, partd, locket: tests/core/test_dask.py (one gpu-marked
 #                   test) skips without dask.array
 #   .whl/fallback/  numba-cuda: installed there only when gpu_act's CUDA backend
 #                   does not load with the numba-cuda it has (version unknown;

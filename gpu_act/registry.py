@@ -3,7 +3,7 @@
 A row names the activation, its parameters (with defaults and accepted range)
 and the scalar forward and derivative from ``gpu_act.formulas``. The public
 functions (``gpu_act.elementwise``) and every backend's kernels are generated
-from these rows; the README's table holds them too (tests/test_readme.py compares the two).
+from these rows; the README's table holds them too (tests/packaging/test_readme.py compares the two).
 """
 
 import functools

@@ -8,7 +8,7 @@
 - ``operation``: the C body of each elementwise kernel around a formula of
   ``activations.cuh``; ``bce_operation`` likewise around the binary
   cross-entropy formulas of ``losses.cuh``.
-The nvcc test (tests/test_cupy_nvcc.py) compiles exactly these. Nothing here
+The nvcc test (tests/toolchain/test_nvcc.py) compiles exactly these. Nothing here
 imports CuPy.
 """
 

@@ -1,7 +1,7 @@
 // The activation formulas in C++: the one deliberate restatement of
 // gpu_act/formulas.py. One function per function there, same name, same
 // branches and operation order, so NaN propagation, limits at +-inf and the
-// PyTorch kink values are the registry's. tests/test_cupy_table.py fails when a
+// PyTorch kink values are the registry's. tests/toolchain/test_gxx_table.py fails when a
 // formula has no counterpart here, and compares every function with the
 // registry on special values (compiled for the host with g++).
 //

@@ -1,7 +1,7 @@
 // The binary cross-entropy formulas in C++: the restatement of the bce_*
 // functions of gpu_act/formulas.py, as activations.cuh restates the
 // activations (same names, branches and operation order; the helpers mul0 and
-// sigmoid_fwd are activations.cuh's). tests/test_cupy_table.py fails when a
+// sigmoid_fwd are activations.cuh's). tests/toolchain/test_gxx_table.py fails when a
 // formula has no counterpart here, and compares each with formulas.py and
 // with the reference on special values (compiled for the host with g++).
 //

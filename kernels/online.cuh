@@ -1,6 +1,6 @@
 // The online normalizer of the softmax family: running max and sum of
 // e^{(x-m)/T} over a row, built element by element, merged across lanes, warps
-// and blocks in any order. Host-compilable (tests/test_cupy_online.py runs it
+// and blocks in any order. Host-compilable (tests/toolchain/test_gxx_online.py runs it
 // with g++ on special rows and every lane split).
 #pragma once
 

@@ -1,6 +1,6 @@
 """The backends: one package each ("cpu", "cuda", "cupy"), imported on first use
 by ``gpu_act._dispatch``, never by each other. ``Backend`` is the interface
-each one offers the public functions (``tests/test_structure.py`` checks it).
+each one offers the public functions (``tests/core/test_structure.py`` checks it).
 """
 
 from typing import Protocol

@@ -15,7 +15,7 @@ device, both targets (numba-cuda, numba-cuda-mlir) and the simulator:
   right result, up to inf); a NaN stays NaN (its top payload bits, quieted).
 
 The bit casts go through a one-element local array viewed as the other type,
-which both targets compile to a register move (``tests/test_cuda_ptx.py``
+which both targets compile to a register move (``tests/toolchain/test_nvvm_ptx.py``
 checks that no local memory is left). Every other dtype is stored as itself:
 loading converts to the compute type (``_C``), storing is the assignment's
 own conversion (float16 included).

@@ -19,7 +19,7 @@ import cupy
 WARP_MAX = 1024
 THREADS = 256  # per block, thread and warp teams
 # per block, block team, by the compute type's size: the kernels' launch bounds
-# (TeamThreads in kernels/rows.cuh; tests/test_cupy_resources.py checks they fit)
+# (TeamThreads in kernels/rows.cuh; tests/toolchain/test_ptxas_resources.py checks they fit)
 BLOCK_MIN, BLOCK_MAX = 128, {4: 1024, 8: 512}
 RESIDENT_THREADS_PER_SM = 2048
 

@@ -1,4 +1,4 @@
-// Host stand-in for CUDA's <cuda_fp16.h> (tests/cuda_host.h, tests/hostcuda.py):
+// Host stand-in for CUDA's <cuda_fp16.h> (tests/toolchain/cuda_host.h, tests/toolchain/hostcuda.py):
 // __half as its 16 bits, converted exactly as CUDA converts. float -> half
 // rounds to nearest even (subnormals kept, |x| >= 65520 -> inf, NaN -> the
 // canonical 0x7fff), half -> float is exact (NaN -> 0x7fffffff): the

@@ -1,7 +1,7 @@
 """The CuPy backend's CUDA C kernels (kernels/*.cu) run on the CPU.
 
-tests/hostcuda.py builds the real sources (``gpu_act.kernels.source``, what
-CuPy compiles) for the host with g++ and tests/cuda_host.h, and launches them
+tests/toolchain/hostcuda.py builds the real sources (``gpu_act.kernels.source``, what
+CuPy compiles) for the host with g++ and tests/toolchain/cuda_host.h, and launches them
 as CuPy does: through the backend itself (gpu_act/backends/cupy/__init__.py,
 rowwise.py, elementwise.py), loaded against a NumPy stand-in for CuPy, so its
 argument conventions (P, Q, strides in elements, scalar types) and
@@ -73,7 +73,7 @@ def module(cache_dir):
 class Rig:
     """The CuPy backend (its package functions, rowwise.py, elementwise.py, _config.py,
     _layout.py) on host kernels. ``team`` forces the team for every row length and layout
-    (as tests/test_cupy_gpu.py does); ``block`` the block size ("max": the planner's largest
+    (as tests/gpu/test_cupy_gpu.py does); ``block`` the block size ("max": the planner's largest
     for the team); ``grid_cap`` caps the grid, so blocks loop over rows; ``cache_dir``: where
     ElementwiseKernels are built."""
 

@@ -1,5 +1,5 @@
 """CI, no GPU: every CUDA C source of the CuPy backend compiles with nvcc (for
-sm_90; NVRTC, as CuPy compiles, covers sm_80 and sm_90 in test_cupy_nvrtc.py)
+sm_90; NVRTC, as CuPy compiles, covers sm_80 and sm_90 in tests/toolchain/test_nvrtc.py)
 with warnings as errors, for every template instance the backend asks for.
 
 The translation units are built from what CuPy compiles at run time:
@@ -103,7 +103,7 @@ def _elementwise_tu():
                 else:
                     args.append(f"{_C[typ]} {name}")
             otyp = out.split()[0]
-            # an output type of its own (O) is compiled as T here: test_cupy_nvrtc
+            # an output type of its own (O) is compiled as T here: test_nvrtc
             # compiles every dtype combination the backend calls
             body = body.replace("(O)", "(T)")
             otyp = "T" if otyp in ("T", "O") else _C[otyp]

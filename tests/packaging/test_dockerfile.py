@@ -4,7 +4,7 @@ hadolint and install-venv.sh shellcheck, and the container's install steps
 (pip --dry-run) in a fresh virtual environment with the CUDA 12 and 13 extras,
 to the container's tools, so a broken install step or an unsatisfiable extra
 fails CI. (The real install of the package, without the CUDA wheels, is the
-test command's own and tests/test_packaging.py's.)"""
+test command's own and tests/packaging/test_packaging.py's.)"""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from test_packaging import ROOT, checkout_copy, run
+from helpers import ROOT
+from test_packaging import checkout_copy, run
 
 DOCKERFILE = ROOT / "Dockerfile"
 SCRIPT = ROOT / "install-venv.sh"

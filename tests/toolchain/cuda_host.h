@@ -1,10 +1,10 @@
 // Host emulation of the CUDA C subset the CuPy backend's kernels use, so the
-// real kernels/*.cu sources compile with g++ and run on the CPU (tests/hostcuda.py
-// builds them; tests/test_cupy_host.py runs them). It is to kernels/ what the
+// real kernels/*.cu sources compile with g++ and run on the CPU (tests/toolchain/hostcuda.py
+// builds them; tests/toolchain/test_gxx_kernels.py runs them). It is to kernels/ what the
 // Numba CUDA simulator is to the Numba path.
 //
 // - qualifiers: __global__ __device__ __host__ __forceinline__ __noinline__
-//   __restrict__. tests/hostcuda.py preprocesses a translation unit with this
+//   __restrict__. tests/toolchain/hostcuda.py preprocesses a translation unit with this
 //   header, then resolves two markers left by it (so the kernels' own macros may
 //   spell them): __shared__ becomes a static (blocks run one after another),
 //   and at block scope the first thread of each block to reach the
@@ -51,8 +51,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cuda_bf16.h>  // tests/host_include: __nv_bfloat16
-#include <cuda_fp16.h>  // tests/host_include: __half
+#include <cuda_bf16.h>  // tests/toolchain/host_include: __nv_bfloat16
+#include <cuda_fp16.h>  // tests/toolchain/host_include: __half
 
 #if !defined(__x86_64__) || defined(GAHOST_UCONTEXT)
 #define GAHOST_USE_UCONTEXT 1
@@ -65,7 +65,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __noinline__ __attribute__((noinline))
-#define __shared__ __gahost_shared__  // resolved by tests/hostcuda.py after preprocessing
+#define __shared__ __gahost_shared__  // resolved by tests/toolchain/hostcuda.py after preprocessing
 #define __constant__
 #define __managed__
 #define __align__(n) __attribute__((aligned(n)))
@@ -212,7 +212,7 @@ struct Rng {
     size_t below(size_t n) { return (size_t)(next() % n); }
 };
 
-// one launch at a time (the caller serialises: tests/hostcuda.py holds a lock)
+// one launch at a time (the caller serialises: tests/toolchain/hostcuda.py holds a lock)
 struct Machine {
     // the launch
     dim3 grid_dim, block_dim;
@@ -492,7 +492,7 @@ template <typename T> inline T shfl(unsigned int mask, T v, int src, const char*
     return from_bits<T>(bank[src & 31]);
 }
 
-// a kernel's __launch_bounds__ (moved into its body by tests/hostcuda.py): a
+// a kernel's __launch_bounds__ (moved into its body by tests/toolchain/hostcuda.py): a
 // real launch with more threads fails ("too many resources requested")
 inline void check_bounds(long long max_threads) {
     Machine& m = M();
@@ -710,7 +710,7 @@ template <typename T> inline T atomicCAS(T* p, T cmp, T v) { T o = *p; if (o == 
 
 template <typename T> inline T __ldg(const T* p) { return *p; }
 
-// what tests/hostcuda.py puts after a block-scope __shared__ declaration: the first
+// what tests/toolchain/hostcuda.py puts after a block-scope __shared__ declaration: the first
 // thread of a block to reach it fills it with 0xFF bytes
 namespace gahost {
 inline void touch_shared(void* p, size_t bytes, unsigned long long& epoch) {

@@ -5,7 +5,7 @@ the source tree. Its metadata declares the extras with bounds that exclude the
 known-broken releases and stop below releases CI has not passed on (numba-cuda,
 numba-cuda-mlir), and the mlir-cu13 extra resolves (pip --dry-run).
 
-Shared with tests/test_dockerfile.py: ``ROOT``, ``checkout_copy``, ``run``."""
+Shared with tests/packaging/test_dockerfile.py: ``ROOT``, ``checkout_copy``, ``run``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 import reference
 from tolerances import assert_close
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 # what a build or an install never needs from the checkout
 _NOT_SOURCES = shutil.ignore_patterns(
@@ -111,7 +111,7 @@ def test_mlir_extra_pairs_numba_cuda_mlir_and_cupy_for_its_major(metadata, major
     # no numba-cuda, and no NumPy cap: this is the extra for NumPy >= 2.5
     assert set(reqs) == {"numba-cuda-mlir", f"cupy-cuda{major}x", "cuda-toolkit"}
     assert reqs["numba-cuda-mlir"].extras == {f"cu{major}"}
-    # the release CI compiles every kernel with (tests/test_cuda_mlir.py), below the next minor (pre-1.0)
+    # the release CI compiles every kernel with (tests/toolchain/test_mlir_ptx.py), below the next minor (pre-1.0)
     spec = reqs["numba-cuda-mlir"].specifier
     assert spec.contains("0.6.0") and not spec.contains("0.5.4") and not spec.contains("0.7.0")
     assert {"cudart", "nvrtc"} <= reqs["cuda-toolkit"].extras

@@ -1,4 +1,4 @@
-// Host stand-in for CUDA's <cuda_bf16.h> (tests/cuda_host.h, tests/hostcuda.py):
+// Host stand-in for CUDA's <cuda_bf16.h> (tests/toolchain/cuda_host.h, tests/toolchain/hostcuda.py):
 // __nv_bfloat16 as its 16 bits, the upper half of a float, converted exactly
 // as CUDA converts. float -> bfloat16 rounds to nearest even on the upper half
 // (subnormals kept, a carry into the exponent is the right result, up to inf;

@@ -3,7 +3,7 @@
 Runs only in its own process with the simulator switched on (it replaces
 numba.cuda for the whole process):
 
-    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim.py
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/simulator
 
 Every kernel variant runs here on small shapes that still cross each variant
 boundary; warp shuffles go through the test-only emulation in
@@ -22,7 +22,7 @@ from gpu_act import _cuda
 pytestmark = [
     pytest.mark.skipif(
         not _cuda.SIMULATOR,
-        reason="simulator tests run in their own process: NUMBA_ENABLE_CUDASIM=1 pytest tests/test_cuda_sim.py",
+        reason="simulator tests run in their own process: NUMBA_ENABLE_CUDASIM=1 pytest tests/simulator",
     ),
     # the simulator runs kernels on NumPy scalars, which warn on inf - inf where the device is silent
     pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),

@@ -9,6 +9,7 @@ import pytest
 
 from gpu_act import cli
 from gpu_act.bench import check, ops, peers, report, run, timer
+from helpers import ROOT
 
 
 def test_tiny_bench_writes_json_and_png(tmp_path, capsys):
@@ -140,22 +141,17 @@ def test_bench_readme_tables_are_generated_from_the_committed_results():
     """bench/README.md's generated section is what `gpu-act bench-report
     bench/results/cpu.json --into bench/README.md` writes: the committed figures,
     never numbers typed by hand."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    page = (root / "bench" / "README.md").read_text(encoding="utf-8")
-    data = json.loads((root / "bench" / "results" / "cpu.json").read_text(encoding="utf-8"))
+    page = (ROOT / "bench" / "README.md").read_text(encoding="utf-8")
+    data = json.loads((ROOT / "bench" / "results" / "cpu.json").read_text(encoding="utf-8"))
     assert report.section(page) == report.markdown(data), (
         "bench/README.md's tables differ from bench/results/cpu.json; run "
         "`gpu-act bench-report bench/results/cpu.json --into bench/README.md`"
     )
-    assert report.table(data) in (root / "bench" / "results" / "cpu.txt").read_text(encoding="utf-8")
+    assert report.table(data) in (ROOT / "bench" / "results" / "cpu.txt").read_text(encoding="utf-8")
 
 
 def test_bench_report_command_prints_and_writes_between_markers(tmp_path, capsys):
-    from pathlib import Path
-
-    results = Path(__file__).resolve().parents[1] / "bench" / "results" / "cpu.json"
+    results = ROOT / "bench" / "results" / "cpu.json"
     expected = report.markdown(json.loads(results.read_text(encoding="utf-8")))
     assert cli.main(["bench-report", str(results)]) == 0
     assert capsys.readouterr().out == expected

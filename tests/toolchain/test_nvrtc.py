@@ -1,7 +1,7 @@
 """CI, no GPU: every kernel of the CuPy backend compiles with NVRTC exactly as
 CuPy compiles it at run time, for sm_80 and sm_90.
 
-Unlike tests/test_cupy_nvcc.py (nvcc on a hand-built translation unit), the
+Unlike tests/toolchain/test_nvcc.py (nvcc on a hand-built translation unit), the
 sources, options and include paths here are CuPy's own:
 - row-wise kernels: the backend's RawModule arguments (``kernels.source``,
   ``_modules.OPTIONS``, ``kernels.INSTANCES``) go through
@@ -18,7 +18,7 @@ sources, options and include paths here are CuPy's own:
 CuPy adds (CuPy 14.2): its bundled CCCL, its include dir and the CUDA
 runtime headers (found by cuda-pathfinder), --std=c++17 when none is given,
 -ftz=true, --device-as-default-execution-space and -arch=sm_XX (a cubin).
-What is replaced to run without a device is listed in tests/resources.py:
+What is replaced to run without a device is listed in tests/toolchain/resources.py:
 the per-device memo of the arch option (an explicit arch is passed), the
 module load into a context, and the on-disk kernel cache.
 """
@@ -43,7 +43,7 @@ from cupy.cuda.compiler import CompileException  # noqa: E402
 from gpu_act import kernels  # noqa: E402
 from gpu_act import formulas as F  # noqa: E402
 from gpu_act.backends.cupy import elementwise as ew  # noqa: E402
-from test_cupy_nvcc import _bce_requests, _elementwise_requests, with_bfloat16  # noqa: E402
+from test_nvcc import _bce_requests, _elementwise_requests, with_bfloat16  # noqa: E402
 
 ARCHS = ("80", "90")
 F16, BF16, F32, F64 = (np.dtype(t) for t in (np.float16, ml_dtypes.bfloat16, np.float32, np.float64))

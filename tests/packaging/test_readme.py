@@ -3,8 +3,7 @@
 import os
 
 from gpu_act.registry import ACTIVATIONS
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def test_every_activation_has_its_readme_row():

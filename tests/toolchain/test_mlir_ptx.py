@@ -2,7 +2,7 @@
 with its launch bound, and without a GPU: float64 kernels for sm_80, the
 others for sm_90 (numba-cuda's PTX tests build both targets of every kernel).
 
-The kernels are those ``tests/test_cuda_ptx.py`` compiles under numba-cuda,
+The kernels are those ``tests/toolchain/test_nvvm_ptx.py`` compiles under numba-cuda,
 each (op, variant, compute dtype, path) with the argument types the backend
 launches it with (built from the target's own types, ``_cuda.types``), for
 both targets; only the 160 kernels of the 40 elementwise formulas are split
@@ -40,6 +40,8 @@ import time
 
 import numpy as np
 import pytest
+
+from helpers import ROOT
 
 CCS = ((8, 0), (9, 0))
 TARGET = "numba-cuda-mlir"
@@ -241,7 +243,7 @@ ROW_VARIANTS = ("thread", "warp", "block", "block-shared", "reduce")
 
 def fits(label, ptx, variant, ctype):
     """What keeps a row kernel's sm_90 build from its launch configuration
-    (as tests/test_cuda_ptx.py asks of numba-cuda's): registers x the most
+    (as tests/toolchain/test_nvvm_ptx.py asks of numba-cuda's): registers x the most
     threads ``_config`` launches it with, static shared memory within
     ``_config.STATIC_SHARED``, no spills (ptxas -v)."""
     import resources
@@ -320,8 +322,7 @@ def mlir_env():
         pytest.skip("numba-cuda-mlir is not installed (pip install -e '.[mlir-cu12]')")
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "PYTEST_XDIST_WORKER")}
     env["GPU_ACT_CUDA_TARGET"] = TARGET
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(__file__)),
-                                                      env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH")]))
     return env
 
 

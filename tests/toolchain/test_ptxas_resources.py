@@ -2,7 +2,7 @@
 
 For every RawModule instance (``kernels.INSTANCES``), compiled by CuPy's own
 NVRTC path to PTX and assembled by ptxas -v for sm_80 and sm_90
-(tests/resources.py), at the largest block ``_config.plan`` can choose for the
+(tests/toolchain/resources.py), at the largest block ``_config.plan`` can choose for the
 kernel's team:
 - registers (allocated per warp, 8 per thread at a time) x block <= 65,536,
   the register file a block may use on sm_80/sm_90;

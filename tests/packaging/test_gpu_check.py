@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
 WHEELS = ROOT / "bench" / "gpu_wheels.sh"
 DRIVE = ROOT / "bench" / "gpu_drive.py"
