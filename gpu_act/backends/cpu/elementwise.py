@@ -123,6 +123,28 @@ def _fill_slopes(out, key, lower, upper):
             out[i] = _slope(key, np.uint64(i), lower, upper)  # noqa: F821
 
 
+def _bound(wrapper, formula, ctype):
+    """The wrapper bound to the formula in compute dtype ``ctype``: compiled once and
+    inlined into every kernel variant of (wrapper, formula, ctype)."""
+
+    def build():
+        tag = f"{wrapper}.{formula.__name__}.{ctype.name}"
+        return _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
+
+    return cached(("bound", wrapper, formula, ctype), build)
+
+
+def _getter(codec, ctype, broadcast):
+    """The load of one operand element (``_first`` where the operand is broadcast along
+    the segments, else ``_element``) through ``codec``, shared by every kernel."""
+    return cached(
+        ("get", codec, ctype, broadcast),
+        lambda: _compile.instantiate(
+            _first if broadcast else _element, {"_L": _codecs.functions(codec, ctype).load}, f"{codec.name}.{ctype.name}", ijit
+        ),
+    )
+
+
 def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast):
     """The kernel for operand codecs ``cs`` (a, b, c, out) writing through argument
     ``dst`` (3: out; 0-2: the input that out is, in place); ``bcast``: whether each
@@ -133,12 +155,9 @@ def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast):
         names = ".".join(c.name for c in cs)
         flags = "".join("b" if f else "e" for f in bcast)
         tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{names}.{dst}.{flags}.{how.__name__}.{'stream' if stream else 'store'}.{SOURCE_HASH}"
-        w = _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
-        get = [
-            _compile.instantiate(_first if f else _element, {"_L": _codecs.functions(c, ctype).load}, f"{tag}.{k}", ijit)
-            for k, (c, f) in enumerate(zip(cs, bcast))
-        ]
-        io = {"_w": w, "_Ga": get[0], "_Gb": get[1], "_Gc": get[2], "_S": _codecs.functions(cs[3], ctype).store}
+        get = [_getter(c, ctype, f) for c, f in zip(cs, bcast)]
+        io = {"_w": _bound(wrapper, formula, ctype), "_Ga": get[0], "_Gb": get[1], "_Gc": get[2],
+              "_S": _codecs.functions(cs[3], ctype).store}
         # the streamed stages write into a buffer, never in place
         seg = _compile.instantiate(_segment, {**io, "_dst": pick(3)}, tag, ijit)
         whole = _compile.instantiate(_segment, {**io, "_dst": pick(dst)}, tag + ".whole", jit)
