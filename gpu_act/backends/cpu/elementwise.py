@@ -171,13 +171,43 @@ def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast):
 _PICK = {1: (0, 0, 0), 2: (0, 1, 1), 3: (0, 1, 2)}
 
 
+def _plan(wrapper, formula, dtypes, size):
+    """(kernel, compute dtype, codecs) for C-contiguous operands of ``dtypes``
+    (inputs..., out) of ``size`` elements, out apart from every input: what a
+    call computes before its kernel runs, once per (wrapper, formula, dtypes,
+    thread use, store kind)."""
+    nbytes = size * dtypes[-1].itemsize
+    key = ("plan", wrapper, formula, dtypes, decorator(size), _nontemporal.wanted(nbytes))
+
+    def build():
+        ctype = COMPUTE[np.result_type(*dtypes[:-1])]
+        stream = _nontemporal.wanted(nbytes) and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
+        cs = tuple(_codecs.codec(d) for d in dtypes)
+        a, b, c = _PICK[len(dtypes) - 1]
+        k = _kernel(wrapper, formula, ctype, size, stream, (cs[a], cs[b], cs[c], cs[-1]), 3, (False,) * 3)
+        return k, ctype, cs
+
+    return cached(key, build)
+
+
+def _apart(out, arrays):
+    # out and the inputs own their memory and are distinct arrays: no overlap (the
+    # common call, whose out was just allocated); anything else goes through launch
+    return out.flags.owndata and all(a is not out and a.flags.owndata for a in arrays)
+
+
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
+    picked = _PICK[len(arrays)]
+    a, b, c = picked
+    if out.flags.c_contiguous and all(x.flags.c_contiguous for x in arrays) and _apart(out, arrays):
+        k, ctype, cs = _plan(wrapper, formula, (*[x.dtype for x in arrays], out.dtype), out.size)
+        v = [x.reshape(1, -1) if cd.native else x.reshape(1, -1).view(cd.storage) for x, cd in zip([*arrays, out], cs)]
+        k(v[a], v[b], v[c], v[-1], tuple(map(ctype.type, params)))
+        return
     ctype = COMPUTE[np.result_type(*arrays)]
     stream = _nontemporal.wanted(out.size * out.dtype.itemsize) and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
     p = tuple(map(ctype.type, params))
-    picked = _PICK[len(arrays)]
-    a, b, c = picked
 
     def run(v, cs, alias):
         dst = 3 if alias is None else picked.index(alias)
