@@ -386,12 +386,14 @@ def flat(owner, pointer, lo, nbytes, dtype):
     ``owner`` holds (``pointer`` is the address of owner's first element)."""
     n = nbytes // dtype.itemsize
     if SIMULATOR:
-        # owner is a FakeCUDAArray: view its NumPy buffer from the lowest address
+        # owner is a FakeCUDAArray: view its NumPy buffer's bytes [lo, lo + nbytes)
+        # (pointers are host addresses there), counted from its lowest element
         a = owner._ary
         start = tuple(slice(k - 1, k) if s < 0 else slice(0, 1) for k, s in zip(a.shape, a.strides))
-        base = (a[start] if a.ndim else a.reshape(1)).view(dtype)
-        view = np.lib.stride_tricks.as_strided(base, shape=(n,), strides=(dtype.itemsize,))
-        return cuda.cudadrv.devicearray.FakeCUDAArray(view)
+        base = (a[start] if a.ndim else a.reshape(1)).view(np.uint8)
+        skip = lo - base.__array_interface__["data"][0]
+        raw = np.lib.stride_tricks.as_strided(base, shape=(skip + n * dtype.itemsize,), strides=(1,))
+        return cuda.cudadrv.devicearray.FakeCUDAArray(raw[skip:].view(dtype))
     drv = cuda.cudadrv.driver
     mem = drv.MemoryPointer(cuda.current_context(), drv.binding.CUdeviceptr(lo), size=nbytes, owner=owner)
     return cuda.cudadrv.devicearray.DeviceNDArray((n,), (dtype.itemsize,), dtype, gpu_data=mem)

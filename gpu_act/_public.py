@@ -1,11 +1,12 @@
-"""The public functions by name: those of ``elementwise``, ``rowwise`` and
-``losses``. ``gpu_act`` exports them (Dask-aware); the Dask layer's block
-tasks call them by name."""
+"""The public functions by name: those of ``elementwise``, ``gated``,
+``rowwise`` and ``losses``. ``gpu_act`` exports them (Dask-aware); the Dask
+layer's block tasks call them by name."""
 
-from . import elementwise, losses, rowwise
+from . import elementwise, gated, losses, rowwise
 
 FUNCTIONS = {
     **elementwise.FUNCTIONS,
+    **gated.FUNCTIONS,
     **{
         f.__name__: f
         for f in (
@@ -21,6 +22,10 @@ FUNCTIONS = {
             rowwise.log_softmax,
             rowwise.softmax_backward,
             rowwise.log_softmax_backward,
+            rowwise.softmin,
+            rowwise.softmin_backward,
+            rowwise.logsumexp,
+            rowwise.logsumexp_backward,
             rowwise.maxout,
             rowwise.maxout_backward,
         )

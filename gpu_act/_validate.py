@@ -46,13 +46,16 @@ def axis(fname, value, ndim):
     return a % n
 
 
-def temperature(fname, value, dtype):
+def temperature(fname, value, dtype, factor=False):
     """The temperature as a float: finite, > 0, and with 1/T finite in the type
     ``dtype`` is computed in (the kernels scale by 1/T). A T so large that 1/T
-    rounds to 0 there is fine: every finite entry then gets the same weight."""
+    rounds to 0 there is fine: every finite entry then gets the same weight.
+    With ``factor`` (logsumexp, whose result is m + T log s) T itself must be
+    finite in that type too."""
     t = real(fname, "temperature", value)
     ctype = COMPUTE[np.dtype(dtype)]
-    smallest = 1.0 / float(np.finfo(ctype).max)
+    largest = float(np.finfo(ctype).max)
+    smallest = 1.0 / largest
     if not (math.isfinite(t) and t > 0):
         raise ValueError(f"{fname}: temperature={value!r} is not accepted; expected a finite number > 0")
     if t < smallest:
@@ -60,7 +63,19 @@ def temperature(fname, value, dtype):
             f"{fname}: temperature={value!r} is not accepted for {np.dtype(dtype)} input (computed in {ctype}, "
             f"where 1/temperature overflows); expected temperature >= {smallest:.3g}"
         )
+    if factor and t > largest:
+        raise ValueError(
+            f"{fname}: temperature={value!r} is not accepted for {np.dtype(dtype)} input (computed in {ctype}, "
+            f"which cannot hold it); expected temperature <= {largest:.4g}"
+        )
     return t
+
+
+def flag(fname, what, value):
+    """``value`` as a bool: True or False (NumPy's too), never another truthy object, else TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fname}: {what} must be True or False, got {type(value).__name__} ({value!r})")
+    return bool(value)
 
 
 def same_shape(fname, what, a, shape):

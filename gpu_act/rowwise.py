@@ -1,6 +1,10 @@
-"""Public row-wise functions: softmax, log-softmax, their backward passes, maxout.
+"""Public row-wise functions: softmax, log-softmax, softmin, logsumexp, their
+backward passes, maxout.
 
-A 0-d array is treated as a single row of one element.
+A 0-d array is treated as a single row of one element. softmin(x/T) is
+softmax(-x/T): the backends compute it as softmax at temperature -T (the
+sign of the temperature they are given), folding the sign into the loads of
+x, so no negated copy is made.
 """
 
 from . import _dispatch, _validate
@@ -11,18 +15,19 @@ def _as_rows(a):
     return a.reshape((1,)) if a.ndim == 0 else a
 
 
-def _softmax_forward(fname, log, x, axis, temperature, out, backend, stream):
+def _softmax_forward(fname, log, x, axis, temperature, out, backend, stream, sign=1.0):
+    # sign -1: softmin, softmax at temperature -T
     be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
     (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     t = _validate.temperature(fname, temperature, xa.dtype)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
-        be.softmax(ctx, _as_rows(xa), ax, t, log, _as_rows(o))
+        be.softmax(ctx, _as_rows(xa), ax, sign * t, log, _as_rows(o))
     return be.wrap(ctx, o, x)
 
 
-def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, backend, stream):
+def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, backend, stream, sign=1.0):
     be, ctx = _dispatch.resolve(fname, (output, grad_output, out), backend, stream)
     g, y = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("output", output)])
     _validate.grad_like(fname, g, y)
@@ -30,7 +35,7 @@ def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, b
     t = _validate.temperature(fname, temperature, y.dtype)
     o = _validate.out(fname, be, ctx, out, y.shape, y.dtype)
     if y.size:
-        be.softmax_backward(ctx, _as_rows(g), _as_rows(y), ax, t, log, _as_rows(o))
+        be.softmax_backward(ctx, _as_rows(g), _as_rows(y), ax, sign * t, log, _as_rows(o))
     return be.wrap(ctx, o, output)
 
 
@@ -54,6 +59,70 @@ def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=N
     return _softmax_backward(
         "gpu_act.log_softmax_backward", True, grad_output, output, axis, temperature, out, backend, stream
     )
+
+
+def softmin(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
+    """softmin(x/T) = softmax(-x/T) along ``axis`` (PyTorch's softmin):
+    e^{-(x_i - min)/T} / sum_j e^{-(x_j - min)/T}."""
+    return _softmax_forward("gpu_act.softmin", False, x, axis, temperature, out, backend, stream, sign=-1.0)
+
+
+def softmin_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
+    """Gradient through softmin from its output y: -y (g - sum(g y)) / T."""
+    return _softmax_backward(
+        "gpu_act.softmin_backward", False, grad_output, output, axis, temperature, out, backend, stream, sign=-1.0
+    )
+
+
+def reduced_shape(shape, ax, keepdims):
+    """The shape of a reduction along axis ``ax`` of ``shape`` (a 0-d shape stays 0-d)."""
+    if not shape:
+        return ()
+    return tuple(shape[:ax]) + ((1,) if keepdims else ()) + tuple(shape[ax + 1 :])
+
+
+def _kept(a, shape, ax):
+    """``a``, a reduction's result along ``ax`` of an array of ``shape``, as a view of
+    that array's rank with axis ``ax`` of length 1 (a 0-d shape counts as (1,))."""
+    return a.reshape(reduced_shape(tuple(shape) or (1,), ax, True))
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, temperature=1.0, out=None, backend=None, stream=None):
+    """T log sum_j e^{x_j/T} along ``axis``, as m + T log sum_j e^{(x_j - m)/T}
+    (m the row max): NaN in a row gives NaN, else +inf in it gives +inf, a row
+    of only -inf (or none) gives -inf (SciPy's logsumexp). ``keepdims`` keeps the
+    axis with length 1."""
+    fname = "gpu_act.logsumexp"
+    be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
+    (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
+    ax = _validate.axis(fname, axis, xa.ndim)
+    keep = _validate.flag(fname, "keepdims", keepdims)
+    t = _validate.temperature(fname, temperature, xa.dtype, factor=True)
+    o = _validate.out(fname, be, ctx, out, reduced_shape(xa.shape, ax, keep), xa.dtype)
+    if o.size:
+        be.logsumexp(ctx, _as_rows(xa), ax, t, _kept(o, xa.shape, ax))
+    return be.wrap(ctx, o, x)
+
+
+def logsumexp_backward(grad_output, x, result, axis=-1, *, keepdims=False, temperature=1.0, out=None, backend=None,
+                       stream=None):
+    """Gradient through logsumexp: g softmax(x/T) = g e^{(x - result)/T}, g and the
+    forward's ``result`` (of logsumexp's shape, ``keepdims`` as there) broadcast
+    along ``axis``; NaN along a row whose result is not finite (its softmax is NaN)."""
+    fname = "gpu_act.logsumexp_backward"
+    be, ctx = _dispatch.resolve(fname, (x, grad_output, result, out), backend, stream)
+    g, xa, r = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("x", x), ("result", result)])
+    ax = _validate.axis(fname, axis, xa.ndim)
+    keep = _validate.flag(fname, "keepdims", keepdims)
+    shape = reduced_shape(xa.shape, ax, keep)
+    for what, a in (("grad_output", g), ("result", r)):
+        _validate.same_shape(fname, what, a, shape)
+        _validate.same_dtype(fname, what, a, xa.dtype)
+    t = _validate.temperature(fname, temperature, xa.dtype, factor=True)
+    o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
+    if xa.size:
+        be.logsumexp_backward(ctx, _kept(g, xa.shape, ax), _as_rows(xa), _kept(r, xa.shape, ax), ax, t, _as_rows(o))
+    return be.wrap(ctx, o, x)
 
 
 def check_pool(fname, pool_size, length):

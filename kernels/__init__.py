@@ -6,7 +6,8 @@
   used both when launching and to list every instance a module is compiled
   for (``INSTANCES``), so the two never disagree;
 - ``operation``: the C body of each elementwise kernel around a formula of
-  ``activations.cuh``; ``bce_operation`` likewise around the binary
+  ``activations.cuh``; ``gated_operation`` the body of glu's backward around a
+  gate and its derivative; ``bce_operation`` likewise around the binary
   cross-entropy formulas of ``losses.cuh``.
 The nvcc test (tests/toolchain/test_nvcc.py) compiles exactly these. Nothing here
 imports CuPy.
@@ -63,6 +64,11 @@ def softmax_name(direction, dtype, team, log):
     return f"ga::softmax_{direction}<{TYPES[dtype]}, {TEAMS.index(team)}, {_b(log)}>"
 
 
+def logsumexp_name(direction, dtype, team):
+    """direction "fwd" or "bwd"."""
+    return f"ga::logsumexp_{direction}<{TYPES[dtype]}, {TEAMS.index(team)}>"
+
+
 def xent_index_name(dtype, team):
     return f"ga::xent_index<{TYPES[dtype]}, {TEAMS.index(team)}>"
 
@@ -87,7 +93,9 @@ def target_types(dtype):
 
 def _instances(name, dtype):
     if name == "softmax.cu":
-        return [softmax_name(d, dtype, t, log) for d in ("fwd", "bwd") for t in TEAMS for log in (False, True)]
+        return [softmax_name(d, dtype, t, log) for d in ("fwd", "bwd") for t in TEAMS for log in (False, True)] + [
+            logsumexp_name(d, dtype, t) for d in ("fwd", "bwd") for t in TEAMS
+        ]
     if name == "cross_entropy.cu":
         return (
             [xent_index_name(dtype, t) for t in TEAMS]
@@ -125,6 +133,20 @@ def operation(wrapper, fname, nparams, ctype):
     args = "".join(f", p{k}" for k in range(nparams))
     out = {"slopes": f"{D} y", "scaled_slope": "O y"}.get(wrapper, "T y")
     return ins.format(params=params, D=D), out, body.format(f=fname, C=C, args=args)
+
+
+def gated_operation(fwd, der, nparams, ctype):
+    """(input params, output params, C body) of glu's backward kernel around the
+    gate ``fwd`` and its derivative ``der`` (C names = the formulas.py names):
+    from the gradient g, the gate half a and the other half b, each read once in
+    the compute type, da = g b act'(a) and db = g act(a), of their type T."""
+    C = CTYPES[np.dtype(ctype)]
+    D = np.dtype(ctype).name
+    params = "".join(f", {D} p{k}" for k in range(nparams))
+    args = "".join(f", p{k}" for k in range(nparams))
+    body = (f"const {C} gc = ({C})g, ac = ({C})a; da = (T)(gc * ({C})b * ga::{der}<{C}>(ac{args})); "
+            f"db = (T)(gc * ga::{fwd}<{C}>(ac{args}));")
+    return f"T g, T a, T b{params}", "T da, T db", body
 
 
 def bce_operation(fwd, der, logits, weighted, pos_weighted, want_grad, ctype):

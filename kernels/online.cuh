@@ -14,7 +14,9 @@
 namespace ga {
 
 #if !defined(__CUDACC__)
+using std::copysign;
 using std::exp;
+using std::fabs;
 using std::log;
 #endif
 
@@ -57,6 +59,10 @@ template <typename C> struct MaxSum {
     // the row's state once every element is in: s is NaN where m is not finite
     GA_ON MaxSum finish() const { return MaxSum{m, finite(m) ? s : m - m}; }
 };
+
+// T log sum e^{x/T} = m + T log s of a row's state before finish(): a NaN has
+// stuck in m; a max of +-inf, or no element at all (m = -inf), is the result itself
+template <typename C> GA_ON C logsumexp_of(MaxSum<C> a, C t) { return finite(a.m) ? a.m + t * log(a.s) : a.m; }
 
 // output j of a row with final state (m, s): softmax e^{d}/s or log-softmax d - log s, d = (x-m)/T
 template <bool LOG, typename C> GA_ON C softmax_out(C x, C m, C log_s, C inv_s, C inv_t) {

@@ -1,12 +1,19 @@
-// Softmax and log-softmax, forward and backward, along any axis.
+// Softmax, log-softmax and logsumexp, forward and backward, along any axis.
 //
 // Forward, per row:  m = max x,  d_j = (x_j - m)/T,  s = sum_j e^{d_j}
 //   softmax: y_j = e^{d_j} / s          log_softmax: y_j = d_j - log s
+//   logsumexp: m + T log s, one value per row
 // (m, s) come from one online pass; a row with NaN or +inf, or of all -inf,
-// is all NaN; -inf entries of a finite row give 0 (softmax) / -inf (log).
+// is all NaN; -inf entries of a finite row give 0 (softmax) / -inf (log);
+// logsumexp gives such a row its limit (NaN for a NaN, else +inf or -inf).
+// softmin is softmax at a negative temperature: the forward negates every
+// load of x by the sign of 1/T (-0.0's too, where 1/T rounds to 0) and
+// scales by |1/T|; the backward scales by the signed 1/T.
 // Backward from the forward's output y and incoming gradient g:
 //   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
 //   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
+//   logsumexp (r its result, g one value per row): dx_j = g e^{(x_j - r)/T},
+//   NaN along a row whose r is not finite (its softmax is NaN)
 // T is float16, bfloat16, float or double. The forward's (m, s) run in float
 // (float16, bfloat16) or T; the backward's row sums in double (g - sum(g y)
 // cancels where y is near one-hot), rounded once to the compute type.
@@ -20,15 +27,47 @@ __global__ void GA_BOUNDS(TEAM, T)
                 typename Acc<T>::type inv_t) {
     typedef typename Acc<T>::type C;
     const Team<TEAM> team;
+    const C sg = copysign(C(1), inv_t), a = fabs(inv_t);  // sg = -1: softmin
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
         const i64 i = r / Q, k = r - i * Q;
         const T* xr = x + i * xP + k * xQ;
         T* yr = y + i * yP + k * yQ;
         MaxSum<C> ms = MaxSum<C>::empty();
-        each(team, n, xr, xn, [&](i64, C v) { ms.add(v, inv_t); });
-        ms = team.reduce(ms, Merge<C>{inv_t}).finish();
+        each(team, n, xr, xn, [&](i64, C v) { ms.add(sg * v, a); });
+        ms = team.reduce(ms, Merge<C>{a}).finish();
         const C m = ms.m, ls = log(ms.s), inv_s = C(1) / ms.s;
-        map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C { return softmax_out<LOG>(v, m, ls, inv_s, inv_t); });
+        map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C { return softmax_out<LOG>(sg * v, m, ls, inv_s, a); });
+    }
+}
+
+template <typename T, int TEAM>
+__global__ void GA_BOUNDS(TEAM, T)
+    logsumexp_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 yP, i64 yQ,
+                  typename Acc<T>::type inv_t, typename Acc<T>::type t) {
+    typedef typename Acc<T>::type C;
+    const Team<TEAM> team;
+    for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
+        const i64 i = r / Q, k = r - i * Q;
+        MaxSum<C> ms = MaxSum<C>::empty();
+        each(team, n, x + i * xP + k * xQ, xn, [&](i64, C v) { ms.add(v, inv_t); });
+        ms = team.reduce(ms, Merge<C>{inv_t});
+        if (team.lane() == 0) store(y + i * yP + k * yQ, logsumexp_of(ms, t));
+    }
+}
+
+// g and the forward's result r: one value per row
+template <typename T, int TEAM>
+__global__ void GA_BOUNDS(TEAM, T)
+    logsumexp_bwd(const T* x, const T* g, const T* res, T* o, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn,
+                  i64 gP, i64 gQ, i64 rP, i64 rQ, i64 oP, i64 oQ, i64 on, typename Acc<T>::type inv_t) {
+    typedef typename Acc<T>::type C;
+    const Team<TEAM> team;
+    for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
+        const i64 i = r / Q, k = r - i * Q;
+        const C gv = load(g + i * gP + k * gQ), rv = load(res + i * rP + k * rQ);
+        const C nan = rv - rv;  // 0, or NaN where r is not finite
+        map1(team, n, x + i * xP + k * xQ, xn, o + i * oP + k * oQ, on,
+             [&](i64, C v) -> C { return nan == C(0) ? gv * expt(v - rv, inv_t) : nan; });
     }
 }
 

@@ -32,6 +32,12 @@ __all__ = [
     "log_softmax",
     "softmax_backward",
     "log_softmax_backward",
+    "softmin",
+    "softmin_backward",
+    "logsumexp",
+    "logsumexp_backward",
+    "glu",
+    "glu_backward",
     "cross_entropy",
     "maxout",
     "maxout_backward",
@@ -392,6 +398,74 @@ def log_softmax_backward(grad_output, output, axis=-1, temperature=1.0):
         sg = np.sum(gg, axis=ax, keepdims=True)
         r = (gg - np.exp(yy) * sg) / temperature
     return r.reshape(()) if zero_d else r
+
+
+def softmin(x, axis=-1, temperature=1.0):
+    """softmin(x/T) = softmax(-x/T) (PyTorch's softmin)."""
+    return softmax(-_f64(x), axis, temperature)
+
+
+def softmin_backward(grad_output, output, axis=-1, temperature=1.0):
+    """d/dx of softmax(-x/T) from its output y: -y * (g - sum(g * y)) / T."""
+    return -softmax_backward(grad_output, output, axis, temperature)
+
+
+def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
+    """T log sum_j exp(x_j / T) along ``axis``, as m + T log sum exp((x - m)/T) with m
+    the row max; SciPy's special values: NaN in the row -> NaN, else +inf -> +inf,
+    only -inf (or no entry) -> -inf. A 0-d x is a row of one element."""
+    xx, ax, zero_d = _rowwise_prepare(x, axis)
+    with np.errstate(all="ignore"):
+        m = np.max(xx, axis=ax, keepdims=True, initial=-np.inf)  # NaN where the row holds one
+        ok = np.isfinite(m)
+        ms = np.where(ok, m, 0.0)
+        s = np.sum(np.exp((xx - ms) / temperature), axis=ax, keepdims=True)
+        r = np.where(ok, ms + temperature * np.log(s), m)
+    if zero_d:
+        return r.reshape(())
+    return r if keepdims else np.squeeze(r, axis=ax)
+
+
+def logsumexp_backward(grad_output, x, result, axis=-1, keepdims=False, temperature=1.0):
+    """g * softmax(x/T) written as g * exp((x - result)/T), g and result broadcast along
+    ``axis``; NaN along a row whose result is not finite (its softmax is NaN)."""
+    xx, ax, zero_d = _rowwise_prepare(x, axis)
+    g, r = _f64(grad_output), _f64(result)
+    if not zero_d and not keepdims:
+        g, r = np.expand_dims(g, ax), np.expand_dims(r, ax)
+    g, r = g.reshape(g.shape or (1,)), r.reshape(r.shape or (1,))
+    with np.errstate(all="ignore"):
+        d = np.where(np.isfinite(r), g * np.exp((xx - r) / temperature), np.nan)
+    return d.reshape(()) if zero_d else d
+
+
+# ---------------------------------------------------------------------------------------
+# gated linear units
+# ---------------------------------------------------------------------------------------
+
+def _glu_halves(x, axis):
+    """(b, a, axis): the first and second halves of x along ``axis`` (PyTorch's glu
+    gates the second half)."""
+    x = _f64(x)
+    ax = _norm_axis(axis, x.ndim)
+    b, a = np.split(x, 2, axis=ax)
+    return b, a, ax
+
+
+def glu(x, axis=-1, activation="sigmoid", **params):
+    """b * act(a) with b, a the first and second halves of x along ``axis``."""
+    b, a, _ = _glu_halves(x, axis)
+    with np.errstate(all="ignore"):
+        return b * forward(activation, a, **params)
+
+
+def glu_backward(grad_output, x, axis=-1, activation="sigmoid", **params):
+    """d/dx of sum(g * glu(x)): g act(a) in b's half, g b act'(a) in a's, b's first."""
+    b, a, ax = _glu_halves(x, axis)
+    g = _f64(grad_output)
+    with np.errstate(all="ignore"):
+        return np.concatenate([g * forward(activation, a, **params), g * b * derivative(activation, a, **params)],
+                              axis=ax)
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ block when computed.
 
 import inspect
 
-from . import elementwise, losses, rowwise
+from . import elementwise, gated, losses, rowwise
 
 _BUILDERS = {
+    **{name: gated.glu for name in ("glu", "swiglu", "geglu", "reglu")},
+    **{name + "_backward": gated.glu_backward for name in ("glu", "swiglu", "geglu", "reglu")},
     "prelu": elementwise.prelu,
     "prelu_backward": elementwise.prelu_backward,
     "rrelu": elementwise.rrelu,
@@ -22,6 +24,10 @@ _BUILDERS = {
     "log_softmax": rowwise.softmax,
     "softmax_backward": rowwise.softmax_backward,
     "log_softmax_backward": rowwise.softmax_backward,
+    "softmin": rowwise.softmax,
+    "softmin_backward": rowwise.softmax_backward,
+    "logsumexp": rowwise.logsumexp,
+    "logsumexp_backward": rowwise.logsumexp_backward,
     "maxout": rowwise.maxout,
     "maxout_backward": rowwise.maxout_backward,
     "cross_entropy": losses.cross_entropy,

@@ -1,4 +1,4 @@
-"""Softmax family and maxout on Dask arrays.
+"""Softmax family, logsumexp and maxout on Dask arrays.
 
 An axis held in one chunk: one gpu_act call per block. An axis split into
 several chunks is never gathered; with x/T in row units and per block b
@@ -12,6 +12,10 @@ block-local results of gpu_act times the share. A block of only -inf (or none)
 holds no mass: w_b = -inf, and its outputs are -inf / 0 when the row has a
 finite maximum; NaN, +inf or a row of only -inf make the row NaN as in memory.
 Backward passes combine per-block sums the same way (sum(g y) or sum(g)).
+softmin, softmax of -x/T, takes the same statistics of -x: m_b = -min_b x and
+l_b = -log max_b softmin_b(x) (softmin's largest entry is 1/s_b), no negated
+copy. logsumexp is M + T log S (its limit M where M is not finite), and its
+backward is elementwise given the result: one gpu_act call per block.
 Every partial and combination runs in the compute dtype (float32 for half).
 """
 
@@ -31,6 +35,7 @@ def _axis_kwargs(a):
 
 
 def softmax(name, a):
+    """softmax, log_softmax and softmin (softmax of -x/T)."""
     fname = f"gpu_act.{name}"
     x = as_dask(fname, "x", a["x"])
     kw = _axis_kwargs(a)
@@ -39,19 +44,21 @@ def softmax(name, a):
     if x.ndim == 0 or len(x.chunks[ax]) == 1:
         return x.map_blocks(task(name, **kw), dtype=meta.dtype, meta=meta)
     t = _validate.temperature(fname, kw["temperature"], x.dtype)
-    _, _, share = row_statistics(x, ax, t, kw["backend"])
+    _, _, share = row_statistics(x, ax, t, kw["backend"], -1.0 if name == "softmin" else 1.0)
     block = functools.partial(_normalised, name, ax, t, kw["backend"])
     return da.map_blocks(block, x, share, dtype=meta.dtype, meta=meta)
 
 
-def row_statistics(x, ax, t, backend):
+def row_statistics(x, ax, t, backend, sign=1.0):
     """(M, log S, f) as lazy arrays in the compute dtype: the row max and log of the
-    row's sum (axis ``ax`` of length 1) and each block's log share f_b (one per block)."""
+    row's sum (axis ``ax`` of length 1) and each block's log share f_b (one per block),
+    of sign * x (-1: softmin's)."""
     ctype = COMPUTE[np.dtype(x.dtype)]
     cmeta = compute_meta(x)
     chunks = one_per_block(x.chunks, ax)
-    m = x.map_blocks(functools.partial(_block_max, ax), chunks=chunks, dtype=ctype, meta=cmeta)
-    lsum = x.map_blocks(functools.partial(_block_log_sum, ax, t, backend), chunks=chunks, dtype=ctype, meta=cmeta)
+    m = x.map_blocks(functools.partial(_block_max, ax, sign), chunks=chunks, dtype=ctype, meta=cmeta)
+    lsum = x.map_blocks(functools.partial(_block_log_sum, ax, t, backend, sign), chunks=chunks, dtype=ctype,
+                        meta=cmeta)
     # not m.max: Dask's max fails on blocks with no rows; every block of m has one entry per row
     big_m = da.reduction(m, np.max, np.max, axis=ax, keepdims=True, dtype=ctype, meta=cmeta)
     w = da.map_blocks(_log_weight, m, lsum, big_m, inverse_temperature(t, ctype), dtype=ctype, meta=cmeta)
@@ -59,18 +66,25 @@ def row_statistics(x, ax, t, backend):
     return big_m, log_s, da.map_blocks(_share, w, log_s, dtype=ctype, meta=cmeta)
 
 
-def _block_max(ax, xb):
+def _block_max(ax, sign, xb):
     ctype = COMPUTE[xb.dtype]
     if xb.shape[ax] == 0:
         return np.full_like(xb, -np.inf, shape=kept(xb.shape, ax), dtype=ctype)
+    if sign < 0:  # the max of -x
+        return -xb.min(axis=ax, keepdims=True).astype(ctype)
     return xb.max(axis=ax, keepdims=True).astype(ctype)
 
 
-def _block_log_sum(ax, t, backend, xb):
+def _block_log_sum(ax, t, backend, sign, xb):
     ctype = COMPUTE[xb.dtype]
     if xb.shape[ax] == 0:
         return np.full_like(xb, -np.inf, shape=kept(xb.shape, ax), dtype=ctype)
-    y = run("log_softmax", xb.astype(ctype, copy=False), axis=ax, temperature=t, backend=backend)
+    xc = xb.astype(ctype, copy=False)
+    if sign < 0:  # softmin's largest entry, at the row's min, is 1/s_b
+        y = run("softmin", xc, axis=ax, temperature=t, backend=backend)
+        with np.errstate(divide="ignore"):
+            return -np.log(y.max(axis=ax, keepdims=True))
+    y = run("log_softmax", xc, axis=ax, temperature=t, backend=backend)
     return -y.max(axis=ax, keepdims=True)
 
 
@@ -104,10 +118,58 @@ def _normalised(name, ax, t, backend, xb, share):
     return normalised_block(name, ax, t, backend, xb, share).astype(xb.dtype, copy=False)
 
 
+def logsumexp(name, a):
+    fname = f"gpu_act.{name}"
+    x = as_dask(fname, "x", a["x"])
+    kw = _axis_kwargs(a)
+    keep = a["keepdims"]
+    meta = run(name, x._meta, keepdims=keep, **kw)  # checks dtype, axis, keepdims and temperature now
+    if x.ndim == 0:
+        return x.map_blocks(task(name, keepdims=keep, **kw), dtype=meta.dtype, meta=meta)
+    ax = _validate.axis(fname, kw["axis"], x.ndim)
+    kept_meta = np.empty_like(meta, shape=(0,) * x.ndim)
+    if len(x.chunks[ax]) == 1:
+        y = x.map_blocks(task(name, keepdims=True, **kw), chunks=one_per_block(x.chunks, ax), dtype=meta.dtype,
+                         meta=kept_meta)
+    else:
+        t = _validate.temperature(fname, kw["temperature"], x.dtype, factor=True)
+        big_m, log_s, _ = row_statistics(x, ax, t, kw["backend"])
+        y = da.map_blocks(_lse, big_m, log_s, t, x.dtype, dtype=meta.dtype, meta=kept_meta)
+    return y if keep else y.squeeze(axis=ax)
+
+
+def _lse(big_m, log_s, t, dtype):
+    # M + T log S; M itself where it is not finite (NaN, +-inf: the row's limit)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lse = np.where(np.isfinite(big_m), big_m + big_m.dtype.type(t) * log_s, big_m)
+        return lse.astype(dtype, copy=False)
+
+
+def logsumexp_backward(name, a):
+    """g e^{(x - r)/T} with g and r broadcast along the axis: elementwise given r."""
+    fname = f"gpu_act.{name}"
+    x = as_dask(fname, "x", a["x"])
+    keep = a["keepdims"]
+    kw = _axis_kwargs(a)
+    ax = _validate.axis(fname, kw["axis"], x.ndim)
+    g, r = (as_dask(fname, what, a[what]) for what in ("grad_output", "result"))
+    stub = [np.empty_like(b._meta, shape=_rw.reduced_shape(x._meta.shape, ax, keep)) for b in (g, r)]
+    meta = run(name, stub[0], x._meta, stub[1], keepdims=keep, **kw)  # checks dtypes and parameters now
+    if x.ndim == 0:
+        return da.map_blocks(task(name, keepdims=keep, **kw), g, x, r, dtype=meta.dtype, meta=meta)
+    shape = _rw.reduced_shape(x.shape, ax, keep)
+    chunks = x.chunks[:ax] + (((1,),) if keep else ()) + x.chunks[ax + 1 :]
+    g, r = (as_dask(fname, what, b, shape, chunks) for what, b in (("grad_output", g), ("result", r)))
+    if not keep:
+        g, r = (b[(slice(None),) * ax + (None,)] for b in (g, r))
+    return da.map_blocks(task(name, keepdims=True, **kw), g, x, r, dtype=meta.dtype, meta=meta)
+
+
 # ---------------------------------------------------------------- backward
 def softmax_backward(name, a):
     """softmax: dx = y (g - sum(g y)) / T;  log_softmax: dx = (g - e^y sum(g)) / T
-    (the kernels' formulas, gpu_act.backends.cpu.softmax), the row sums added up over blocks."""
+    (the kernels' formulas, gpu_act.backends.cpu.softmax), the row sums added up over blocks;
+    softmin's is softmax's at temperature -T."""
     fname = f"gpu_act.{name}"
     y = as_dask(fname, "output", a["output"])
     g = as_dask(fname, "grad_output", a["grad_output"], y.shape, y.chunks)
@@ -129,7 +191,8 @@ def softmax_backward(name, a):
         meta=cmeta.astype(np.float64),
     )
     total = part.sum(axis=ax, keepdims=True)
-    block = functools.partial(_backward_block, log, inverse_temperature(t, ctype))
+    sign = -1.0 if name == "softmin_backward" else 1.0
+    block = functools.partial(_backward_block, log, inverse_temperature(sign * t, ctype))
     return da.map_blocks(block, g, y, total, dtype=meta.dtype, meta=meta)
 
 

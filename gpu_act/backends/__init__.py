@@ -45,6 +45,9 @@ class Backend(Protocol):
     def wrap(self, ctx, result, like):
         """``result`` as an object of ``like``'s kind, without copying."""
 
+    def halves(self, ctx, a, axis):
+        """(first half, second half) of ``a`` along ``axis`` (of even length), views."""
+
     # ---------------------------------------------------------------- elementwise
     def unary(self, ctx, f, x, params, out):
         """out = f(x, *params), f a registry formula."""
@@ -58,6 +61,13 @@ class Backend(Protocol):
     def scaled_slope(self, ctx, f, g, x, slope, out):
         """out = g * f(x, slope)."""
 
+    def gated_backward(self, ctx, f, d, g, a, b, params, da, db):
+        """da = g * b * d(a, *params), db = g * f(a, *params) in one pass (the
+        gradient of glu's halves); f and d a registry formula and its
+        derivative; all five arrays of one shape. da and db may be a and b
+        themselves (in place) and are written through a temporary where they
+        overlap an input otherwise."""
+
     def rrelu_slopes(self, ctx, shape, key, lower, upper, dtype):
         """Per-element slopes U(lower, upper) keyed by (key, C-order flat index)."""
 
@@ -66,10 +76,21 @@ class Backend(Protocol):
 
     # ---------------------------------------------------------------- row-wise
     def softmax(self, ctx, x, axis, temperature, log, out):
-        """softmax (``log``: log-softmax) of x along ``axis`` into out."""
+        """softmax (``log``: log-softmax) of x/T along ``axis`` into out; a
+        negative ``temperature`` -T gives softmin, softmax(-x/T), from the
+        loads of x negated (no negated copy)."""
 
     def softmax_backward(self, ctx, g, y, axis, temperature, log, out):
-        """The gradient through (log-)softmax from its output y."""
+        """The gradient through (log-)softmax from its output y (softmin's with
+        a negative ``temperature``, as ``softmax``)."""
+
+    def logsumexp(self, ctx, x, axis, temperature, out):
+        """T log sum e^{x/T} along ``axis``; ``out`` has x's rank, axis ``axis``
+        of length 1 (x may have no elements along ``axis``: -inf)."""
+
+    def logsumexp_backward(self, ctx, g, x, r, axis, temperature, out):
+        """g e^{(x - r)/T} (NaN where r is not finite): ``g`` and logsumexp's
+        result ``r`` have x's rank with axis ``axis`` of length 1."""
 
     def maxout(self, ctx, x, pool, axis, out):
         """The max of each run of ``pool`` entries along ``axis``."""

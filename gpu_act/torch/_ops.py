@@ -271,6 +271,7 @@ def _softmax_ops(name, forward_fn, backward_fn):
 
 _softmax, _softmax_backward = _softmax_ops("softmax", gpu_act.softmax, gpu_act.softmax_backward)
 _log_softmax, _log_softmax_backward = _softmax_ops("log_softmax", gpu_act.log_softmax, gpu_act.log_softmax_backward)
+_softmin, _softmin_backward = _softmax_ops("softmin", gpu_act.softmin, gpu_act.softmin_backward)
 
 
 def softmax(x, dim=-1, *, temperature=1.0):
@@ -293,12 +294,190 @@ def log_softmax_backward(grad_output, output, dim=-1, *, temperature=1.0):
     return _log_softmax_backward(grad_output, output, dim, temperature)
 
 
+def softmin(x, dim=-1, *, temperature=1.0):
+    """softmin(x/T) = softmax(-x/T) along ``dim``; differentiable."""
+    return _softmin(x, dim, temperature)
+
+
+def softmin_backward(grad_output, output, dim=-1, *, temperature=1.0):
+    """-y (g - sum(g y)) / T from softmin's output y; not differentiable."""
+    return _softmin_backward(grad_output, output, dim, temperature)
+
+
+def _reduced(x, dim, keepdims, *rest):
+    shape = list(x.shape)
+    if shape:  # a 0-d x is one row of one element
+        d = dim % len(shape)
+        shape = shape[:d] + ([1] if keepdims else []) + shape[d + 1 :]
+    return x.new_empty(shape)
+
+
+_logsumexp = _define(
+    "logsumexp",
+    "(Tensor x, int dim, bool keepdims, float temperature) -> Tensor",
+    lambda x, dim, keep, t: gpu_act.logsumexp(_d(x), dim, keepdims=keep, temperature=t),
+    _reduced,
+)
+_logsumexp_backward = _define(
+    "logsumexp_backward",
+    "(Tensor grad_output, Tensor x, Tensor result, int dim, bool keepdims, float temperature) -> Tensor",
+    lambda g, x, r, dim, keep, t: gpu_act.logsumexp_backward(_d(g), _d(x), _d(r), dim, keepdims=keep, temperature=t),
+    lambda g, x, r, dim, keep, t: _like(x),
+)
+
+
+def _logsumexp_setup(ctx, inputs, output):
+    x, ctx.dim, ctx.keepdims, ctx.temperature = inputs
+    ctx.save_for_backward(x, output)
+
+
+def _logsumexp_grad(ctx, grad):
+    x, r = ctx.saved_tensors
+    return _logsumexp_backward(grad, x, r, ctx.dim, ctx.keepdims, ctx.temperature), None, None, None
+
+
+_logsumexp.register_autograd(_logsumexp_grad, setup_context=_logsumexp_setup)
+_first_derivative_only(_logsumexp_backward, "logsumexp_backward")
+
+
+def logsumexp(x, dim=-1, *, keepdims=False, temperature=1.0):
+    """T log sum e^{x/T} along ``dim``; differentiable (gradient: softmax(x/T))."""
+    return _logsumexp(x, dim, keepdims, temperature)
+
+
+def logsumexp_backward(grad_output, x, result, dim=-1, *, keepdims=False, temperature=1.0):
+    """g e^{(x - result)/T}, g broadcast along ``dim``; not differentiable."""
+    return _logsumexp_backward(grad_output, x, result, dim, keepdims, temperature)
+
+
 FUNCTIONS.update(
     softmax=softmax,
     log_softmax=log_softmax,
     softmax_backward=softmax_backward,
     log_softmax_backward=log_softmax_backward,
+    softmin=softmin,
+    softmin_backward=softmin_backward,
+    logsumexp=logsumexp,
+    logsumexp_backward=logsumexp_backward,
 )
+
+
+# ---------------------------------------------------------------- gated linear units
+def _halved(x, dim, *rest):
+    shape = list(x.shape)
+    if shape:  # a 0-d x is refused by gpu_act
+        shape[dim % len(shape)] //= 2
+    return x.new_empty(shape)
+
+
+def _gate_params(activation, values, choices):
+    """The gate's parameters as gpu_act takes them, from the op's float and string
+    lists in the registry's order (none for an unknown gate: gpu_act names the accepted ones)."""
+    if activation not in PLAIN:
+        return {}
+    floats, strings = iter(values), iter(choices)
+    return {p.name: next(strings) if p.choices else next(floats) for p in ACTIVATIONS[activation].params}
+
+
+_glu = _define(
+    "glu",
+    "(Tensor x, int dim, str activation, float[] values, str[] choices) -> Tensor",
+    lambda x, dim, act, v, c: gpu_act.glu(_d(x), dim, activation=act, **_gate_params(act, v, c)),
+    _halved,
+)
+_glu_backward = _define(
+    "glu_backward",
+    "(Tensor grad_output, Tensor x, int dim, str activation, float[] values, str[] choices) -> Tensor",
+    lambda g, x, dim, act, v, c: gpu_act.glu_backward(_d(g), _d(x), dim, activation=act, **_gate_params(act, v, c)),
+    lambda g, x, *rest: _like(x),
+)
+
+
+def _glu_setup(ctx, inputs, output):
+    x, *ctx.args = inputs
+    ctx.save_for_backward(x)
+
+
+def _glu_grad(ctx, grad):
+    (x,) = ctx.saved_tensors
+    return (_glu_backward(grad, x, *ctx.args), *(None,) * len(ctx.args))
+
+
+_glu.register_autograd(_glu_grad, setup_context=_glu_setup)
+_first_derivative_only(_glu_backward, "glu_backward")
+
+
+def _gate_lists(fname, activation, kwargs):
+    """(float values, string choices) of the gate's parameters in the registry's
+    order, defaults filled in; an unknown gate gets none (gpu_act refuses it)."""
+    if activation not in PLAIN:
+        return [], []
+    params = ACTIVATIONS[activation].params
+    bound = _bind(fname, params, (), kwargs)
+    return ([float(v) for p, v in zip(params, bound) if not p.choices],
+            [v for p, v in zip(params, bound) if p.choices])
+
+
+def glu(x, dim=-1, *, activation="sigmoid", **params):
+    """b * act(a) with b, a the first and second halves of x along ``dim``
+    (torch.nn.functional.glu for the sigmoid gate); differentiable."""
+    return _glu(x, dim, activation, *_gate_lists("gpu_act.torch.glu", activation, params))
+
+
+def glu_backward(grad_output, x, dim=-1, *, activation="sigmoid", **params):
+    """The gradient of x through ``glu``; not differentiable."""
+    return _glu_backward(grad_output, x, dim, activation, *_gate_lists("gpu_act.torch.glu_backward", activation, params))
+
+
+FUNCTIONS.update(glu=glu, glu_backward=glu_backward)
+
+
+def _shortcut(name, gate):
+    act = ACTIVATIONS[gate]
+    params = "".join(f", {'str' if p.choices else 'float'} {p.name}" for p in act.params)
+    forward_fn, backward_fn = getattr(gpu_act, name), getattr(gpu_act, name + "_backward")
+    names = [p.name for p in act.params]
+    fwd = _define(
+        name,
+        f"(Tensor x, int dim{params}) -> Tensor",
+        lambda x, dim, *p: forward_fn(_d(x), dim, **dict(zip(names, p))),
+        _halved,
+    )
+    bwd = _define(
+        name + "_backward",
+        f"(Tensor grad_output, Tensor x, int dim{params}) -> Tensor",
+        lambda g, x, dim, *p: backward_fn(_d(g), _d(x), dim, **dict(zip(names, p))),
+        lambda g, x, *rest: _like(x),
+    )
+    fwd.register_autograd(_shortcut_grad(bwd), setup_context=_glu_setup)
+    _first_derivative_only(bwd, name + "_backward")
+
+    def call_forward(x, dim=-1, **kwargs):
+        return fwd(x, dim, *_bind(f"gpu_act.torch.{name}", act.params, (), kwargs))
+
+    def call_backward(grad_output, x, dim=-1, **kwargs):
+        return bwd(grad_output, x, dim, *_bind(f"gpu_act.torch.{name}_backward", act.params, (), kwargs))
+
+    keyword = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default) for p in act.params]
+    dim = inspect.Parameter("dim", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=-1)
+    for fn, fname, tensors, doc in (
+        (call_forward, name, ["x"], f"glu with the {gate} gate: b * {gate}(a); differentiable."),
+        (call_backward, name + "_backward", ["grad_output", "x"], f"the gradient of x through {name}; not differentiable."),
+    ):
+        pos = [inspect.Parameter(t, inspect.Parameter.POSITIONAL_OR_KEYWORD) for t in tensors]
+        _export(fn, fname, inspect.Signature(pos + [dim] + keyword), doc)
+
+
+def _shortcut_grad(bwd):
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return (bwd(grad, x, *ctx.args), *(None,) * len(ctx.args))
+
+    return backward
+
+
+for _name, _gate in gpu_act.gated.SHORTCUTS.items():
+    _shortcut(_name, _gate)
 
 
 # ---------------------------------------------------------------- maxout

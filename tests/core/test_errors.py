@@ -561,3 +561,137 @@ def test_parameters_the_compute_dtype_cannot_hold_are_refused(name, params, dtyp
     # the same value is fine in float64 where float64 holds it
     if abs(next(iter(params.values()))) < 1e300 and abs(next(iter(params.values()))) > 1e-300:
         assert np.isfinite(getattr(ga, name)(x.astype(np.float64), **params)).all()
+
+
+# --------------------------------------------------------------------------- logsumexp, softmin
+
+
+def test_logsumexp_and_softmin_bad_inputs():
+    x = np.ones((3, 4))
+    r = np.ones(3)
+    for dtype in (np.int32, np.bool_, np.complex64):
+        with pytest.raises(TypeError) as e:
+            ga.logsumexp(_bad(dtype))
+        _check_type_error(e, dtype)
+        with pytest.raises(TypeError) as e:
+            ga.softmin(_bad(dtype))
+        _check_type_error(e, dtype)
+    calls = [lambda a: ga.logsumexp(x, axis=a), lambda a: ga.logsumexp_backward(r, x, r, axis=a),
+             lambda a: ga.softmin(x, axis=a), lambda a: ga.softmin_backward(x, x, axis=a)]
+    for call in calls:
+        with pytest.raises(AxisError, match="axis"):
+            call(2)
+        with pytest.raises(TypeError, match="axis must be an integer"):
+            call(1.0)
+    for t in BAD_TEMPS:
+        for call in (lambda: ga.logsumexp(x, temperature=t), lambda: ga.softmin(x, temperature=t),
+                     lambda: ga.softmin_backward(x, x, temperature=t),
+                     lambda: ga.logsumexp_backward(r, x, r, temperature=t)):
+            with pytest.raises(ValueError, match="temperature"):
+                call()
+    for keepdims in (1, None, "yes"):
+        with pytest.raises(TypeError, match="keepdims must be True or False"):
+            ga.logsumexp(x, keepdims=keepdims)
+
+
+def test_logsumexp_temperature_must_be_held_by_the_compute_dtype():
+    # the result is m + T log s: a T beyond the compute dtype's range is refused, naming the bound
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"temperature=1e\+40 .*computed in float32.*temperature <= 3.403e\+38"):
+        ga.logsumexp(x, temperature=1e40)
+    with pytest.raises(ValueError, match="temperature"):
+        ga.logsumexp_backward(np.ones(2, np.float16), x.astype(np.float16), np.ones(2, np.float16), temperature=1e40)
+    assert np.isfinite(ga.logsumexp(x.astype(np.float64), temperature=1e40)).all()
+    ga.softmin(x, temperature=1e40)  # softmin only scales by 1/T
+
+
+def test_logsumexp_backward_shapes_and_dtypes():
+    x = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"grad_output has shape \(4,\); expected \(3,\)"):
+        ga.logsumexp_backward(np.ones(4), x, np.ones(3))
+    with pytest.raises(ValueError, match=r"result has shape \(3,\); expected \(3, 1\)"):
+        ga.logsumexp_backward(np.ones((3, 1)), x, np.ones(3), keepdims=True)
+    with pytest.raises(TypeError, match="result has dtype float32; expected float64"):
+        ga.logsumexp_backward(np.ones(3), x, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="grad_output has dtype float16; expected float64"):
+        ga.logsumexp_backward(np.ones(3, np.float16), x, np.ones(3))
+
+
+def test_logsumexp_out_has_the_reduced_shape_and_nothing_is_written_on_error():
+    x = np.ones((3, 4), np.float32)
+    out = np.full((3, 4), 5.0, np.float32)
+    with pytest.raises(ValueError, match=r"out has shape \(3, 4\); expected \(3,\)"):
+        ga.logsumexp(x, out=out)
+    with pytest.raises(ValueError, match=r"out has shape \(3, 4\); expected \(3, 1\)"):
+        ga.logsumexp(x, keepdims=True, out=out)
+    with pytest.raises(ValueError):
+        ga.softmin(x, temperature=-1.0, out=out)
+    small = np.full(3, 5.0, np.float32)
+    with pytest.raises(TypeError):
+        ga.logsumexp(x, keepdims=0, out=small)
+    with pytest.raises(ValueError):
+        ga.logsumexp(x, temperature=1e40, out=small)
+    assert np.all(out == 5.0) and np.all(small == 5.0)
+
+
+# --------------------------------------------------------------------------- gated linear units
+
+
+def test_glu_bad_inputs():
+    x = np.ones((3, 4))
+    for call in (lambda: ga.glu(np.ones((3, 5))), lambda: ga.glu_backward(np.ones((3, 2)), np.ones((3, 5))),
+                 lambda: ga.swiglu(np.ones((5, 2)), axis=0), lambda: ga.geglu_backward(np.ones(2), np.ones(5))):
+        with pytest.raises(ValueError, match="x has length 5 along axis .; expected an even length"):
+            call()
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        ga.glu(np.array(1.0))
+    for bad in ("swish_", "prelu", "rrelu", "Sigmoid", 3, None):
+        with pytest.raises(ValueError, match="activation=.* is not accepted; expected one of sigmoid, tanh, relu") as e:
+            ga.glu(x, activation=bad)
+        assert "gelu" in str(e.value) and "logsigmoid" in str(e.value)
+        with pytest.raises(ValueError, match="activation"):
+            ga.glu_backward(np.ones((3, 2)), x, activation=bad)
+    for dtype in (np.int32, np.bool_):
+        with pytest.raises(TypeError) as e:
+            ga.glu(_bad(dtype))
+        _check_type_error(e, dtype)
+    with pytest.raises(AxisError, match="axis"):
+        ga.reglu(x, axis=2)
+    with pytest.raises(TypeError, match="axis must be an integer"):
+        ga.glu(x, axis=1.0)
+
+
+def test_glu_gate_parameters_are_checked_as_the_elementwise_functions_check_them():
+    x = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="beta"):
+        ga.glu(x, activation="softplus", beta=0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        ga.glu_backward(np.ones((3, 2), np.float32), x, activation="celu", alpha=0.0)
+    with pytest.raises(ValueError, match="negative_slope=.* computed in float32"):
+        ga.glu(x, activation="leaky_relu", negative_slope=1e300)
+    with pytest.raises(ValueError, match="min_val|max_val"):
+        ga.glu(x, activation="hardtanh", min_val=1.0, max_val=-1.0)
+    with pytest.raises(ValueError, match="approximate"):
+        ga.geglu(x, approximate="exact")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'beta'"):
+        ga.glu(x, activation="relu", beta=1.0)
+    with pytest.raises(TypeError, match="beta must be"):
+        ga.glu(x, activation="swish", beta="1")
+
+
+def test_glu_shapes_and_nothing_written_on_error():
+    x = np.ones((3, 4))
+    out = np.full((3, 2), 5.0)
+    with pytest.raises(ValueError, match=r"grad_output has shape \(3, 4\); expected \(3, 2\)"):
+        ga.glu_backward(np.ones((3, 4)), x)
+    with pytest.raises(TypeError, match="grad_output has dtype float32; expected float64"):
+        ga.glu_backward(np.ones((3, 2), np.float32), x)
+    with pytest.raises(ValueError, match=r"out has shape \(3, 2\); expected \(3, 4\)"):
+        ga.glu_backward(np.ones((3, 2)), x, out=out)
+    with pytest.raises(ValueError, match=r"out has shape \(3, 4\); expected \(3, 2\)"):
+        ga.glu(x, out=np.ones((3, 4)))
+    with pytest.raises(ValueError, match="activation"):
+        ga.glu(x, activation="nope", out=out)
+    with pytest.raises(ValueError, match="beta"):
+        ga.glu(x, activation="softplus", beta=-1.0, out=out)
+    assert np.all(out == 5.0)

@@ -17,6 +17,18 @@ def test_every_activation_has_its_readme_row():
             assert f"{p.name}=" in line, f"README row of {act.name} lacks parameter {p.name}"
 
 
+def test_every_other_public_function_has_its_readme_row():
+    # the row-wise functions and the losses: a table row that starts with the call
+    from gpu_act import elementwise
+    from gpu_act._public import FUNCTIONS
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        calls = {line.split("|")[1].strip().split("(")[0].strip("`") for line in f if line.startswith("| `")}
+    own = set(elementwise.FUNCTIONS) | {"prelu", "prelu_backward", "rrelu", "rrelu_backward"}
+    missing = sorted(set(FUNCTIONS) - own - calls)
+    assert not missing, f"README has no table row for {missing}"
+
+
 def test_readme_names_the_two_commands():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         text = f.read()

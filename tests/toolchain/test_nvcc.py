@@ -7,7 +7,8 @@ The translation units are built from what CuPy compiles at run time:
 ``gpu_act.kernels.INSTANCES``; the elementwise kernels are the C bodies of
 ``gpu_act.kernels.operation`` for every formula the public API can request
 (on bfloat16 operands for those of ``with_bfloat16``), and of
-``gpu_act.kernels.bce_operation`` for every binary cross-entropy variant,
+``gpu_act.kernels.bce_operation`` for every binary cross-entropy variant and
+of ``gpu_act.kernels.gated_operation`` for every gate of glu's backward,
 wrapped as CuPy's ElementwiseKernel wraps them. nvcc runs with warnings as
 errors and ptxas reports every entry it compiled, which is counted.
 """
@@ -21,7 +22,7 @@ import pytest
 
 from gpu_act import formulas as F
 from gpu_act import kernels
-from gpu_act.registry import ACTIVATIONS
+from gpu_act.registry import ACTIVATIONS, PLAIN
 
 NVCC = shutil.which("nvcc")
 ARCHS = ("90",)  # warnings do not depend on the arch; NVRTC compiles both
@@ -120,9 +121,49 @@ def _elementwise_tu():
                 for S in sorted({T, cname}):
                     exprs.append(f"{kname}<{T}, {S}>")
     bce, bce_exprs = _bce_kernels()
+    gated, gated_exprs = _gated_kernels()
     # activations.cuh inlined
     head = "#include <cuda_bf16.h>\n#include <cuda_fp16.h>\n" + kernels.source(kernels.LOSSES)
-    return _entries_tu(head + "\n" + "\n".join(kern + bce), exprs + bce_exprs), len(exprs) + len(bce_exprs)
+    exprs += bce_exprs + gated_exprs
+    return _entries_tu(head + "\n" + "\n".join(kern + bce + gated), exprs), len(exprs)
+
+
+def _gated_requests():
+    """Every (gate formula, its derivative, parameter count) glu's backward can build."""
+    reqs = set()
+    for name in PLAIN:
+        act = ACTIVATIONS[name]
+        n = sum(1 for p in act.params if not p.choices)
+        for fwd, der in list(act.variants.values()) or [(act.forward, act.derivative)]:
+            reqs.add((fwd.__name__, der.__name__, n))
+    return sorted(reqs)
+
+
+def _gated_kernels():
+    """glu's backward bodies of ``kernels.gated_operation`` in ElementwiseKernel's
+    shape, templated on T; instances: every storage type of the compute type
+    (bfloat16 for the gates of ``BF16_FORMULAS``)."""
+    kern, exprs = [], []
+    for k, (fwd, der, nparams) in enumerate(_gated_requests()):
+        for ctype, storage in (("float32", ("__half", "__nv_bfloat16", "float")), ("float64", ("double",))):
+            ins, outs, body = kernels.gated_operation(fwd, der, nparams, ctype)
+            args, loads = [], []
+            for decl in [d.strip() for d in ins.split(",")]:
+                typ, name = decl.split()
+                if typ == "T":
+                    args.append(f"const T* {name}_")
+                    loads.append(f"T {name} = {name}_[i];")
+                else:
+                    args.append(f"{_C[typ]} {name}")
+            kname = f"gated_{k}_{ctype}"
+            kern.append(
+                f"template <typename T>\n__global__ void {kname}({', '.join(args)}, T* da_, T* db_, long long n) {{\n"
+                f"    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+                f"    if (i >= n) return;\n    {' '.join(loads)}\n    T da, db;\n    {body}\n"
+                f"    da_[i] = da; db_[i] = db;\n}}\n"
+            )
+            exprs += [f"{kname}<{T}>" for T in storage if T != "__nv_bfloat16" or fwd in BF16_FORMULAS]
+    return kern, exprs
 
 
 def _bce_requests():
@@ -197,11 +238,13 @@ def test_instance_lists_cover_every_dtype_and_team():
     # the lists the modules are compiled with hold what rowwise.py launches
     for dtype in kernels.TYPES:
         soft = kernels.INSTANCES[("softmax.cu", dtype)]
-        assert len(soft) == len(set(soft)) == 2 * len(kernels.TEAMS) * 2
+        assert len(soft) == len(set(soft)) == 2 * len(kernels.TEAMS) * 2 + 2 * len(kernels.TEAMS)
         for team in kernels.TEAMS:
             for log in (False, True):
                 assert kernels.softmax_name("fwd", dtype, team, log) in soft
                 assert kernels.softmax_name("bwd", dtype, team, log) in soft
+            assert kernels.logsumexp_name("fwd", dtype, team) in soft
+            assert kernels.logsumexp_name("bwd", dtype, team) in soft
             xent = kernels.INSTANCES[("cross_entropy.cu", dtype)]
             assert kernels.xent_index_name(dtype, team) in xent
             for u in kernels.target_types(dtype):

@@ -43,7 +43,7 @@ from cupy.cuda.compiler import CompileException  # noqa: E402
 from gpu_act import kernels  # noqa: E402
 from gpu_act import formulas as F  # noqa: E402
 from gpu_act.backends.cupy import elementwise as ew  # noqa: E402
-from test_nvcc import _bce_requests, _elementwise_requests, with_bfloat16  # noqa: E402
+from test_nvcc import BF16_FORMULAS, _bce_requests, _elementwise_requests, _gated_requests, with_bfloat16  # noqa: E402
 
 ARCHS = ("80", "90")
 F16, BF16, F32, F64 = (np.dtype(t) for t in (np.float16, ml_dtypes.bfloat16, np.float32, np.float64))
@@ -255,6 +255,37 @@ def test_every_bce_kernel_compiles_with_cupy_nvrtc(arch):
 
     problems = [p for p in _map(build, jobs) if p]
     assert not problems, f"{len(problems)} of {len(jobs)} binary cross-entropy kernels failed:\n" + "\n".join(problems)
+
+
+def _gated_calls():
+    """(gate, derivative, parameter count, compute dtype, input dtypes, output dtypes, layouts) of glu's
+    backward kernels: every gate in float32, the halves strided; the gates of ``BF16_FORMULAS``
+    (with parameters) in every dtype, contiguous too."""
+    calls = []
+    for fwd, der, nparams in _gated_requests():
+        for T in (F16, BF16, F32, F64) if fwd in BF16_FORMULAS else (F32,):
+            layouts = (CONTIGUOUS, STRIDED) if fwd in BF16_FORMULAS else (STRIDED,)
+            calls += [(fwd, der, nparams, COMPUTE[T], (T, T, T), (T, T), layout) for layout in layouts]
+    return calls
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_gated_kernel_compiles_with_cupy_nvrtc(arch):
+    def build(call):
+        fwd, der, nparams, ctype, arrays, outs, layout = call
+        label = f"glu backward {fwd} in {arrays[0].name} {layout}"
+        try:
+            name, code, options = _kernel_source(ew._gated_kernel(fwd, der, nparams, ctype), arrays, outs, layout)
+            got = R.cupy_compile(code, options, arch, prepend_cupy_headers=True)
+        except (CompileException, TypeError) as e:
+            return f"{label}: {type(e).__name__}: {str(e)[-3000:]}"
+        if not _symbol_in(got.image, name):
+            return f"{label}: kernel {name} not in the cubin"
+        return None
+
+    calls = _gated_calls()
+    problems = [p for p in _map(build, calls) if p]
+    assert not problems, f"{len(problems)} of {len(calls)} glu kernels failed:\n" + "\n".join(problems)
 
 
 def test_elementwise_calls_cover_every_request_and_dtype():

@@ -17,6 +17,7 @@ from ._numba import FASTMATH  # noqa: F401  (sets the threading layer on import)
 from . import binary_cross_entropy as _bce
 from . import cross_entropy as _ce
 from . import elementwise as _ew
+from . import gated as _gated
 from . import maxout as _maxout
 from . import softmax as _softmax
 
@@ -89,6 +90,12 @@ def wrap(ctx, result, like):
     return torch.from_numpy(result)
 
 
+def halves(ctx, a, axis):
+    h = a.shape[axis] // 2
+    lead = (slice(None),) * axis
+    return a[lead + (slice(0, h),)], a[lead + (slice(h, None),)]
+
+
 def unary(ctx, f, x, params, out):
     _ew.unary(f, x, params, out)
 
@@ -103,6 +110,10 @@ def unary_slope(ctx, f, x, slope, out):
 
 def scaled_slope(ctx, f, g, x, slope, out):
     _ew.scaled_slope(f, g, x, slope, out)
+
+
+def gated_backward(ctx, f, d, g, a, b, params, da, db):
+    _gated.backward(f, d, g, a, b, params, da, db)
 
 
 def rrelu_slopes(ctx, shape, key, lower, upper, dtype):
@@ -122,6 +133,14 @@ def softmax(ctx, x, axis, temperature, log, out):
 
 def softmax_backward(ctx, g, y, axis, temperature, log, out):
     _softmax.backward(g, y, axis, temperature, log, out)
+
+
+def logsumexp(ctx, x, axis, temperature, out):
+    _softmax.logsumexp(x, axis, temperature, out)
+
+
+def logsumexp_backward(ctx, g, x, r, axis, temperature, out):
+    _softmax.logsumexp_backward(g, x, r, axis, temperature, out)
 
 
 def maxout(ctx, x, pool, axis, out):

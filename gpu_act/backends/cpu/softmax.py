@@ -1,12 +1,19 @@
-"""Softmax and log-softmax, forward and backward, on (P, Q, n) row views.
+"""Softmax, log-softmax and logsumexp, forward and backward, on (P, Q, n) row views.
 
 Forward, per row:  m = max x;  d_j = (x_j - m)/T;  s = sum e^{d_j}
   softmax: y_j = e^{d_j} / s      log_softmax: y_j = d_j - log s
+  logsumexp: m + T log s (one value per row)
 Backward (y the forward's output, g the incoming gradient):
   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
+  logsumexp (r its result, g one value per row): dx_j = g e^{(x_j - r)/T}
 NaN or +inf in a row, or a row of all -inf, makes d NaN somewhere and so the
 whole row NaN (as PyTorch); -inf entries of a finite row give e^{d} = 0.
+logsumexp gives such a row its limit instead (SciPy's): NaN if it holds a NaN,
+else its max, +inf or -inf; its gradient is NaN along a row whose result is
+not finite. softmin is softmax at a negative temperature -T: the kernels are
+compiled with x's loads negated (``_NEG``: m is then the max of -x), never
+from a negated copy, and the backward pass scales by 1/(-T).
 Elementwise work runs in the compute dtype (kernels are retyped per compute
 dtype). Forward sums run in the compute dtype over blocks of BLOCK elements
 (vectorized: 64 partial sums of 16 terms each; STRIDED_BLOCK terms in turn
@@ -182,6 +189,56 @@ def _forward(x, out, inv_t, log, rows_per_task):
                 _row_buffered(x[i, r - i * Q], out[i, r - i * Q], buf, kept, inv_t)
 
 
+def _row_lse(xr, inv_t, t):
+    # logsumexp of one row: m + T log s (t = T, None for T = 1), the sum in float64
+    # over blocks as in _row_log; a row whose max is not finite gives NaN if it
+    # holds a NaN (the max may have passed over one, see _vmath._row_max), else
+    # that max, +-inf
+    n = xr.shape[0]
+    m = _row_max(xr)  # noqa: F821
+    if m - m != 0.0:
+        for j in range(n):
+            v = _L(xr[j])  # noqa: F821
+            if v != v:
+                return v
+        return m
+    s = np.float64(0.0)
+    blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
+    for b in range(0, n, blk):
+        xb = xr[b : b + blk]
+        sb = _C(0.0)  # noqa: F821
+        for j in range(xb.shape[0]):
+            sb += _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+        s += sb
+    return _C(m + _times(np.log(s), t))  # noqa: F821
+
+
+def _lse(x, out, inv_t, t):
+    P, Q, _ = x.shape
+    for r in prange(P * Q):
+        i = r // Q
+        out[i, r - i * Q, 0] = _S(_row_lse(x[i, r - i * Q], inv_t, t))  # noqa: F821
+
+
+def _lse_backward(g, x, r, out, inv_t):
+    # one value of g and of the result r per row (views of length 1 along the row)
+    P, Q, n = x.shape
+    for row in prange(P * Q):
+        i = row // Q
+        k = row - i * Q
+        gv = _Lg(g[i, k, 0])  # noqa: F821
+        rv = _Lr(r[i, k, 0])  # noqa: F821
+        xr = x[i, k]
+        d = _dst(g[i, k], xr, r[i, k], out[i, k])  # noqa: F821  (in place: x itself)
+        if rv - rv == 0.0:
+            for j in range(n):
+                d[j] = _S(gv * _exp(_scaled(_L(xr[j]) - rv, inv_t)))  # noqa: F821
+        else:
+            nan = rv - rv  # the row's softmax is NaN
+            for j in range(n):
+                d[j] = _S(nan)  # noqa: F821
+
+
 def _row_backward(gr, yr, o, inv_t, log):
     n = gr.shape[0]
     d = _dst(gr, yr, o)  # noqa: F821  (in place: gr or yr itself)
@@ -208,48 +265,74 @@ def _backward(g, y, out, inv_t, log):
         _row_backward(g[i, r - i * Q], y[i, r - i * Q], out[i, r - i * Q], inv_t, log)
 
 
-def row_max(ctype, c):
-    """The row maximum (``_row_max``) of a row stored with codec ``c``, in ``ctype``."""
+def _negated(v):
+    return -_LOAD(v)  # noqa: F821
+
+
+def _negated_key(v):
+    return _MAX_KEY(-_LOAD(v))  # noqa: F821
+
+
+def loads(c, ctype, neg=False):
+    """(load, row max) of codec ``c`` in ``ctype``: the element's value and the
+    row maximum (``_row_max``); with ``neg`` of the negated elements (softmin),
+    the maximum over keys of -x in the compute dtype."""
     ctype = np.dtype(ctype)
 
     def build():
         fns = _codecs.functions(c, ctype)
-        return _compile.instantiate(_row_max, {"_KEY": fns.key, "_VALUE": fns.value}, f"{ctype.name}.{c.name}.{SOURCE_HASH}", ijit, ctype)
+        tag = f"{ctype.name}.{c.name}.{int(neg)}.{SOURCE_HASH}"
+        if not neg:
+            return fns.load, _compile.instantiate(_row_max, {"_KEY": fns.key, "_VALUE": fns.value}, tag, ijit, ctype)
+        vm = _vmath.functions(ctype)
+        bound = {"_LOAD": fns.load, "_MAX_KEY": vm["max_key"]}
+        key = _compile.instantiate(_negated_key, bound, tag, ijit, ctype)
+        load = _compile.instantiate(_negated, bound, tag, ijit, ctype)
+        return load, _compile.instantiate(_row_max, {"_KEY": key, "_VALUE": vm["from_max_key"]}, tag, ijit, ctype)
 
-    return cached(("row_max", ctype, c), build)
+    return cached(("loads", ctype, c, neg), build)
 
 
-def _kernel(template, ctype, size, cs, dst, how=None):
+def row_max(ctype, c):
+    """The row maximum (``_row_max``) of a row stored with codec ``c``, in ``ctype``."""
+    return loads(c, ctype)[1]
+
+
+def _kernel(template, ctype, size, cs, dst, neg=False, how=None):
     """The kernel for operand codecs ``cs`` (inputs..., out) writing through
     argument ``dst`` (the last: out; else the input that out is, in place),
-    compiled by ``how`` (default: serial or parallel by ``size``)."""
+    x's loads negated with ``neg`` (softmin), compiled by ``how`` (default:
+    serial or parallel by ``size``)."""
     how = how or decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{dst}.{how.__name__}.{SOURCE_HASH}"
+        tag = f"{ctype.name}.{names}.{dst}.{int(neg)}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
-        loads = [_codecs.functions(c, ctype).load for c in cs[:-1]]
+        load, first_max = loads(cs[0], ctype, neg)
+        ins = [_codecs.functions(c, ctype).load for c in cs[:-1]]
         bindings = {
             "_C": ctype.type,
             "_exp": vm["exp"],
-            "_L": loads[0],
-            "_Lg": loads[0],
-            "_Ly": loads[-1],
+            "_L": load,
+            "_Lg": ins[0],
+            "_Ly": ins[-1],
             "_Lo": _codecs.functions(cs[-1], ctype).load,
             "_S": _codecs.functions(cs[-1], ctype).store,
             "_KEEP": cs[-1].native,
             "_dst": pick(dst),
-            "_row_max": row_max(ctype, cs[0]),
+            "_row_max": first_max,
         }
+        if template is _lse_backward:  # g, x, r: x the second operand
+            bindings["_L"], bindings["_Lr"] = ins[1], ins[2]
         bindings["_scaled"] = _compile.instantiate(_scaled, {}, tag, ijit, ctype)
         bindings["_times"] = _compile.instantiate(_times, {}, tag, ijit, ctype)
-        for row in (_row_log, _row_direct, _row_buffered):
+        for row in (_row_log, _row_direct, _row_buffered, _row_lse):
             bindings[row.__name__] = _compile.instantiate(row, bindings, tag, ijit, ctype)
         bindings["_row_backward"] = _compile.instantiate(_row_backward, bindings, tag, ijit, ctype)
         return _compile.instantiate(template, bindings, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how, cs, dst), build)
+    return cached((template.__name__, ctype, how, cs, dst, neg), build)
 
 
 def _inv_t(temperature, ctype):
@@ -257,20 +340,39 @@ def _inv_t(temperature, ctype):
     return None if temperature == 1 else inverse_temperature(temperature, ctype)
 
 
-def _run(template, inputs, ctype, axis, temperature, log, out, *extra):
-    inv_t = _inv_t(temperature, ctype)
-
+def _run(template, inputs, ctype, axis, out, args, neg=False):
     def run(v, cs, alias):
-        k = _kernel(template, ctype, out.size, cs, len(inputs) if alias is None else alias)
-        k(*v, inv_t, log, *extra)
+        k = _kernel(template, ctype, out.size, cs, len(inputs) if alias is None else alias, neg)
+        k(*v, *args)
 
     launch(run, lambda a: rows3(a, axis), inputs, out)
 
 
 def forward(x, axis, temperature, log, out):
+    """softmax or log-softmax of x/T; a negative ``temperature`` -T: of -x/T (softmin)."""
+    ctype = COMPUTE[x.dtype]
     n = x.shape[axis] if x.ndim else 1
-    _run(_forward, [x], COMPUTE[x.dtype], axis, temperature, log, out, max(1, TASK // max(n, 1)))
+    args = (_inv_t(abs(temperature), ctype), log, max(1, TASK // max(n, 1)))
+    _run(_forward, [x], ctype, axis, out, args, neg=temperature < 0)
 
 
 def backward(g, y, axis, temperature, log, out):
-    _run(_backward, [g, y], COMPUTE[np.result_type(g, y)], axis, temperature, log, out)
+    """The gradient through (log-)softmax; a negative ``temperature`` scales it by 1/(-T) (softmin)."""
+    ctype = COMPUTE[np.result_type(g, y)]
+    _run(_backward, [g, y], ctype, axis, out, (_inv_t(temperature, ctype), log))
+
+
+def logsumexp(x, axis, temperature, out):
+    """T log sum e^{x/T} along ``axis`` into ``out`` (x's rank, length 1 along ``axis``)."""
+    if x.shape[axis] == 0:
+        out[...] = -np.inf  # the log of an empty sum
+        return
+    ctype = COMPUTE[x.dtype]
+    t = None if temperature == 1 else ctype.type(temperature)
+    _run(_lse, [x], ctype, axis, out, (_inv_t(temperature, ctype), t))
+
+
+def logsumexp_backward(g, x, r, axis, temperature, out):
+    """g e^{(x - r)/T}, g and r of x's rank with length 1 along ``axis``."""
+    ctype = COMPUTE[x.dtype]
+    _run(_lse_backward, [g, x, r], ctype, axis, out, (_inv_t(temperature, ctype),))

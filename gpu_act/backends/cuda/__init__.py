@@ -25,6 +25,7 @@ from . import _arrays, _staging
 from . import binary_cross_entropy as _bce
 from . import cross_entropy as _ce
 from . import elementwise as _ew
+from . import gated as _gated
 from . import maxout as _maxout
 from . import nll_loss as _nll
 from . import reduce as _reduce
@@ -56,6 +57,10 @@ def _on_device(fn):
     return call
 
 
+def halves(ctx, a, axis):
+    return a.halves(axis)
+
+
 @_on_device
 def astype(ctx, a, dtype):
     """``a`` in ``dtype`` (``a`` itself when it has it)."""
@@ -71,10 +76,13 @@ unary = _on_device(_ew.unary)
 scaled = _on_device(_ew.scaled)
 unary_slope = _on_device(_ew.unary_slope)
 scaled_slope = _on_device(_ew.scaled_slope)
+gated_backward = _on_device(_gated.backward)  # (ctx, f, d, g, a, b, params, da, db)
 rrelu_slopes = _on_device(_ew.rrelu_slopes)
 channel_sum = _on_device(_reduce.channel_sum)
 softmax = _on_device(_softmax.forward)  # (ctx, x, axis, temperature, log, out)
 softmax_backward = _on_device(_softmax.backward)  # (ctx, g, y, axis, temperature, log, out)
+logsumexp = _on_device(_softmax.logsumexp)  # (ctx, x, axis, temperature, out)
+logsumexp_backward = _on_device(_softmax.logsumexp_backward)  # (ctx, g, x, r, axis, temperature, out)
 maxout = _on_device(_maxout.forward)  # (ctx, x, pool, axis, out)
 maxout_backward = _on_device(_maxout.backward)  # (ctx, g, x, pool, axis, out)
 check_targets = _on_device(_ce.check_targets)  # (ctx, fname, target, classes, ignore_index, weight)

@@ -67,6 +67,14 @@ class DevArray:
             return self._view(shape, tuple(reversed(strides)))
         raise ValueError(f"cannot reshape a non-contiguous device array of shape {self.shape} into {shape} without a copy")
 
+    def halves(self, axis):
+        """(first half, second half) along ``axis`` (of even length), views."""
+        h = self.shape[axis] // 2
+        shape = self.shape[:axis] + (h,) + self.shape[axis + 1 :]
+        second = DevArray(self.owner, self.kind, self.ptr + h * self.strides[axis], shape, self.strides, self.dtype,
+                          self.device, self.stream, False)
+        return self._view(shape, self.strides), second
+
     def is_c_contiguous(self):
         acc = self.dtype.itemsize
         for n, s in zip(reversed(self.shape), reversed(self.strides)):

@@ -31,7 +31,7 @@ MAX_THREADS = {
 # arrays of one float64 per warp); block-shared rows get what is left of the
 # device's per-block shared memory
 STATIC_SHARED = 1024
-ROW_OPS = ("softmax", "softmax_backward", "cross_entropy")
+ROW_OPS = ("softmax", "softmax_backward", "logsumexp", "logsumexp_backward", "cross_entropy")
 
 
 def _pow2_at_least(n):

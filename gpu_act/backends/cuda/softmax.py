@@ -1,25 +1,31 @@
-"""Softmax and log-softmax, forward and backward, one row per worker group.
+"""Softmax, log-softmax and logsumexp, forward and backward, one row per worker group.
 
 Forward, per row:  m = max x;  d_j = (x_j - m)/T;  s = sum e^{d_j}
   softmax: y_j = e^{d_j} / s      log_softmax: y_j = d_j - log s
+  logsumexp: m + T log s, one value per row
 Backward (y the forward's output, g the incoming gradient):
   softmax: dx_j = y_j (g_j - sum_k g_k y_k) / T
   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
+  logsumexp (r its result, g one value per row): dx_j = g e^{(x_j - r)/T},
+  NaN along a row whose r is not finite (its softmax is NaN)
 The backward's row sums accumulate in float64 and are rounded once.
+softmin is softmax at a negative temperature: the forward kernels take the
+sign of 1/T (of -0.0 too, where 1/T rounds to 0) and negate every load of x
+with it, the backward ones scale by the signed 1/T.
 Variants (``_config.plan``): "thread", "warp" and "block" compute
 (m, s) with the online normaliser and read x twice; "block-shared" keeps the
 row in shared memory (read once), with tree reductions for max and sum.
 Elements are read and written through their codecs (``_codecs``: ``_Lx``,
-``_Lg``, ``_Ly`` load, ``_So`` stores).
+``_Lg``, ``_Ly``, ``_Lr`` load, ``_So`` stores).
 """
 
 import math
 
 import numpy as np
 
-from ... import _cuda
+from ... import _compile, _cuda
 from ..._dtypes import COMPUTE, inverse_temperature
-from . import _codecs, _config, _kernels, _operands, _rows, _staging
+from . import _arrays, _codecs, _config, _kernels, _operands, _rows, _staging, reduce
 
 cuda = _cuda.cuda
 
@@ -30,20 +36,22 @@ def _forward(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
         return
     px = _row_offset(row, shape, xs, xo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    sg = math.copysign(1.0, inv_t)  # -1 for softmin
+    k = abs(inv_t)
     m = -_INF  # noqa: F821
     s = 0.0
     for j in range(lane, n, width):
-        m, s = _push(m, s, _Lx(x[px + j * xa]), inv_t)  # noqa: F821
-    m, s = _ms_all(m, s, inv_t)  # noqa: F821
+        m, s = _push(m, s, sg * _Lx(x[px + j * xa]), k)  # noqa: F821
+    m, s = _ms_all(m, s, k)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
     if log:
         ls = math.log(s)
         for j in range(lane, n, width):
-            out[po + j * oa] = _So(_scaled(_Lx(x[px + j * xa]) - m, inv_t) - ls)  # noqa: F821
+            out[po + j * oa] = _So(_scaled(sg * _Lx(x[px + j * xa]) - m, k) - ls)  # noqa: F821
     else:
         inv_s = 1.0 / s
         for j in range(lane, n, width):
-            out[po + j * oa] = _So(math.exp(_scaled(_Lx(x[px + j * xa]) - m, inv_t)) * inv_s)  # noqa: F821
+            out[po + j * oa] = _So(math.exp(_scaled(sg * _Lx(x[px + j * xa]) - m, k)) * inv_s)  # noqa: F821
 
 
 def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
@@ -53,9 +61,11 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)
     cache = cuda.shared.array(0, _CT)  # noqa: F821 (the row, in the compute type)
     px = _row_offset(row, shape, xs, xo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    sg = math.copysign(1.0, inv_t)  # -1 for softmin: the row is kept negated
+    k = abs(inv_t)
     m = -_INF  # noqa: F821
     for j in range(t, n, width):
-        v = _Lx(x[px + j * xa])  # noqa: F821
+        v = sg * _Lx(x[px + j * xa])  # noqa: F821
         cache[j] = v
         if v > m:
             m = v
@@ -63,13 +73,13 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)
     s = 0.0
     if log:
         for j in range(t, n, width):
-            s += math.exp(_scaled(cache[j] - m, inv_t))  # noqa: F821
+            s += math.exp(_scaled(cache[j] - m, k))  # noqa: F821
         ls = math.log(_sum_all(s))  # noqa: F821
         for j in range(t, n, width):
-            out[po + j * oa] = _So(_scaled(cache[j] - m, inv_t) - ls)  # noqa: F821
+            out[po + j * oa] = _So(_scaled(cache[j] - m, k) - ls)  # noqa: F821
     else:
         for j in range(t, n, width):
-            e = math.exp(_scaled(cache[j] - m, inv_t))  # noqa: F821
+            e = math.exp(_scaled(cache[j] - m, k))  # noqa: F821
             cache[j] = e
             s += e
         inv_s = 1.0 / _sum_all(s)  # noqa: F821
@@ -101,44 +111,113 @@ def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, in
             out[po + j * oa] = _So(yj * (_Lg(g[pg + j * ga]) - sc) * inv_t)  # noqa: F821
 
 
-TEMPLATES = {"forward": _forward, "forward-shared": _forward_shared, "backward": _backward}
+def _lse_of(m, s, t):
+    # m + T log s of a row's (m, s) before _finish: s is NaN where a NaN was
+    # pushed (NaN), else a max of +-inf, or no element (m = -inf, s = 0), is the
+    # result itself
+    if s != s:
+        return s
+    if m > -_INF and m < _INF:  # noqa: F821
+        return m + t * math.log(s)
+    return m
+
+
+def _lse(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, t):
+    row, lane, width = _worker()  # noqa: F821
+    if row >= rows:
+        return
+    px = _row_offset(row, shape, xs, xo)  # noqa: F821
+    m = -_INF  # noqa: F821
+    s = 0.0
+    for j in range(lane, n, width):
+        m, s = _push(m, s, _Lx(x[px + j * xa]), inv_t)  # noqa: F821
+    m, s = _ms_all(m, s, inv_t)  # noqa: F821
+    if lane == 0:
+        out[_row_offset(row, shape, os_, oo)] = _So(_lse_of(m, s, t))  # noqa: F821
+
+
+def _lse_backward(x, xo, xs, xa, g, go, gs, ga, r, ro, rs, ra, out, oo, os_, oa, shape, rows, n, inv_t):
+    # one value of g and of the result r per row
+    row, lane, width = _worker()  # noqa: F821
+    if row >= rows:
+        return
+    px = _row_offset(row, shape, xs, xo)  # noqa: F821
+    po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    gv = _Lg(g[_row_offset(row, shape, gs, go)])  # noqa: F821
+    rv = _Lr(r[_row_offset(row, shape, rs, ro)])  # noqa: F821
+    nan = rv - rv  # 0, or NaN where r is not finite
+    for j in range(lane, n, width):
+        e = gv * math.exp(_scaled(_Lx(x[px + j * xa]) - rv, inv_t)) if nan == 0.0 else nan  # noqa: F821
+        out[po + j * oa] = _So(e)  # noqa: F821
+
+
+TEMPLATES = {
+    "forward": _forward,
+    "forward-shared": _forward_shared,
+    "backward": _backward,
+    "logsumexp": _lse,
+    "logsumexp-backward": _lse_backward,
+}
 
 
 def kernel(name, ctype, variant, codec=_codecs.NATIVE):
-    """The kernel ``name`` ("forward"/"backward") for compute dtype ``ctype`` and
-    ``variant``, its operands (x, or g and y; and out) stored as ``codec``."""
+    """The kernel ``name`` ("forward"/"backward"/"logsumexp"/"logsumexp-backward")
+    for compute dtype ``ctype`` and ``variant``, its operands (x, or g and y, or
+    x, g and r; and out) stored as ``codec``."""
     ctype = np.dtype(ctype)
     if name == "forward" and variant == "block-shared":
         name = "forward-shared"
 
     def build():
         b = dict(_rows.helpers(ctype, variant), _So=_codecs.store(codec))
-        b["_Lx"] = b["_Lg"] = b["_Ly"] = _codecs.load(codec, ctype)
+        b["_Lx"] = b["_Lg"] = b["_Ly"] = b["_Lr"] = _codecs.load(codec, ctype)
+        b["_lse_of"] = _compile.instantiate(_lse_of, b, f"softmax.{ctype.name}", _cuda.device, ctype)
         return _kernels.kernel(TEMPLATES[name], b, f"softmax.{name}.{variant}.{codec}", ctype, variant)
 
     return _kernels.cached(("softmax", name, ctype, variant, codec), build)
 
 
-def _run(ctx, op, name, inputs, axis, temperature, log, out):
+def _run(ctx, op, name, inputs, a, axis, out, scalars):
+    """Kernel ``name`` over the rows of ``inputs`` into ``out``, its launch planned
+    for ``op`` from the rows of ``a`` (the input whose rows are walked: their
+    length and layout); ``scalars`` its last arguments."""
     ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
-    n = inputs[0].shape[axis]
-    rows = inputs[0].size // n
-    layout = _config.row_layout(inputs[-1], axis)
+    n = a.shape[axis]
+    rows = a.size // n
+    layout = _config.row_layout(a, axis)
     config = _config.plan(op, rows, n, layout, ctype.itemsize, _config.limits(ctx))
     k = kernel(name, ctype, config.variant, _codecs.of(out.dtype))  # the inputs have out's dtype (the API's rule)
-    inv_t = inverse_temperature(temperature, ctype)
 
     def run(target):
         shape, ops = _operands.row_operands(ctx, [*inputs, target], axis)
         args = [v for o in ops for v in o]
-        _kernels.launch(ctx, k, config, [*args, shape, np.int64(rows), np.int64(n), inv_t, log])
+        _kernels.launch(ctx, k, config, [*args, shape, np.int64(rows), np.int64(n), *scalars])
 
     _staging.staged(ctx, out, inputs, run)
 
 
+def _inverse(temperature, *arrays):
+    return inverse_temperature(temperature, COMPUTE[np.result_type(*(a.dtype for a in arrays))])
+
+
 def forward(ctx, x, axis, temperature, log, out):
-    _run(ctx, "softmax", "forward", [x], axis, temperature, log, out)
+    _run(ctx, "softmax", "forward", [x], x, axis, out, (_inverse(temperature, x), log))
 
 
 def backward(ctx, g, y, axis, temperature, log, out):
-    _run(ctx, "softmax_backward", "backward", [g, y], axis, temperature, log, out)
+    _run(ctx, "softmax_backward", "backward", [g, y], y, axis, out, (_inverse(temperature, g, y), log))
+
+
+def logsumexp(ctx, x, axis, temperature, out):
+    if x.shape[axis] == 0:  # the log of an empty sum
+        target = out if out.is_c_contiguous() else _arrays.empty(ctx, out.shape, out.dtype)
+        reduce.fill(ctx, target, -np.inf)
+        if target is not out:
+            _staging.convert(ctx, target, out)
+        return
+    t = COMPUTE[x.dtype].type(temperature)
+    _run(ctx, "logsumexp", "logsumexp", [x], x, axis, out, (_inverse(temperature, x), t))
+
+
+def logsumexp_backward(ctx, g, x, r, axis, temperature, out):
+    _run(ctx, "logsumexp_backward", "logsumexp-backward", [x, g, r], x, axis, out, (_inverse(temperature, x),))

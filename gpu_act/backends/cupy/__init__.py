@@ -101,6 +101,12 @@ def wrap(ctx, result, like):
     return result
 
 
+def halves(ctx, a, axis):
+    h = a.shape[axis] // 2
+    lead = (slice(None),) * axis
+    return a[lead + (slice(0, h),)], a[lead + (slice(h, None),)]
+
+
 def unary(ctx, f, x, params, out):
     with _on(ctx):
         _ew.unary(f, x, params, out)
@@ -119,6 +125,11 @@ def unary_slope(ctx, f, x, slope, out):
 def scaled_slope(ctx, f, g, x, slope, out):
     with _on(ctx):
         _ew.scaled_slope(f, g, x, slope, out)
+
+
+def gated_backward(ctx, f, d, g, a, b, params, da, db):
+    with _on(ctx):
+        _ew.gated_backward(f, d, g, a, b, params, da, db)
 
 
 def rrelu_slopes(ctx, shape, key, lower, upper, dtype):
@@ -142,6 +153,16 @@ def softmax(ctx, x, axis, temperature, log, out):
 def softmax_backward(ctx, g, y, axis, temperature, log, out):
     with _on(ctx):
         _rows.softmax_backward(g, y, axis, temperature, log, out)
+
+
+def logsumexp(ctx, x, axis, temperature, out):
+    with _on(ctx):
+        _rows.logsumexp(x, axis, temperature, out)
+
+
+def logsumexp_backward(ctx, g, x, r, axis, temperature, out):
+    with _on(ctx):
+        _rows.logsumexp_backward(g, x, r, axis, temperature, out)
 
 
 def maxout(ctx, x, pool, axis, out):

@@ -1,9 +1,10 @@
-"""Elementwise activations and binary cross-entropy on CuPy arrays:
-``cupy.ElementwiseKernel``s that call the C table of the formulas
+"""Elementwise activations, glu's backward and binary cross-entropy on CuPy
+arrays: ``cupy.ElementwiseKernel``s that call the C table of the formulas
 (kernels/activations.cuh, kernels/losses.cuh).
 
 A kernel is built per (wrapper, formula, compute type) from
-``gpu_act.kernels.operation``, and per binary cross-entropy variant from
+``gpu_act.kernels.operation``, per (gate, compute type) from
+``gpu_act.kernels.gated_operation``, and per binary cross-entropy variant from
 ``gpu_act.kernels.bce_operation``. ElementwiseKernel handles strides,
 broadcasting and in place, and launches on CuPy's current stream. float16 and
 bfloat16 operands (CuPy's ``float16`` and ``bfloat16`` classes) are computed in
@@ -63,6 +64,31 @@ def unary_slope(f, x, slope, out):
 def scaled_slope(f, g, x, slope, out):
     """out = g * f(x, slope)"""
     _run("scaled_slope", f, [g, x, slope], (), out)
+
+
+def _gated_kernel(fwd, der, nparams, ctype):
+    key = ("gated", fwd, der, nparams, np.dtype(ctype))
+    with _lock:
+        if key not in _kernels:
+            ins, outs, body = kernels.gated_operation(fwd, der, nparams, ctype)
+            _kernels[key] = cupy.ElementwiseKernel(
+                ins, outs, body, f"ga_gated_{fwd}", preamble=kernels.source(kernels.ACTIVATIONS)
+            )
+        return _kernels[key]
+
+
+def gated_backward(f, d, g, a, b, params, da, db):
+    """da = g * b * d(a, *params), db = g * f(a, *params) from one kernel; an
+    output that overlaps an input other than as that very view goes through a
+    temporary."""
+    ctype = COMPUTE[da.dtype]
+    k = _gated_kernel(f.__name__, d.__name__, len(params), ctype)
+    inputs = [g, a, b]
+    targets = [cupy.empty(o.shape, o.dtype) if _layout.needs_staging(o, inputs) else o for o in (da, db)]
+    k(*inputs, *(ctype.type(p) for p in params), *targets)
+    for o, t in zip((da, db), targets):
+        if t is not o:
+            o[...] = t
 
 
 def rrelu_slopes(shape, key, lower, upper, dtype):

@@ -1,5 +1,6 @@
 """Launchers of the row-wise kernels (kernels/softmax.cu, cross_entropy.cu,
-maxout.cu) on strided CuPy arrays, on CuPy's current stream."""
+maxout.cu) on strided CuPy arrays, on CuPy's current stream. softmax's
+``temperature`` is negative for softmin (the kernels take the signed 1/T)."""
 
 import math
 
@@ -33,6 +34,41 @@ def softmax(x, axis, temperature, log, out):
 
 def softmax_backward(g, y, axis, temperature, log, out):
     _softmax("bwd", [g, y], out, axis, temperature, log)
+
+
+def logsumexp(x, axis, temperature, out):
+    """T log sum e^{x/T} along ``axis`` into ``out`` (x's rank, length 1 along
+    ``axis``); an empty row is the empty sum's log, -inf."""
+    dtype = out.dtype.name
+    ctype = COMPUTE[out.dtype]
+    inv_t = inverse_temperature(temperature, ctype)
+
+    def launch(arrays, P, Q, strides):
+        n = arrays[0].shape[axis]
+        team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], ctype.itemsize)
+        fn = _modules.function("softmax.cu", dtype, kernels.logsumexp_name("fwd", dtype, team))
+        (xP, xQ, xn), (yP, yQ, _) = strides
+        fn((grid,), (block,), (*arrays, i64(P * Q), i64(Q), i64(n), *map(i64, (xP, xQ, xn, yP, yQ)), inv_t,
+                               ctype.type(temperature)))
+
+    _layout.run(launch, [x], out, axis)
+
+
+def logsumexp_backward(g, x, r, axis, temperature, out):
+    """g e^{(x - r)/T}, g and r of x's rank with length 1 along ``axis``."""
+    dtype = out.dtype.name
+    ctype = COMPUTE[out.dtype]
+    inv_t = inverse_temperature(temperature, ctype)
+
+    def launch(arrays, P, Q, strides):
+        n = arrays[0].shape[axis]
+        team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], ctype.itemsize)
+        fn = _modules.function("softmax.cu", dtype, kernels.logsumexp_name("bwd", dtype, team))
+        (xP, xQ, xn), (gP, gQ, _), (rP, rQ, _), (oP, oQ, on) = strides
+        flat = map(i64, (xP, xQ, xn, gP, gQ, rP, rQ, oP, oQ, on))
+        fn((grid,), (block,), (*arrays, i64(P * Q), i64(Q), i64(n), *flat, inv_t))
+
+    _layout.run(launch, [x, g, r], out, axis)
 
 
 def _maxout(direction, inputs, out, pool, axis):
