@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import OP_VARIANTS, op_id, op_kinks
+from helpers import OP_VARIANTS, ROOT, op_id, op_kinks
 from tolerances import assert_close
 
 torch = pytest.importorskip("torch")
@@ -29,9 +29,9 @@ import gpu_act.torch as gat  # noqa: E402
 from gpu_act._public import FUNCTIONS  # noqa: E402
 from gpu_act.registry import ACTIVATIONS, PLAIN  # noqa: E402
 from gpu_act.torch import nn as gnn  # noqa: E402
+from test_torch_family import opcheck_cases as family_opcheck_cases  # noqa: E402
 
 F = torch.nn.functional
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -68,7 +68,7 @@ def test_every_public_function_is_an_operator():
 
 def test_import_gpu_act_does_not_import_torch():
     code = "import sys, gpu_act; gpu_act.softmax([1.0, 2.0]); print('torch' in sys.modules)"
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -360,7 +360,7 @@ def _opcheck_cases(device):
 def test_opcheck_every_operator(device):
     """torch.library.opcheck: schema, fake (meta) implementation against the
     real one, autograd registration and AOT dispatch, for every operator."""
-    cases = _opcheck_cases(device)
+    cases = _opcheck_cases(device) + family_opcheck_cases(device)
     names = {op._qualified_op_name for op, _ in cases}
     assert names == {f"gpu_act::{n}" for n in dir(torch.ops.gpu_act) if not n.startswith("_") and n != "name"}
     for op, args in cases:
