@@ -10,6 +10,7 @@ stages through contiguous copies.
 """
 
 import numpy as np
+from numba.extending import overload
 from numpy.lib.stride_tricks import as_strided
 
 from ..._layout import merge_dims
@@ -60,3 +61,21 @@ def same_view(a, b):
         and a.shape == b.shape
     )
 
+
+
+def row(a, q, inner):
+    """In a kernel: row q of a 2-D view from ``flat``, or of the P * inner rows
+    of a 3-D one (P, inner, n)."""
+
+
+@overload(row, inline="always")
+def _row_impl(a, q, inner):
+    if a.ndim == 2:
+        return lambda a, q, inner: a[q]
+    if a.ndim == 3:
+
+        def row3(a, q, inner):
+            i = q // inner
+            return a[i, q - i * inner]
+
+        return row3

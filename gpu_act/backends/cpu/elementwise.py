@@ -22,7 +22,6 @@ The defaults below are float32/float64 operands written to ``out``.
 
 import numpy as np
 from numba import prange
-from numba.extending import overload
 
 from ... import _compile
 from ..._dtypes import COMPUTE
@@ -32,7 +31,7 @@ from . import _codecs, _nontemporal
 from ._nontemporal import STAGE, aligned_head, buffer, fence, write_aligned
 from ._kernels import cached, decorator, formulas, launch, pick
 from ._numba import SOURCE_HASH, ijit, jit
-from ._views import flat
+from ._views import flat, row as _row
 
 CHUNK = 1 << 14
 STREAM_CHUNK = 1 << 16  # streamed: fewer fences and stage buffers per chunk
@@ -59,23 +58,6 @@ def _segment(sa, sb, sc, so, p):
     d = _dst(sa, sb, sc, so)
     for j in range(d.shape[0]):
         d[j] = _S(_w(_Ga(sa, j), _Gb(sb, j), _Gc(sc, j), p))  # noqa: F821
-
-
-def _row(a, q, inner):
-    """Row q of a 2-D array, or of the P * inner rows of a 3-D one (P, inner, n)."""
-
-
-@overload(_row, inline="always")
-def _row_impl(a, q, inner):
-    if a.ndim == 2:
-        return lambda a, q, inner: a[q]
-    if a.ndim == 3:
-
-        def row3(a, q, inner):
-            i = q // inner
-            return a[i, q - i * inner]
-
-        return row3
 
 
 def _template(a, b, c, out, p):

@@ -19,33 +19,15 @@ written through a temporary, copied into it at the end.
 
 import numpy as np
 from numba import prange
-from numba.extending import overload
 
 from ... import _compile
 from ..._dtypes import COMPUTE
 from . import _codecs
 from ._kernels import cached, codecs, decorator, formulas
 from ._numba import SOURCE_HASH, jit
-from ._views import flat, same_view
+from ._views import flat, row as _row, same_view
 
 CHUNK = 1 << 14
-
-
-def _row(a, q, inner):
-    """Row q of a 2-D array, or of the P * inner rows of a 3-D one (P, inner, n)."""
-
-
-@overload(_row, inline="always")
-def _row_impl(a, q, inner):
-    if a.ndim == 2:
-        return lambda a, q, inner: a[q]
-    if a.ndim == 3:
-
-        def row3(a, q, inner):
-            i = q // inner
-            return a[i, q - i * inner]
-
-        return row3
 
 
 def _segment(sg, sa, sb, sda, sdb, p):
