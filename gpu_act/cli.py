@@ -41,6 +41,7 @@ def _ops_arg(text):
         "elementwise": tuple(o.name for o in ops.ELEMENTWISE),
         "forward": tuple(o.name for o in ops.ELEMENTWISE if not o.name.endswith("_backward")),
         "losses": tuple(o.name for o in ops.LOSSES),
+        "family": tuple(o.name for o in ops.FAMILY),
         **{n: (n,) for n in ops.ALL},
     }
     return _names(text, groups, "op")
@@ -56,11 +57,11 @@ def _parser():
 
     s = sub.add_parser("selfcheck", help="check every op on every available backend against a reference")
     s.add_argument("--dtypes", type=_dtypes_arg, default=("float16", "float32", "float64"))
-    s.add_argument("--ops", type=_ops_arg, default=None, help="comma list of ops or groups (rowwise, elementwise, losses)")
+    s.add_argument("--ops", type=_ops_arg, default=None, help="comma list of ops or groups (rowwise, elementwise, losses, family)")
 
     b = sub.add_parser("bench", help="benchmark gpu_act against its peers on this machine")
     b.add_argument("--ops", type=_ops_arg, default=None,
-                   help="comma list of ops or groups: rowwise, elementwise, forward (elementwise forwards), losses")
+                   help="comma list of ops or groups: rowwise, elementwise, forward (elementwise forwards), losses, family")
     b.add_argument("--shapes", type=_shapes, default=None,
                    help="shapes of the ops on rows (rowwise, cross_entropy_capped), e.g. 4096x4096,256x32000 "
                    "(default: each op's own)")

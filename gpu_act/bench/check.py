@@ -46,8 +46,11 @@ def reference(op, args):
 
 
 def inputs(op, dtype, rng):
-    """Small inputs; elementwise ones include the special values."""
-    args = list(ALL[op].inputs(SHAPE, dtype, rng))
+    """Small inputs; elementwise ones include the special values. An op on
+    (rows, 2, width) arrays (a gated unit's halves) gets SHAPE's rows and width."""
+    shapes = ALL[op].shapes
+    shape = SHAPE if shapes is None or len(shapes[0]) == 2 else (SHAPE[0], 2, SHAPE[1])
+    args = list(ALL[op].inputs(shape, dtype, rng))
     if ALL[op].group == "elementwise":
         x = args[-1].reshape(-1)
         x[: len(SPECIAL)] = np.asarray(SPECIAL, dtype=np.float64).astype(dtype)

@@ -7,7 +7,9 @@ every registry activation, forward ``NAME(x)`` and backward
 ``NAME_backward(g, x)``, with default parameters; the losses are
 cross-entropy with class weights, z-loss and softcap on (rows, vocabulary)
 logits, and binary cross-entropy on logits over a flat array, each returning
-the loss and its gradient.
+the loss and its gradient. The family group: logsumexp over rows, and a
+SwiGLU step (forward and backward over x of shape (rows, 2, width), the
+halves along axis 1, as a transformer MLP's fused projection gives them).
 """
 
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ LOSS_SHAPES = ((4096, 32000), (8192, 128256))
 SWEEP_COLS = (128, 512, 2048, 8192, 32768, 131072, 262144)
 SWEEP_ELEMENTS = 1 << 22  # rows x cols of each sweep point
 ELEMENTWISE_SIZE = 1 << 24
+SWIGLU_SHAPES = ((8192, 2, 11008),)  # Llama 2 7B's MLP width, a batch of 8192 tokens
 Z_LOSS = 1e-4  # cross_entropy_capped's z-loss and softcap (Gemma 2 caps its final logits at 30)
 SOFTCAP = 30.0
 
@@ -39,7 +42,7 @@ def dtype_of(name):
 @dataclass(frozen=True)
 class Op:
     name: str
-    group: str  # the CLI's groups: "rowwise", "elementwise" (the registry's activations) or "losses"
+    group: str  # the CLI's groups: "rowwise", "elementwise" (the registry's activations), "losses" or "family"
     arity: int  # float inputs of the op's shape: 1 (x; logits) or 2 (grad, x or y; logits, target)
     shapes: tuple = None  # default (rows, cols) shapes of a row-wise op; None: a flat array of ELEMENTWISE_SIZE
 
@@ -55,6 +58,9 @@ class Op:
             return x, rng.integers(0, shape[-1], shape[:-1]), rng.uniform(0.5, 1.5, shape[-1]).astype(dtype)
         if self.name == "binary_cross_entropy_with_logits":
             return x, rng.random(shape, np.float32).astype(dtype)
+        if self.name == "swiglu_step":  # x and the gradient of y (the halves' shape)
+            g = rng.standard_normal(shape[:1] + (1,) + shape[2:], np.float32).astype(dtype)
+            return x, g
         if self.arity == 1:
             return (x,)
         g = rng.standard_normal(shape, np.float32).astype(dtype)
@@ -74,6 +80,10 @@ class Op:
             return 2 * n + targets  # logits in, gradient out
         if self.name == "cross_entropy_capped":
             return 2 * n + targets + shape[-1] * itemsize  # and the class weights
+        if self.name == "logsumexp":
+            return n + int(np.prod(shape[:-1])) * itemsize  # one result per row
+        if self.name == "swiglu_step":
+            return 3 * n  # x in, y (half) out, g (half) in, the gradient of x out
         return (self.arity + 1) * n
 
     def gpu_act(self, backend):
@@ -85,6 +95,8 @@ class Op:
                                                     backend=backend)
         if self.name == "binary_cross_entropy_with_logits":
             return lambda z, y: ga.binary_cross_entropy_with_logits(z, y, return_grad=True, backend=backend)
+        if self.name == "swiglu_step":
+            return lambda x, g: (ga.swiglu(x, 1, backend=backend), ga.swiglu_backward(g, x, 1, backend=backend))
         f = getattr(ga, self.name)
         return lambda *a: f(*a, backend=backend)
 
@@ -104,4 +116,8 @@ LOSSES = (
     Op("cross_entropy_capped", "losses", 1, LOSS_SHAPES),  # weight=, z_loss=Z_LOSS, softcap=SOFTCAP
     Op("binary_cross_entropy_with_logits", "losses", 2),
 )
-ALL = {op.name: op for op in ROWWISE + ELEMENTWISE + LOSSES}
+FAMILY = (
+    Op("logsumexp", "family", 1, ROW_SHAPES),
+    Op("swiglu_step", "family", 1, SWIGLU_SHAPES),  # inputs (x, g); returns (y, the gradient of x)
+)
+ALL = {op.name: op for op in ROWWISE + ELEMENTWISE + LOSSES + FAMILY}

@@ -77,6 +77,20 @@ def _binary_cross_entropy_with_logits(xp, z, y):
     return loss, (sigmoid - y) * (1 / z.size)
 
 
+def _logsumexp(xp, x):
+    m = x.max(-1, keepdims=True)
+    return (m + xp.log(xp.exp(x - m).sum(-1, keepdims=True)))[..., 0]
+
+
+def _swiglu_step(xp, x, g):
+    # halves along axis 1 in PyTorch's glu order: b (values) first, a (gate) second;
+    # y = b silu(a), dx = [g silu(a), g b silu'(a)], silu'(a) = s (1 + a (1 - s))
+    b, a = x[:, :1], x[:, 1:]
+    s = 1 / (1 + xp.exp(-a))
+    dx = xp.concatenate([g * a * s, g * b * s * (1 + a * (1 - s))], axis=1)
+    return b * a * s, dx
+
+
 _COMPOSE = {
     "softmax": _softmax,
     "log_softmax": _log_softmax,
@@ -85,6 +99,8 @@ _COMPOSE = {
     "cross_entropy": _cross_entropy,
     "cross_entropy_capped": lambda xp, z, t, w: _cross_entropy_capped(xp, z, t, w, Z_LOSS, SOFTCAP),
     "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
+    "logsumexp": _logsumexp,
+    "swiglu_step": _swiglu_step,
     "sigmoid": lambda xp, x: 1 / (1 + xp.exp(-x)),
     "tanh": lambda xp, x: xp.tanh(x),
     "relu": lambda xp, x: xp.maximum(x, 0),
@@ -210,6 +226,16 @@ def _torch(torch, device, to):
                 return loss, torch.autograd.grad(loss, z)[0]
 
             return bce
+        if op == "logsumexp":
+            return lambda x: torch.logsumexp(x, -1)
+        if op == "swiglu_step":
+
+            def swiglu_step(x, g):
+                x = x.detach().requires_grad_()
+                y = x[:, :1] * F.silu(x[:, 1:])
+                return y, torch.autograd.grad(y, x, g)[0]
+
+            return swiglu_step
         if op.endswith("_backward"):
             base = op[: -len("_backward")]
             f = _TORCH_BACKWARD.get(base)

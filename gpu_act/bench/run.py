@@ -63,7 +63,9 @@ def cases(o, device):
             if op.shapes is None:
                 out.append(Case(name, (o.size,), dt, "elementwise"))
                 continue
-            shapes = o.shapes or [s for s in op.shapes if device != "cpu" or np.prod(s) <= CPU_MAX_ELEMENTS]
+            # named shapes replace the op's own where they have its rank (rows x cols)
+            named = [s for s in o.shapes if len(s) == len(op.shapes[0])]
+            shapes = named or [s for s in op.shapes if device != "cpu" or np.prod(s) <= CPU_MAX_ELEMENTS]
             out += [Case(name, s, dt, "shapes") for s in shapes]
             if name in o.sweep_ops:
                 out += [Case(name, (max(1, SWEEP_ELEMENTS // c), c), dt, "sweep") for c in o.sweep]

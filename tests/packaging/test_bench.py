@@ -61,6 +61,21 @@ def test_every_cpu_peer_of_a_loss_passes_the_check(op):
             assert r["ok"], (p.name, np.dtype(dt).name, r)
 
 
+@pytest.mark.parametrize("op", [o.name for o in ops.FAMILY])
+def test_family_ops_pass_the_check_on_gpu_act_and_torch(op):
+    found = {p.name: p for p in peers.discover(device_peers=False) if p.impl(op) is not None}
+    assert {"gpu_act", "numpy"} <= set(found)
+    for name in {"gpu_act", "torch"} & set(found):
+        for dt in (np.float32, np.float64):
+            r = check.check(found[name], op, dt, np.random.default_rng(1))
+            assert r["ok"], (name, np.dtype(dt).name, r)
+
+
+def test_named_shapes_replace_only_the_shapes_of_their_rank():
+    o = run.Options(ops=("softmax", "swiglu_step"), dtypes=("float32",), shapes=((8, 96),), sweep_ops=())
+    assert [(c.op, c.shape) for c in run.cases(o, "cpu")] == [("softmax", (8, 96)), ("swiglu_step", ops.SWIGLU_SHAPES[0])]
+
+
 def test_losses_run_on_their_shapes_and_the_largest_on_gpus_only():
     o = run.Options(ops=("cross_entropy_capped", "binary_cross_entropy_with_logits"), dtypes=("float32",))
     got = {d: [(c.op, c.shape, c.section) for c in run.cases(o, d)] for d in ("cpu", "gpu")}
