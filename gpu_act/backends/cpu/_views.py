@@ -10,10 +10,13 @@ stages through contiguous copies.
 """
 
 import numpy as np
-from numba.extending import overload
+from numba import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
 from numpy.lib.stride_tricks import as_strided
 
 from ..._layout import merge_dims
+from ._numba import ijit
 
 
 def _views(arrays, groups, rank, tail):
@@ -79,3 +82,24 @@ def _row_impl(a, q, inner):
             return a[i, q - i * inner]
 
         return row3
+
+
+@intrinsic
+def unit(typingctx, a):
+    """In a kernel: the 1-D array ``a``, whose stride the caller knows to be its
+    item size, typed C-contiguous. A loop over an array of any layout indexes it
+    through its stride, which LLVM cannot vectorize; typed C-contiguous, it can
+    (a row of a row-sliced or half view is contiguous, its 2-D view is not)."""
+    if not isinstance(a, types.Array) or a.ndim != 1:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, sig.return_type, args[0])  # the same array struct
+
+    return a.copy(layout="C")(a), codegen
+
+
+@ijit
+def same(a):
+    """In a kernel: ``a`` as it is (the other choice to ``unit``)."""
+    return a

@@ -12,6 +12,12 @@ iteration; in a function of its own LLVM keeps them in vector registers. The
 streamed path's 64-element stages keep the inlined copy, which is faster there
 (bench/NOTES.md).
 
+A view whose rows are contiguous but not the whole array (a row slice, one
+half of a gated unit's input) has segments of unit stride that Numba types as
+strided: they are cast to contiguous (``_views.unit``, ``_Ua``..``_Uo``), which
+LLVM vectorizes; truly strided operands keep their stride, broadcast ones
+their one value.
+
 Each operand is read and the result written through its storage codec
 (``_codecs``: float16 as uint16 bits, converted in the loop), bound as
 ``_Ga``/``_Gb``/``_Gc`` (which read element j, or element 0 of an operand
@@ -31,7 +37,7 @@ from . import _codecs, _nontemporal
 from ._nontemporal import STAGE, aligned_head, buffer, fence, write_aligned
 from ._kernels import cached, decorator, formulas, launch, pick
 from ._numba import SOURCE_HASH, ijit, jit
-from ._views import flat, row as _row
+from ._views import flat, row as _row, same, unit as _unit
 
 CHUNK = 1 << 14
 STREAM_CHUNK = 1 << 16  # streamed: fewer fences and stage buffers per chunk
@@ -51,6 +57,7 @@ def _first(a, j):
 _Ga = _Gb = _Gc = _compile.instantiate(_element, {"_L": _codecs.identity}, "native", ijit)
 _S = _codecs.identity
 _dst = pick(3)
+_Ua = _Ub = _Uc = _Uo = _unit  # segments of unit stride, typed contiguous (the common call)
 
 
 def _segment(sa, sb, sc, so, p):
@@ -74,10 +81,10 @@ def _template(a, b, c, out, p):
             buf = buffer(STAGE, out.dtype)
         while start < stop:
             m = min(stop - start, cols - col)
-            sa = _row(a, r, inner)[col : col + m]
-            sb = _row(b, r, inner)[col : col + m]
-            sc = _row(c, r, inner)[col : col + m]
-            so = _row(out, r, inner)[col : col + m]
+            sa = _Ua(_row(a, r, inner)[col : col + m])  # noqa: F821
+            sb = _Ub(_row(b, r, inner)[col : col + m])  # noqa: F821
+            sc = _Uc(_row(c, r, inner)[col : col + m])  # noqa: F821
+            so = _Uo(_row(out, r, inner)[col : col + m])  # noqa: F821
             head = aligned_head(so) if _STREAM else -1  # noqa: F821
             if head < 0:
                 _whole(sa, sb, sc, so, p)  # noqa: F821
@@ -127,15 +134,17 @@ def _getter(codec, ctype, broadcast):
     )
 
 
-def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast):
+def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast, unit=True):
     """The kernel for operand codecs ``cs`` (a, b, c, out) writing through argument
     ``dst`` (3: out; 0-2: the input that out is, in place); ``bcast``: whether each
-    of a, b, c is broadcast along the segments (its innermost stride is 0)."""
+    of a, b, c is broadcast along the segments (its innermost stride is 0);
+    ``unit``: whether every other operand's innermost stride is its item size (its
+    segments are then typed contiguous, so the loops vectorize)."""
     how = decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        flags = "".join("b" if f else "e" for f in bcast)
+        flags = "".join("b" if f else ("e" if unit else "s") for f in bcast)
         tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{names}.{dst}.{flags}.{how.__name__}.{'stream' if stream else 'store'}.{SOURCE_HASH}"
         get = [_getter(c, ctype, f) for c, f in zip(cs, bcast)]
         io = {"_w": _bound(wrapper, formula, ctype), "_Ga": get[0], "_Gb": get[1], "_Gc": get[2],
@@ -144,9 +153,16 @@ def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast):
         seg = _compile.instantiate(_segment, {**io, "_dst": pick(3)}, tag, ijit)
         whole = _compile.instantiate(_segment, {**io, "_dst": pick(dst)}, tag + ".whole", jit)
         chunk = STREAM_CHUNK if stream else CHUNK
-        return _compile.instantiate(_template, {"_segment": seg, "_whole": whole, "_STREAM": stream, "_CHUNK": chunk}, tag, how)
+        casts = [same if f or not unit else _unit for f in bcast]
+        return _compile.instantiate(
+            _template,
+            {"_segment": seg, "_whole": whole, "_STREAM": stream, "_CHUNK": chunk,
+             "_Ua": casts[0], "_Ub": casts[1], "_Uc": casts[2], "_Uo": _unit if unit else same},
+            tag,
+            how,
+        )
 
-    return cached(("ew", wrapper, formula, ctype, how, stream, cs, dst, bcast), build)
+    return cached(("ew", wrapper, formula, ctype, how, stream, cs, dst, bcast, unit), build)
 
 
 # the template takes three inputs: with fewer, the last one repeats (its loads are dead code)
@@ -196,7 +212,8 @@ def _run(wrapper, formula, arrays, params, out):
         # stride 0 along the segments (of length 1 too: element 0 is then the element)
         zero = [w.strides[-1] == 0 for w in v]
         bcast = (zero[a], zero[b], zero[c])
-        k = _kernel(wrapper, formula, ctype, out.size, stream, (cs[a], cs[b], cs[c], cs[-1]), dst, bcast)
+        unit = all(z or w.strides[-1] == w.itemsize or w.shape[-1] == 1 for w, z in zip(v, zero))
+        k = _kernel(wrapper, formula, ctype, out.size, stream, (cs[a], cs[b], cs[c], cs[-1]), dst, bcast, unit)
         k(v[a], v[b], v[c], v[-1], p)
 
     launch(run, flat, arrays, out)

@@ -25,7 +25,7 @@ from ..._dtypes import COMPUTE
 from . import _codecs
 from ._kernels import cached, codecs, decorator, formulas
 from ._numba import SOURCE_HASH, jit
-from ._views import flat, row as _row, same_view
+from ._views import flat, row as _row, same, same_view, unit as _unit
 
 CHUNK = 1 << 14
 
@@ -52,28 +52,29 @@ def _backward(g, a, b, da, db, p):
         while start < stop:
             m = min(stop - start, cols - col)
             e = col + m
-            _seg(_row(g, r, inner)[col:e], _row(a, r, inner)[col:e], _row(b, r, inner)[col:e],  # noqa: F821
-                 _row(da, r, inner)[col:e], _row(db, r, inner)[col:e], p)
+            _seg(_U(_row(g, r, inner)[col:e]), _U(_row(a, r, inner)[col:e]), _U(_row(b, r, inner)[col:e]),  # noqa: F821
+                 _U(_row(da, r, inner)[col:e]), _U(_row(db, r, inner)[col:e]), p)  # noqa: F821
             start += m
             r += 1
             col = 0
 
 
-def _kernel(fwd, der, ctype, size, cs):
-    """The kernel of gate ``fwd`` (derivative ``der``) for operand codecs ``cs`` (g, a, b, da, db)."""
+def _kernel(fwd, der, ctype, size, cs, unit):
+    """The kernel of gate ``fwd`` (derivative ``der``) for operand codecs ``cs`` (g, a, b, da, db);
+    ``unit``: whether every operand's rows are contiguous (typed so, its loops vectorize)."""
     how = decorator(size)
 
     def build():
-        tag = f"{fwd.__name__}.{ctype.name}.{'.'.join(c.name for c in cs)}.{how.__name__}.{SOURCE_HASH}"
+        tag = f"{fwd.__name__}.{ctype.name}.{'.'.join(c.name for c in cs)}.{how.__name__}.{int(unit)}.{SOURCE_HASH}"
         fm = formulas(ctype)
         loads = [_codecs.functions(c, ctype).load for c in cs[:3]]
         stores = [_codecs.functions(c, ctype).store for c in cs[3:]]
         io = {"_fwd": fm[fwd.__name__], "_der": fm[der.__name__], "_Lg": loads[0], "_La": loads[1], "_Lb": loads[2],
               "_Sa": stores[0], "_Sb": stores[1]}
         seg = _compile.instantiate(_segment, io, tag, jit)
-        return _compile.instantiate(_backward, {"_seg": seg}, tag, how)
+        return _compile.instantiate(_backward, {"_seg": seg, "_U": _unit if unit else same}, tag, how)
 
-    return cached(("gated", fwd, der, ctype, how, cs), build)
+    return cached(("gated", fwd, der, ctype, how, cs, unit), build)
 
 
 def _overlaps(o, inputs):
@@ -102,7 +103,8 @@ def backward(f, d, g, a, b, params, da, db):
         views = flat(inputs + outs)
     cs = codecs(inputs + outs)
     views = [_codecs.storage(v, c) for v, c in zip(views, cs)]
-    _kernel(f, d, ctype, g.size, cs)(*views, p)
+    unit = all(v.strides[-1] == v.itemsize or v.shape[-1] == 1 for v in views)
+    _kernel(f, d, ctype, g.size, cs, unit)(*views, p)
     for o, t in zip((da, db), outs):
         if t is not o:
             np.copyto(o, t)
