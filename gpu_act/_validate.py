@@ -143,6 +143,25 @@ def array(fname, be, ctx, what, obj):
     return a
 
 
+def mask(fname, be, ctx, obj, shape):
+    """``obj``: None, or a bool array that broadcasts to ``shape`` (True where an
+    entry takes part), as a native array of len(shape) dims, each shape's or 1
+    (a view: broadcast axes stay of length 1); else TypeError (another dtype)
+    or ValueError (a shape that does not broadcast)."""
+    if obj is None:
+        return None
+    m = array(fname, be, ctx, "mask", obj)
+    mask_dtype(fname, m.dtype)
+    full = broadcasts_to(fname, "mask", m, shape)
+    return m if full == tuple(m.shape) else m.reshape(full)
+
+
+def mask_dtype(fname, dtype):
+    """TypeError unless ``dtype`` is bool."""
+    if np.dtype(dtype) != np.bool_:
+        raise TypeError(f"{fname}: mask has dtype {np.dtype(dtype)}; expected bool (True where the entry takes part)")
+
+
 def inputs(fname, be, ctx, named):
     """Native arrays for [(what, obj)], each of an accepted float dtype that
     backend ``be`` computes (bfloat16 where ``be.BFLOAT16``)."""

@@ -61,10 +61,10 @@ def _class_weight(fname, be, ctx, weight, classes, ctype):
     return be.astype(ctx, w, ctype)
 
 
-def _class_call(fname, what, x, target, weight, axis, reduction, ignore_index, backend, stream):
+def _class_call(fname, what, x, target, weight, axis, reduction, ignore_index, backend, stream, mask=None):
     """(backend, call context, input, target, ignore_index, class axis, reduction)
     of a loss over a class axis, each checked."""
-    be, ctx = _dispatch.resolve(fname, (x, target, weight), backend, stream)
+    be, ctx = _dispatch.resolve(fname, (x, target, weight, mask), backend, stream)
     (a,) = _validate.inputs(fname, be, ctx, [(what, x)])
     t = _validate.array(fname, be, ctx, "target", target)
     ignore = _validate.integer(fname, "ignore_index", ignore_index, -(2**63), 2**63)
@@ -73,10 +73,11 @@ def _class_call(fname, what, x, target, weight, axis, reduction, ignore_index, b
     return be, ctx, a, t, ignore, _validate.axis(fname, axis, a.ndim), _reduction(fname, reduction)
 
 
-def _index_targets(fname, be, ctx, t, z, ax, ignore, w):
-    """(count, denominator) of class-index targets, checked against z's classes."""
+def _index_targets(fname, be, ctx, t, z, ax, ignore, w, live=None):
+    """(count, denominator) of class-index targets, checked against z's classes
+    (rows where ``live`` is False, with no unmasked class, ignored)."""
     _validate.same_shape(fname, "target (class indices)", t, tuple(z.shape[:ax]) + tuple(z.shape[ax + 1 :]))
-    return be.check_targets(ctx, fname, t, z.shape[ax], ignore, w)
+    return be.check_targets(ctx, fname, t, z.shape[ax], ignore, w, live)
 
 
 def cross_entropy(
@@ -90,6 +91,7 @@ def cross_entropy(
     label_smoothing=0.0,
     z_loss=0.0,
     softcap=None,
+    mask=None,
     return_grad=False,
     return_lse=False,
     backend=None,
@@ -107,11 +109,15 @@ def cross_entropy(
     lse) - q) times the cap's derivative and the reduction's scale, from the
     same kernel; for "none" the gradient of the sum of the row losses); with
     ``return_lse=True`` also the per-row log-sum-exp (of the capped logits), in
-    the compute dtype: (loss[, grad][, lse]).
+    the compute dtype: (loss[, grad][, lse]). ``mask`` (bool, broadcast to the
+    logits): a row's classes are its True entries; label smoothing spreads
+    over them, the others get gradient 0 and target mass on them costs +inf;
+    a row with none is ignored as ``ignore_index`` (loss and gradient 0, not
+    counted by "mean", lse -inf).
     """
     fname = "gpu_act.cross_entropy"
     be, ctx, z, t, ignore, ax, reduction = _class_call(
-        fname, "logits", logits, target, weight, axis, reduction, ignore_index, backend, stream
+        fname, "logits", logits, target, weight, axis, reduction, ignore_index, backend, stream, mask
     )
     eps = _validate.real(fname, "label_smoothing", label_smoothing)
     if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
@@ -129,20 +135,23 @@ def cross_entropy(
             )
     w = _class_weight(fname, be, ctx, weight, z.shape[ax], ctype)
     kind = np.dtype(t.dtype).kind
-    if kind in "iu":
-        index = True
-        _, denominator = _index_targets(fname, be, ctx, t, z, ax, ignore, w)
-    elif accepted(t.dtype):
-        index = False
-        check_float(fname, "target (probabilities)", t.dtype)
-        _validate.same_shape(fname, "target (probabilities)", t, z.shape)
-        denominator = math.prod(z.shape[:ax] + z.shape[ax + 1 :])
-    else:
+    if not (kind in "iu" or accepted(t.dtype)):
         raise TypeError(
             f"{fname}: target has dtype {t.dtype}; expected integer class indices or probabilities of {ACCEPTED_NAMES}"
         )
+    index = kind in "iu"
+    if not index:
+        check_float(fname, "target (probabilities)", t.dtype)
+        _validate.same_shape(fname, "target (probabilities)", t, z.shape)
+    m = _validate.mask(fname, be, ctx, mask, z.shape)
+    live, counted = be.live_rows(ctx, m, z.shape, ax) if m is not None and z.size else (None, None)
+    if index:
+        _, denominator = _index_targets(fname, be, ctx, t, z, ax, ignore, w, live)
+    else:
+        denominator = math.prod(z.shape[:ax] + z.shape[ax + 1 :]) if counted is None else counted
     loss_scale, grad_scale = _scales(reduction, denominator)
-    rows, grad, lse = be.cross_entropy(ctx, z, t, ax, index, ignore, eps, w, zl, cap, grad_scale, return_grad, return_lse)
+    rows, grad, lse = be.cross_entropy(ctx, z, t, ax, index, ignore, eps, w, zl, cap, grad_scale, return_grad, return_lse,
+                                       m)
     out = [be.wrap(ctx, _reduce(be, ctx, rows, reduction, loss_scale, z.dtype), logits)]
     if return_grad:
         out.append(be.wrap(ctx, grad, logits))

@@ -15,62 +15,79 @@ def _as_rows(a):
     return a.reshape((1,)) if a.ndim == 0 else a
 
 
-def _softmax_forward(fname, log, x, axis, temperature, out, backend, stream, sign=1.0):
+def _mask(fname, be, ctx, mask, shape):
+    # the checked mask with the rank of _as_rows' arrays, or None
+    m = _validate.mask(fname, be, ctx, mask, shape)
+    return None if m is None else _as_rows(m)
+
+
+def _softmax_forward(fname, log, x, axis, temperature, mask, out, backend, stream, sign=1.0):
     # sign -1: softmin, softmax at temperature -T
-    be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
+    be, ctx = _dispatch.resolve(fname, (x, mask, out), backend, stream)
     (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     t = _validate.temperature(fname, temperature, xa.dtype)
+    m = _mask(fname, be, ctx, mask, xa.shape)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
-        be.softmax(ctx, _as_rows(xa), ax, sign * t, log, _as_rows(o))
+        be.softmax(ctx, _as_rows(xa), ax, sign * t, log, m, _as_rows(o))
     return be.wrap(ctx, o, x)
 
 
-def _softmax_backward(fname, log, grad_output, output, axis, temperature, out, backend, stream, sign=1.0):
-    be, ctx = _dispatch.resolve(fname, (output, grad_output, out), backend, stream)
+def _softmax_backward(fname, log, grad_output, output, axis, temperature, mask, out, backend, stream, sign=1.0):
+    be, ctx = _dispatch.resolve(fname, (output, grad_output, mask, out), backend, stream)
     g, y = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("output", output)])
     _validate.grad_like(fname, g, y)
     ax = _validate.axis(fname, axis, y.ndim)
     t = _validate.temperature(fname, temperature, y.dtype)
+    m = _mask(fname, be, ctx, mask, y.shape)
     o = _validate.out(fname, be, ctx, out, y.shape, y.dtype)
     if y.size:
-        be.softmax_backward(ctx, _as_rows(g), _as_rows(y), ax, sign * t, log, _as_rows(o))
+        be.softmax_backward(ctx, _as_rows(g), _as_rows(y), ax, sign * t, log, m, _as_rows(o))
     return be.wrap(ctx, o, output)
 
 
-def softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
-    """softmax(x/T) along ``axis``: e^{(x_i - max)/T} / sum_j e^{(x_j - max)/T}."""
-    return _softmax_forward("gpu_act.softmax", False, x, axis, temperature, out, backend, stream)
+def softmax(x, axis=-1, *, temperature=1.0, mask=None, out=None, backend=None, stream=None):
+    """softmax(x/T) along ``axis``: e^{(x_i - max)/T} / sum_j e^{(x_j - max)/T}.
+    ``mask`` (bool, broadcast to x): only its True entries take part; the others
+    get 0, and a row with none is all 0."""
+    return _softmax_forward("gpu_act.softmax", False, x, axis, temperature, mask, out, backend, stream)
 
 
-def log_softmax(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
-    """log softmax(x/T) along ``axis``: (x_i - max)/T - log sum_j e^{(x_j - max)/T}."""
-    return _softmax_forward("gpu_act.log_softmax", True, x, axis, temperature, out, backend, stream)
+def log_softmax(x, axis=-1, *, temperature=1.0, mask=None, out=None, backend=None, stream=None):
+    """log softmax(x/T) along ``axis``: (x_i - max)/T - log sum_j e^{(x_j - max)/T}.
+    ``mask`` as softmax's: masked entries (and every entry of a row with no
+    unmasked one) get -inf."""
+    return _softmax_forward("gpu_act.log_softmax", True, x, axis, temperature, mask, out, backend, stream)
 
 
-def softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
-    """Gradient through softmax from its output y: y (g - sum(g y)) / T."""
-    return _softmax_backward("gpu_act.softmax_backward", False, grad_output, output, axis, temperature, out, backend, stream)
+def softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, mask=None, out=None, backend=None,
+                     stream=None):
+    """Gradient through softmax from its output y: y (g - sum(g y)) / T, the sum
+    over the unmasked entries of ``mask``; masked entries 0."""
+    return _softmax_backward("gpu_act.softmax_backward", False, grad_output, output, axis, temperature, mask, out,
+                             backend, stream)
 
 
-def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
-    """Gradient through log_softmax from its output y: (g - e^y sum(g)) / T."""
+def log_softmax_backward(grad_output, output, axis=-1, *, temperature=1.0, mask=None, out=None, backend=None,
+                         stream=None):
+    """Gradient through log_softmax from its output y: (g - e^y sum(g)) / T, the
+    sum over the unmasked entries of ``mask``; masked entries 0."""
     return _softmax_backward(
-        "gpu_act.log_softmax_backward", True, grad_output, output, axis, temperature, out, backend, stream
+        "gpu_act.log_softmax_backward", True, grad_output, output, axis, temperature, mask, out, backend, stream
     )
 
 
 def softmin(x, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """softmin(x/T) = softmax(-x/T) along ``axis`` (PyTorch's softmin):
     e^{-(x_i - min)/T} / sum_j e^{-(x_j - min)/T}."""
-    return _softmax_forward("gpu_act.softmin", False, x, axis, temperature, out, backend, stream, sign=-1.0)
+    return _softmax_forward("gpu_act.softmin", False, x, axis, temperature, None, out, backend, stream, sign=-1.0)
 
 
 def softmin_backward(grad_output, output, axis=-1, *, temperature=1.0, out=None, backend=None, stream=None):
     """Gradient through softmin from its output y: -y (g - sum(g y)) / T."""
     return _softmax_backward(
-        "gpu_act.softmin_backward", False, grad_output, output, axis, temperature, out, backend, stream, sign=-1.0
+        "gpu_act.softmin_backward", False, grad_output, output, axis, temperature, None, out, backend, stream, sign=-1.0
     )
 
 
@@ -87,30 +104,33 @@ def _kept(a, shape, ax):
     return a.reshape(reduced_shape(tuple(shape) or (1,), ax, True))
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, temperature=1.0, out=None, backend=None, stream=None):
+def logsumexp(x, axis=-1, *, keepdims=False, mask=None, temperature=1.0, out=None, backend=None, stream=None):
     """T log sum_j e^{x_j/T} along ``axis``, as m + T log sum_j e^{(x_j - m)/T}
     (m the row max): NaN in a row gives NaN, else +inf in it gives +inf, a row
     of only -inf (or none) gives -inf (SciPy's logsumexp). ``keepdims`` keeps the
-    axis with length 1."""
+    axis with length 1. ``mask`` (bool, broadcast to x): only its True entries
+    take part; a row with none gives -inf."""
     fname = "gpu_act.logsumexp"
-    be, ctx = _dispatch.resolve(fname, (x, out), backend, stream)
+    be, ctx = _dispatch.resolve(fname, (x, mask, out), backend, stream)
     (xa,) = _validate.inputs(fname, be, ctx, [("x", x)])
     ax = _validate.axis(fname, axis, xa.ndim)
     keep = _validate.flag(fname, "keepdims", keepdims)
     t = _validate.temperature(fname, temperature, xa.dtype, factor=True)
+    m = _mask(fname, be, ctx, mask, xa.shape)
     o = _validate.out(fname, be, ctx, out, reduced_shape(xa.shape, ax, keep), xa.dtype)
     if o.size:
-        be.logsumexp(ctx, _as_rows(xa), ax, t, _kept(o, xa.shape, ax))
+        be.logsumexp(ctx, _as_rows(xa), ax, t, m, _kept(o, xa.shape, ax))
     return be.wrap(ctx, o, x)
 
 
-def logsumexp_backward(grad_output, x, result, axis=-1, *, keepdims=False, temperature=1.0, out=None, backend=None,
-                       stream=None):
+def logsumexp_backward(grad_output, x, result, axis=-1, *, keepdims=False, mask=None, temperature=1.0, out=None,
+                       backend=None, stream=None):
     """Gradient through logsumexp: g softmax(x/T) = g e^{(x - result)/T}, g and the
     forward's ``result`` (of logsumexp's shape, ``keepdims`` as there) broadcast
-    along ``axis``; NaN along a row whose result is not finite (its softmax is NaN)."""
+    along ``axis``; NaN along a row whose result is not finite (its softmax is NaN).
+    Masked entries of ``mask`` (as the forward's) get 0."""
     fname = "gpu_act.logsumexp_backward"
-    be, ctx = _dispatch.resolve(fname, (x, grad_output, result, out), backend, stream)
+    be, ctx = _dispatch.resolve(fname, (x, grad_output, result, mask, out), backend, stream)
     g, xa, r = _validate.inputs(fname, be, ctx, [("grad_output", grad_output), ("x", x), ("result", result)])
     ax = _validate.axis(fname, axis, xa.ndim)
     keep = _validate.flag(fname, "keepdims", keepdims)
@@ -119,9 +139,11 @@ def logsumexp_backward(grad_output, x, result, axis=-1, *, keepdims=False, tempe
         _validate.same_shape(fname, what, a, shape)
         _validate.same_dtype(fname, what, a, xa.dtype)
     t = _validate.temperature(fname, temperature, xa.dtype, factor=True)
+    m = _mask(fname, be, ctx, mask, xa.shape)
     o = _validate.out(fname, be, ctx, out, xa.shape, xa.dtype)
     if xa.size:
-        be.logsumexp_backward(ctx, _kept(g, xa.shape, ax), _as_rows(xa), _kept(r, xa.shape, ax), ax, t, _as_rows(o))
+        be.logsumexp_backward(ctx, _kept(g, xa.shape, ax), _as_rows(xa), _kept(r, xa.shape, ax), ax, t, m,
+                              _as_rows(o))
     return be.wrap(ctx, o, x)
 
 

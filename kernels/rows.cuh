@@ -203,6 +203,17 @@ __device__ __forceinline__ void map2(const Tm& team, i64 n, const T* a, i64 sa, 
         store(y + j * sy, f(j, load(a + j * sa), load(b + j * sb)));
 }
 
+// ------------------------------------------------ masks
+// The entries of one row that take part: its mask row (bool, element stride n
+// along the row; 0 where the mask is broadcast), read only where `on`
+// (a kernel without a mask gets on = 0 and a stand-in pointer never read)
+struct RowMask {
+    const bool* r;
+    i64 n;
+    int on;
+    __device__ __forceinline__ bool operator()(i64 j) const { return !on || r[j * n]; }
+};
+
 template <typename C> struct Sum {
     __device__ __forceinline__ C operator()(C a, C b) const { return a + b; }
 };

@@ -14,6 +14,10 @@
 //   log_softmax: dx_j = (g_j - e^{y_j} sum_k g_k) / T
 //   logsumexp (r its result, g one value per row): dx_j = g e^{(x_j - r)/T},
 //   NaN along a row whose r is not finite (its softmax is NaN)
+// With a mask (bool, its own strides mP, mQ, mn; `masked` set) only the
+// unmasked entries take part in (m, s) and the backward's sums; masked entries
+// get 0 (softmax, gradients) or -inf (log_softmax) whatever the row holds, so a
+// row with no unmasked entry is all 0 (-inf), its logsumexp -inf.
 // T is float16, bfloat16, float or double. The forward's (m, s) run in float
 // (float16, bfloat16) or T; the backward's row sums in double (g - sum(g y)
 // cancels where y is near one-hot), rounded once to the compute type.
@@ -23,33 +27,42 @@ namespace ga {
 
 template <typename T, int TEAM, bool LOG>
 __global__ void GA_BOUNDS(TEAM, T)
-    softmax_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 yP, i64 yQ, i64 yn,
-                typename Acc<T>::type inv_t) {
+    softmax_fwd(const T* x, const bool* mask, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 mP, i64 mQ,
+                i64 mn, i64 yP, i64 yQ, i64 yn, typename Acc<T>::type inv_t, int masked) {
     typedef typename Acc<T>::type C;
     const Team<TEAM> team;
     const C sg = copysign(C(1), inv_t), a = fabs(inv_t);  // sg = -1: softmin
+    const C off = LOG ? -C(1) / C(0) : C(0);               // a masked entry's output
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
         const i64 i = r / Q, k = r - i * Q;
         const T* xr = x + i * xP + k * xQ;
         T* yr = y + i * yP + k * yQ;
+        const RowMask live{mask + i * mP + k * mQ, mn, masked};
         MaxSum<C> ms = MaxSum<C>::empty();
-        each(team, n, xr, xn, [&](i64, C v) { ms.add(sg * v, a); });
+        each(team, n, xr, xn, [&](i64 j, C v) {
+            if (live(j)) ms.add(sg * v, a);
+        });
         ms = team.reduce(ms, Merge<C>{a}).finish();
         const C m = ms.m, ls = log(ms.s), inv_s = C(1) / ms.s;
-        map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C { return softmax_out<LOG>(sg * v, m, ls, inv_s, a); });
+        map1(team, n, xr, xn, yr, yn, [&](i64 j, C v) -> C {
+            return live(j) ? softmax_out<LOG>(sg * v, m, ls, inv_s, a) : off;
+        });
     }
 }
 
 template <typename T, int TEAM>
 __global__ void GA_BOUNDS(TEAM, T)
-    logsumexp_fwd(const T* x, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 yP, i64 yQ,
-                  typename Acc<T>::type inv_t, typename Acc<T>::type t) {
+    logsumexp_fwd(const T* x, const bool* mask, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 mP,
+                  i64 mQ, i64 mn, i64 yP, i64 yQ, typename Acc<T>::type inv_t, typename Acc<T>::type t, int masked) {
     typedef typename Acc<T>::type C;
     const Team<TEAM> team;
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
         const i64 i = r / Q, k = r - i * Q;
+        const RowMask live{mask + i * mP + k * mQ, mn, masked};
         MaxSum<C> ms = MaxSum<C>::empty();
-        each(team, n, x + i * xP + k * xQ, xn, [&](i64, C v) { ms.add(v, inv_t); });
+        each(team, n, x + i * xP + k * xQ, xn, [&](i64 j, C v) {
+            if (live(j)) ms.add(v, inv_t);
+        });
         ms = team.reduce(ms, Merge<C>{inv_t});
         if (team.lane() == 0) store(y + i * yP + k * yQ, logsumexp_of(ms, t));
     }
@@ -58,23 +71,27 @@ __global__ void GA_BOUNDS(TEAM, T)
 // g and the forward's result r: one value per row
 template <typename T, int TEAM>
 __global__ void GA_BOUNDS(TEAM, T)
-    logsumexp_bwd(const T* x, const T* g, const T* res, T* o, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn,
-                  i64 gP, i64 gQ, i64 rP, i64 rQ, i64 oP, i64 oQ, i64 on, typename Acc<T>::type inv_t) {
+    logsumexp_bwd(const T* x, const T* g, const T* res, const bool* mask, T* o, i64 rows, i64 Q, i64 n, i64 xP,
+                  i64 xQ, i64 xn, i64 gP, i64 gQ, i64 rP, i64 rQ, i64 mP, i64 mQ, i64 mn, i64 oP, i64 oQ, i64 on,
+                  typename Acc<T>::type inv_t, int masked) {
     typedef typename Acc<T>::type C;
     const Team<TEAM> team;
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
         const i64 i = r / Q, k = r - i * Q;
+        const RowMask live{mask + i * mP + k * mQ, mn, masked};
         const C gv = load(g + i * gP + k * gQ), rv = load(res + i * rP + k * rQ);
         const C nan = rv - rv;  // 0, or NaN where r is not finite
-        map1(team, n, x + i * xP + k * xQ, xn, o + i * oP + k * oQ, on,
-             [&](i64, C v) -> C { return nan == C(0) ? gv * expt(v - rv, inv_t) : nan; });
+        map1(team, n, x + i * xP + k * xQ, xn, o + i * oP + k * oQ, on, [&](i64 j, C v) -> C {
+            return !live(j) ? C(0) : nan == C(0) ? gv * expt(v - rv, inv_t) : nan;
+        });
     }
 }
 
 template <typename T, int TEAM, bool LOG>
 __global__ void GA_BOUNDS(TEAM, T)
-    softmax_bwd(const T* g, const T* y, T* o, i64 rows, i64 Q, i64 n, i64 gP, i64 gQ, i64 gn, i64 yP, i64 yQ, i64 yn,
-                i64 oP, i64 oQ, i64 on, typename Acc<T>::type inv_t) {
+    softmax_bwd(const T* g, const T* y, const bool* mask, T* o, i64 rows, i64 Q, i64 n, i64 gP, i64 gQ, i64 gn,
+                i64 yP, i64 yQ, i64 yn, i64 mP, i64 mQ, i64 mn, i64 oP, i64 oQ, i64 on, typename Acc<T>::type inv_t,
+                int masked) {
     typedef typename Acc<T>::type C;
     const Team<TEAM> team;
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
@@ -82,11 +99,14 @@ __global__ void GA_BOUNDS(TEAM, T)
         const T* gr = g + i * gP + k * gQ;
         const T* yr = y + i * yP + k * yQ;
         T* orow = o + i * oP + k * oQ;
+        const RowMask live{mask + i * mP + k * mQ, mn, masked};
         double acc = 0.0;  // sum g (log) or sum g y
-        each2(team, n, gr, gn, yr, yn, [&](i64, C gv, C yv) { acc += LOG ? double(gv) : double(gv) * double(yv); });
+        each2(team, n, gr, gn, yr, yn, [&](i64 j, C gv, C yv) {
+            if (live(j)) acc += LOG ? double(gv) : double(gv) * double(yv);
+        });
         const C s = C(team.reduce(acc, Sum<double>()));
-        map2(team, n, gr, gn, yr, yn, orow, on, [&](i64, C gv, C yv) -> C {
-            return LOG ? (gv - exp(yv) * s) * inv_t : yv * (gv - s) * inv_t;
+        map2(team, n, gr, gn, yr, yn, orow, on, [&](i64 j, C gv, C yv) -> C {
+            return !live(j) ? C(0) : LOG ? (gv - exp(yv) * s) * inv_t : yv * (gv - s) * inv_t;
         });
     }
 }

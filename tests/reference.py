@@ -38,6 +38,11 @@ __all__ = [
     "logsumexp_backward",
     "glu",
     "glu_backward",
+    "masked_softmax",
+    "masked_log_softmax",
+    "masked_softmax_backward",
+    "masked_log_softmax_backward",
+    "masked_cross_entropy",
     "cross_entropy",
     "maxout",
     "maxout_backward",
@@ -410,33 +415,159 @@ def softmin_backward(grad_output, output, axis=-1, temperature=1.0):
     return -softmax_backward(grad_output, output, axis, temperature)
 
 
-def logsumexp(x, axis=-1, keepdims=False, temperature=1.0):
+def _mask_of(mask, x, zero_d):
+    """The mask broadcast to x's (prepared) shape, all True without one."""
+    if mask is None:
+        return np.ones(x.shape, bool)
+    m = np.asarray(mask, bool)
+    return np.broadcast_to(m.reshape(m.shape or (1,)) if zero_d else m, x.shape)
+
+
+def logsumexp(x, axis=-1, keepdims=False, temperature=1.0, mask=None):
     """T log sum_j exp(x_j / T) along ``axis``, as m + T log sum exp((x - m)/T) with m
     the row max; SciPy's special values: NaN in the row -> NaN, else +inf -> +inf,
-    only -inf (or no entry) -> -inf. A 0-d x is a row of one element."""
+    only -inf (or no entry) -> -inf. A 0-d x is a row of one element. ``mask``: only
+    its True entries are in the row."""
     xx, ax, zero_d = _rowwise_prepare(x, axis)
+    mk = _mask_of(mask, xx, zero_d)
     with np.errstate(all="ignore"):
-        m = np.max(xx, axis=ax, keepdims=True, initial=-np.inf)  # NaN where the row holds one
+        m = np.max(xx, axis=ax, keepdims=True, initial=-np.inf, where=mk)  # NaN where the row holds one
         ok = np.isfinite(m)
         ms = np.where(ok, m, 0.0)
-        s = np.sum(np.exp((xx - ms) / temperature), axis=ax, keepdims=True)
+        s = np.sum(np.where(mk, np.exp((xx - ms) / temperature), 0.0), axis=ax, keepdims=True)
         r = np.where(ok, ms + temperature * np.log(s), m)
     if zero_d:
         return r.reshape(())
     return r if keepdims else np.squeeze(r, axis=ax)
 
 
-def logsumexp_backward(grad_output, x, result, axis=-1, keepdims=False, temperature=1.0):
+def logsumexp_backward(grad_output, x, result, axis=-1, keepdims=False, temperature=1.0, mask=None):
     """g * softmax(x/T) written as g * exp((x - result)/T), g and result broadcast along
-    ``axis``; NaN along a row whose result is not finite (its softmax is NaN)."""
+    ``axis``; NaN along a row whose result is not finite (its softmax is NaN); 0 at
+    the entries ``mask`` leaves out."""
     xx, ax, zero_d = _rowwise_prepare(x, axis)
+    mk = _mask_of(mask, xx, zero_d)
     g, r = _f64(grad_output), _f64(result)
     if not zero_d and not keepdims:
         g, r = np.expand_dims(g, ax), np.expand_dims(r, ax)
     g, r = g.reshape(g.shape or (1,)), r.reshape(r.shape or (1,))
     with np.errstate(all="ignore"):
-        d = np.where(np.isfinite(r), g * np.exp((xx - r) / temperature), np.nan)
+        d = np.where(mk, np.where(np.isfinite(r), g * np.exp((xx - r) / temperature), np.nan), 0.0)
     return d.reshape(()) if zero_d else d
+
+
+# ---------------------------------------------------------------------------------------
+# masked softmax family and cross entropy (JAX's where=): only the True entries of the
+# mask are in a row; the others get probability 0 (log-probability -inf) and gradient 0,
+# and a row with none is all 0 (-inf)
+# ---------------------------------------------------------------------------------------
+
+def _masked_parts(x, mask, axis, temperature):
+    xx, ax, zero_d = _rowwise_prepare(x, axis)
+    mk = _mask_of(mask, xx, zero_d)
+    z = xx / temperature
+    m = np.max(z, axis=ax, keepdims=True, initial=-np.inf, where=mk)
+    ok = np.isfinite(m)  # False: a NaN or +inf among the row's entries, only -inf, or none
+    shifted = z - np.where(ok, m, 0.0)
+    e = np.where(mk, np.exp(shifted), 0.0)
+    s = np.sum(e, axis=ax, keepdims=True)
+    return shifted, e, s, ok, mk, zero_d
+
+
+def masked_softmax(x, mask, axis=-1, temperature=1.0):
+    with np.errstate(all="ignore"):
+        shifted, e, s, ok, mk, zero_d = _masked_parts(x, mask, axis, temperature)
+        y = np.where(mk, np.where(ok, e / s, np.nan), 0.0)
+    return y.reshape(()) if zero_d else y
+
+
+def masked_log_softmax(x, mask, axis=-1, temperature=1.0):
+    with np.errstate(all="ignore"):
+        shifted, e, s, ok, mk, zero_d = _masked_parts(x, mask, axis, temperature)
+        y = np.where(mk, np.where(ok, shifted - np.log(s), np.nan), -np.inf)
+    return y.reshape(()) if zero_d else y
+
+
+def masked_softmax_backward(grad_output, output, mask, axis=-1, temperature=1.0):
+    """y (g - sum(g y)) / T over the row's entries; 0 at masked ones."""
+    gg, ax, zero_d = _rowwise_prepare(grad_output, axis)
+    yy = _f64(output).reshape(gg.shape)
+    mk = _mask_of(mask, gg, zero_d)
+    with np.errstate(all="ignore"):
+        dot = np.sum(np.where(mk, gg * yy, 0.0), axis=ax, keepdims=True)
+        r = np.where(mk, yy * (gg - dot) / temperature, 0.0)
+    return r.reshape(()) if zero_d else r
+
+
+def masked_log_softmax_backward(grad_output, output, mask, axis=-1, temperature=1.0):
+    """(g - exp(y) sum(g)) / T over the row's entries; 0 at masked ones."""
+    gg, ax, zero_d = _rowwise_prepare(grad_output, axis)
+    yy = _f64(output).reshape(gg.shape)
+    mk = _mask_of(mask, gg, zero_d)
+    with np.errstate(all="ignore"):
+        sg = np.sum(np.where(mk, gg, 0.0), axis=ax, keepdims=True)
+        r = np.where(mk, (gg - np.exp(yy) * sg) / temperature, 0.0)
+    return r.reshape(()) if zero_d else r
+
+
+def masked_cross_entropy(logits, target, mask, axis=-1, reduction="mean", ignore_index=-100, label_smoothing=0.0,
+                         weight=None, z_loss=0.0, softcap=None):
+    """(loss, grad, lse) in float64 with a class mask: a row's classes are its True
+    entries, C' of them: the softmax runs over them (log-probability -inf at the
+    others), label smoothing gives eps/C' to each of them, target mass on a masked
+    class costs +inf, masked classes get gradient 0; a row with no True entry is
+    ignored (loss and gradient 0, not counted by "mean", lse -inf)."""
+    z = _f64(logits)
+    ax = _norm_axis(axis, z.ndim)
+    zl = np.moveaxis(z, ax, -1)
+    mk = np.moveaxis(np.broadcast_to(np.asarray(mask, bool), z.shape), ax, -1)
+    count = mk.sum(axis=-1)
+    live = count > 0
+    eps = float(label_smoothing)
+    w = np.ones(zl.shape[-1]) if weight is None else _f64(weight)
+    target = np.asarray(target)
+    with np.errstate(all="ignore"):
+        if softcap is not None:
+            th = np.tanh(zl / softcap)
+            v, dv = softcap * th, 1.0 - th * th
+        else:
+            v, dv = zl, 1.0
+        m = np.max(v, axis=-1, keepdims=True, initial=-np.inf, where=mk)
+        ok = np.isfinite(m)
+        ms = np.where(ok, m, 0.0)
+        e = np.where(mk, np.exp(v - ms), 0.0)
+        s = np.sum(e, axis=-1, keepdims=True)
+        log_s = np.log(s)
+        soft = np.where(mk, np.where(ok, e / s, np.nan), 0.0)
+        lse = np.where(live, np.where(ok[..., 0], (ms + log_s)[..., 0], np.nan), -np.inf)
+        base = np.where(live, eps / count, 0.0)[..., None] * mk
+        if np.issubdtype(target.dtype, np.integer):
+            t = target.astype(np.int64)
+            valid = (t != ignore_index) & live
+            tc = np.where(t != ignore_index, t, 0)
+            onehot = np.zeros(zl.shape)
+            np.put_along_axis(onehot, tc[..., None], 1.0, axis=-1)
+            q = np.where(valid[..., None], (1.0 - eps) * onehot * w[tc][..., None] + base * w, 0.0)
+            denom = float(np.sum(np.where(valid, w[tc], 0.0)))
+        else:
+            tq = np.moveaxis(_f64(target), ax, -1)
+            valid = live
+            q = np.where(valid[..., None], w * ((1.0 - eps) * tq + base), 0.0)
+            denom = float(np.sum(valid))
+        # -log p_c: (m - v_c) + log s on the row's classes, +inf on masked ones
+        terms = np.where(q == 0, 0.0, q * np.where(mk, (ms - v) + log_s, np.inf))
+        row_loss = np.sum(terms, axis=-1) + (z_loss * lse**2 if z_loss else 0.0)
+        row_loss = np.where(valid, np.where(ok[..., 0], row_loss, np.nan), 0.0)
+        row_grad = soft * (np.sum(q, axis=-1, keepdims=True) + 2.0 * z_loss * lse[..., None]) - q
+        row_grad = np.where(mk & valid[..., None], row_grad * dv, 0.0)
+        if reduction == "none":
+            loss, scale = row_loss, 1.0
+        elif reduction == "sum":
+            loss, scale = np.asarray(np.sum(row_loss)), 1.0
+        else:
+            loss = np.asarray(np.sum(row_loss) / denom) if denom else np.asarray(np.nan)
+            scale = 1.0 / denom if denom else 0.0
+    return loss, np.moveaxis(row_grad * scale, -1, ax), lse
 
 
 # ---------------------------------------------------------------------------------------

@@ -22,6 +22,33 @@ def task(name, **kwargs):
     return functools.partial(run, name, **kwargs)
 
 
+def _run_masked(name, kwargs, *arrays):
+    return FUNCTIONS[name](*arrays[:-1], mask=arrays[-1], **kwargs)
+
+
+def masked_task(name, mask, **kwargs):
+    """``task``, or with a mask (not None) one whose last block is passed as ``mask=``."""
+    return task(name, **kwargs) if mask is None else functools.partial(_run_masked, name, kwargs)
+
+
+def as_mask(fname, obj, x):
+    """``obj`` (None, or a bool array broadcastable to x) as a Dask array of x's
+    shape and chunks, each block a broadcast view of the mask's (stride 0 along
+    its unit axes), or None."""
+    if obj is None:
+        return None
+    m = as_dask(fname, "mask", obj)
+    _validate.mask_dtype(fname, m.dtype)
+    m = m.reshape(_validate.broadcasts_to(fname, "mask", m, x.shape))
+    m = m.rechunk(tuple((1,) if n == 1 else c for n, c in zip(m.shape, x.chunks)))
+    return da.broadcast_to(m, x.shape, chunks=x.chunks)
+
+
+def given(*arrays):
+    """The arrays that are not None (a block function's optional last operands)."""
+    return [a for a in arrays if a is not None]
+
+
 def as_dask(fname, what, obj, shape=None, chunks=None):
     """``obj`` as a Dask array with known chunk sizes, checked against ``shape`` and
     rechunked to ``chunks`` (to line its blocks up with the other arguments')."""

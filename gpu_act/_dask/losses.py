@@ -15,6 +15,12 @@ the rows), else 1. These are the kernels' formulas
 Per-row losses are summed in float64; a reduced loss is a lazy 0-d array.
 Class weights are small: a Dask ``weight`` is computed when the graph is built.
 
+With a mask (a Dask array of the logits' chunks, each block a broadcast view),
+the row statistics run over the unmasked classes, C' (the row's number of
+them, summed over blocks) replaces C in the smoothing, terms of target mass on
+masked classes are +inf, masked classes get gradient 0, and rows with C' = 0
+are ignored (loss and gradient 0, not counted, lse -inf): the kernels' rules.
+
 nll_loss: each class block gathers the targets that fall in it (the others
 become ``ignore_index`` for that block) and the per-row partials add up.
 The binary losses are elementwise: one gpu_act call per block.
@@ -29,7 +35,7 @@ import numpy as np
 
 from .. import _dispatch, _validate
 from .._dtypes import COMPUTE
-from ._blocks import as_dask, compute_meta, one_per_block, run
+from ._blocks import as_dask, as_mask, compute_meta, given, one_per_block, run
 from .rowwise import normalised_block, row_statistics
 
 
@@ -91,25 +97,33 @@ def cross_entropy(name, a):
                  float(kw["z_loss"]), cap, kw["backend"], ctype)
     cmeta = compute_meta(z)
     v = z if cap is None else z.map_blocks(functools.partial(_capped, spec), dtype=ctype, meta=cmeta)
-    big_m, log_s, share = row_statistics(v, ax, 1.0, spec.backend)
     per_block = one_per_block(z.chunks, ax)
     f64 = np.empty_like(cmeta, dtype=np.float64)
-    parts = da.map_blocks(
-        functools.partial(_loss_part, spec), v, target, big_m, log_s, chunks=per_block, dtype=np.float64, meta=f64
-    )
+    mask = as_mask(fname, a["mask"], z)
+    count = None  # each row's number of unmasked classes (float64, the class axis kept)
+    if mask is not None:
+        count = da.map_blocks(functools.partial(_block_count, ax), mask, chunks=per_block, dtype=np.float64,
+                              meta=f64).sum(axis=ax, keepdims=True)
+    extra = given(mask, count)
+    big_m, log_s, share = row_statistics(v, ax, 1.0, spec.backend, mask=mask)
+    parts = da.map_blocks(functools.partial(_loss_part, spec), v, target, big_m, log_s, *extra, chunks=per_block,
+                          dtype=np.float64, meta=f64)
     row_loss = parts.sum(axis=ax)
-    loss, scale = _reduced(row_loss, kw["reduction"], z.dtype,
-                           lambda: _denominator(spec, target) if index else math.prod(row_loss.shape))
+    live = None if count is None else count > 0
+    if index:
+        denominator = lambda: _denominator(spec, target, live)  # noqa: E731
+    else:
+        denominator = lambda: math.prod(row_loss.shape) if live is None else live.sum()  # noqa: E731
+    loss, scale = _reduced(row_loss, kw["reduction"], z.dtype, denominator)
     out = [loss]
-    lse = da.map_blocks(_lse, big_m, log_s, dtype=ctype, meta=cmeta)
+    lse = da.map_blocks(_lse, big_m, log_s, *given(count), dtype=ctype, meta=cmeta)
     if a["return_grad"]:
         q_sum = None
-        if not index:
-            q_sum = target.map_blocks(
-                functools.partial(_q_sum, spec), chunks=per_block, dtype=ctype, meta=cmeta
-            ).sum(axis=ax, keepdims=True)
+        if not index or mask is not None:
+            q_sum = da.map_blocks(functools.partial(_q_sum, spec), target, *extra, chunks=per_block, dtype=ctype,
+                                  meta=cmeta).sum(axis=ax, keepdims=True)
         out.append(da.map_blocks(
-            functools.partial(_grad_block, spec, z.dtype), v, target, share, q_sum, lse, scale,
+            functools.partial(_grad_block, spec, z.dtype), v, target, share, q_sum, lse, scale, *extra,
             dtype=z.dtype, meta=np.empty_like(cmeta, dtype=z.dtype),
         ))
     if a["return_lse"]:
@@ -123,10 +137,18 @@ def _capped(spec, zb):
     return c * np.tanh(zb.astype(spec.ctype, copy=False) / c)
 
 
-def _lse(big_m, log_s):
-    # M + log S; NaN for a row without a softmax (NaN, +inf or only -inf), as the kernels
+def _block_count(ax, mb):
+    return mb.sum(axis=ax, keepdims=True, dtype=np.float64)
+
+
+def _lse(big_m, log_s, count=None):
+    # M + log S; NaN for a row without a softmax (NaN, +inf or only -inf), as the
+    # kernels; -inf for a row with no unmasked class
     with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(big_m), big_m + log_s, np.nan).astype(big_m.dtype, copy=False)
+        lse = np.where(np.isfinite(big_m), big_m + log_s, np.nan)
+        if count is not None:
+            lse = np.where(count > 0, lse, -np.inf)
+        return lse.astype(big_m.dtype, copy=False)
 
 
 def _block_weight(spec, classes, like):
@@ -138,50 +160,68 @@ def _block_weight(spec, classes, like):
     return spec.weight[classes[0] : classes[1]].reshape(shape)
 
 
-def _q(spec, tb, classes):
+def _q(spec, tb, classes, mb=None, count=None):
     """The block's q = w t' (compute dtype) and, for class indices, the rows that
-    count; ``classes`` = (first, stop) of the block's classes."""
-    base = spec.eps / spec.classes if spec.classes else 0.0
+    count; ``classes`` = (first, stop) of the block's classes. With a mask block
+    ``mb`` and the rows' numbers of unmasked classes ``count``, the smoothing is
+    eps / C' on unmasked classes only, and rows with C' = 0 do not count."""
+    if count is None:
+        base = spec.eps / spec.classes if spec.classes else 0.0
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            base = np.where(count > 0, spec.eps / count, 0.0) * mb
     w = _block_weight(spec, classes, tb)
     if not spec.index:
         t = (1.0 - spec.eps) * tb.astype(spec.ctype, copy=False) + base
         return (w * t).astype(spec.ctype, copy=False), None
-    _check_block(spec, tb)
+    live = None if count is None else count > 0
+    _check_block(spec, tb, live)
     shape = [1] * tb.ndim
     shape[spec.axis] = classes[1] - classes[0]
     onehot = (tb == np.arange(*classes, like=tb).reshape(shape)).astype(spec.ctype)
     valid = tb != spec.ignore
+    if live is not None:
+        valid = valid & live
     return np.where(valid, w * ((1.0 - spec.eps) * onehot + base), 0).astype(spec.ctype, copy=False), valid
 
 
-def _check_block(spec, tb):
-    """The block's (count, weight sum) of targets not ignored; ValueError for one out of range."""
+def _check_block(spec, tb, live=None):
+    """The block's (count, weight sum) of targets not ignored (nor in rows where
+    ``live`` is False); ValueError for one out of range."""
     be, ctx = _dispatch.resolve(spec.fname, (tb,), spec.backend)
     w = None if spec.weight is None else be.asarray(ctx, spec.weight)
-    return be.check_targets(ctx, spec.fname, be.asarray(ctx, tb), spec.classes, spec.ignore, w)
+    lv = None if live is None else be.asarray(ctx, live)
+    return be.check_targets(ctx, spec.fname, be.asarray(ctx, tb), spec.classes, spec.ignore, w, lv)
 
 
-def _classes(spec, block_info):
-    return block_info[0]["array-location"][spec.axis]
+def _classes(spec, block_info, arg=0):
+    # (first, stop) of the block's classes, from argument ``arg``, which has the class axis
+    return block_info[arg]["array-location"][spec.axis]
 
 
-def _loss_part(spec, vb, tb, big_m, log_s, block_info=None):
+def _loss_part(spec, vb, tb, big_m, log_s, mb=None, count=None, block_info=None):
     classes = _classes(spec, block_info)
-    q, valid = _q(spec, tb, classes)
-    with np.errstate(invalid="ignore"):
-        terms = np.where(q == 0, 0, q * ((big_m - vb.astype(spec.ctype, copy=False)) + log_s))
+    q, valid = _q(spec, tb, classes, mb, count)
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = q * ((big_m - vb.astype(spec.ctype, copy=False)) + log_s)
+        if mb is not None:  # target mass on a masked class: its log-probability is -inf
+            terms = np.where(mb, terms, q * np.inf)
+        terms = np.where(q == 0, 0, terms)
     part = terms.sum(axis=spec.axis, keepdims=True, dtype=np.float64)
     live = np.ones_like(part, dtype=bool) if valid is None else valid
+    if count is not None:
+        live = live & (count > 0)
     if spec.z_loss and classes[0] == 0:  # z_loss L^2, once per counted row (in its first block)
         lse = (big_m + log_s).astype(np.float64)
         part = part + np.where(live, spec.z_loss * lse * lse, 0)
     # a row without a softmax (NaN, +inf, or all -inf) has a NaN loss, even where no
     # target weights it, as in the kernels; an ignored row keeps its 0
-    return np.where(np.isfinite(big_m) | ~live, part, np.nan)
+    return np.where(live, np.where(np.isfinite(big_m), part, np.nan), 0)
 
 
-def _q_sum(spec, tb, block_info=None):
-    q, _ = _q(spec, tb, _classes(spec, block_info))
+def _q_sum(spec, tb, mb=None, count=None, block_info=None):
+    # index targets have no class axis (length 1): the mask's blocks have it
+    q, _ = _q(spec, tb, _classes(spec, block_info, 0 if mb is None else 1), mb, count)
     return q.sum(axis=spec.axis, keepdims=True)
 
 
@@ -194,11 +234,11 @@ def _index_q_sum(spec, tb):
     return (1.0 - spec.eps) * wt + spec.eps / spec.classes * spec.weight.sum(dtype=np.float64)
 
 
-def _grad_block(spec, dtype, vb, tb, share, q_sum, lse, scale, block_info=None):
-    q, valid = _q(spec, tb, _classes(spec, block_info))
+def _grad_block(spec, dtype, vb, tb, share, q_sum, lse, scale, mb=None, count=None, block_info=None):
+    q, valid = _q(spec, tb, _classes(spec, block_info), mb, count)
     scale = float(scale)
-    soft = normalised_block("softmax", spec.axis, 1.0, spec.backend, vb, share)
-    total = _index_q_sum(spec, tb) if spec.index else q_sum
+    soft = normalised_block("softmax", spec.axis, 1.0, spec.backend, vb, share, mb)
+    total = _index_q_sum(spec, tb) if q_sum is None else q_sum
     with np.errstate(invalid="ignore"):
         if spec.z_loss:
             total = total + 2.0 * spec.z_loss * lse
@@ -208,19 +248,22 @@ def _grad_block(spec, dtype, vb, tb, share, q_sum, lse, scale, block_info=None):
             grad = grad * (1.0 - u * u)
         if spec.index:
             grad = np.where(valid, grad, 0)
+        if mb is not None:  # masked classes, and rows with none unmasked, 0
+            grad = np.where(mb & (count > 0), grad, 0)
     return grad.astype(dtype, copy=False)
 
 
-def _denominator(spec, target):
+def _denominator(spec, target, live=None):
     """Lazy sum of the weights of the targets not ignored (their count without
-    weights), each block range-checked as in memory."""
+    weights), nor in rows where ``live`` is False, each block range-checked as in memory."""
     ones = tuple((1,) * len(c) for c in target.chunks)
     meta = np.empty((0,) * target.ndim, np.float64)
-    return target.map_blocks(functools.partial(_block_denominator, spec), chunks=ones, dtype=np.float64, meta=meta).sum()
+    return da.map_blocks(functools.partial(_block_denominator, spec), target, *given(live), chunks=ones,
+                         dtype=np.float64, meta=meta).sum()
 
 
-def _block_denominator(spec, tb):
-    _, d = _check_block(spec, tb)
+def _block_denominator(spec, tb, live=None):
+    _, d = _check_block(spec, tb, live)
     return np.full((1,) * tb.ndim, d, np.float64)
 
 

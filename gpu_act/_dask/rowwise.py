@@ -16,6 +16,11 @@ softmin, softmax of -x/T, takes the same statistics of -x: m_b = -min_b x and
 l_b = -log max_b softmin_b(x) (softmin's largest entry is 1/s_b), no negated
 copy. logsumexp is M + T log S (its limit M where M is not finite), and its
 backward is elementwise given the result: one gpu_act call per block.
+With a mask (a Dask array of x's chunks, each block a broadcast view) every
+block is computed with its block of the mask; the block maxima and backward
+sums read through it (NumPy's ``where=``), and masked entries keep the
+block's own 0 (-inf): a row with no unmasked entry is all 0 (-inf), its
+logsumexp -inf, as in memory.
 Every partial and combination runs in the compute dtype (float32 for half).
 """
 
@@ -27,7 +32,7 @@ import numpy as np
 from .. import _validate
 from .. import rowwise as _rw
 from .._dtypes import COMPUTE, inverse_temperature
-from ._blocks import as_dask, compute_meta, kept, one_per_block, run, task
+from ._blocks import as_dask, as_mask, compute_meta, given, kept, masked_task, one_per_block, run, task
 
 
 def _axis_kwargs(a):
@@ -41,24 +46,26 @@ def softmax(name, a):
     kw = _axis_kwargs(a)
     meta = run(name, x._meta, **kw)  # checks dtype, axis and temperature now
     ax = _validate.axis(fname, kw["axis"], x.ndim)
+    mask = as_mask(fname, a.get("mask"), x)
     if x.ndim == 0 or len(x.chunks[ax]) == 1:
-        return x.map_blocks(task(name, **kw), dtype=meta.dtype, meta=meta)
+        return da.map_blocks(masked_task(name, mask, **kw), x, *given(mask), dtype=meta.dtype, meta=meta)
     t = _validate.temperature(fname, kw["temperature"], x.dtype)
-    _, _, share = row_statistics(x, ax, t, kw["backend"], -1.0 if name == "softmin" else 1.0)
+    _, _, share = row_statistics(x, ax, t, kw["backend"], -1.0 if name == "softmin" else 1.0, mask)
     block = functools.partial(_normalised, name, ax, t, kw["backend"])
-    return da.map_blocks(block, x, share, dtype=meta.dtype, meta=meta)
+    return da.map_blocks(block, x, share, *given(mask), dtype=meta.dtype, meta=meta)
 
 
-def row_statistics(x, ax, t, backend, sign=1.0):
+def row_statistics(x, ax, t, backend, sign=1.0, mask=None):
     """(M, log S, f) as lazy arrays in the compute dtype: the row max and log of the
     row's sum (axis ``ax`` of length 1) and each block's log share f_b (one per block),
-    of sign * x (-1: softmin's)."""
+    of sign * x (-1: softmin's), over the unmasked entries of ``mask`` (None: all)."""
     ctype = COMPUTE[np.dtype(x.dtype)]
     cmeta = compute_meta(x)
     chunks = one_per_block(x.chunks, ax)
-    m = x.map_blocks(functools.partial(_block_max, ax, sign), chunks=chunks, dtype=ctype, meta=cmeta)
-    lsum = x.map_blocks(functools.partial(_block_log_sum, ax, t, backend, sign), chunks=chunks, dtype=ctype,
-                        meta=cmeta)
+    m = da.map_blocks(functools.partial(_block_max, ax, sign), x, *given(mask), chunks=chunks, dtype=ctype,
+                      meta=cmeta)
+    lsum = da.map_blocks(functools.partial(_block_log_sum, ax, t, backend, sign), x, *given(mask), chunks=chunks,
+                         dtype=ctype, meta=cmeta)
     # not m.max: Dask's max fails on blocks with no rows; every block of m has one entry per row
     big_m = da.reduction(m, np.max, np.max, axis=ax, keepdims=True, dtype=ctype, meta=cmeta)
     w = da.map_blocks(_log_weight, m, lsum, big_m, inverse_temperature(t, ctype), dtype=ctype, meta=cmeta)
@@ -66,16 +73,19 @@ def row_statistics(x, ax, t, backend, sign=1.0):
     return big_m, log_s, da.map_blocks(_share, w, log_s, dtype=ctype, meta=cmeta)
 
 
-def _block_max(ax, sign, xb):
+def _block_max(ax, sign, xb, mb=None):
+    # -inf for a block with no (unmasked) entry: it holds no mass
     ctype = COMPUTE[xb.dtype]
     if xb.shape[ax] == 0:
         return np.full_like(xb, -np.inf, shape=kept(xb.shape, ax), dtype=ctype)
+    if mb is not None:
+        return np.max(xb, axis=ax, keepdims=True, initial=-np.inf, where=mb).astype(ctype)
     if sign < 0:  # the max of -x
         return -xb.min(axis=ax, keepdims=True).astype(ctype)
     return xb.max(axis=ax, keepdims=True).astype(ctype)
 
 
-def _block_log_sum(ax, t, backend, sign, xb):
+def _block_log_sum(ax, t, backend, sign, xb, mb=None):
     ctype = COMPUTE[xb.dtype]
     if xb.shape[ax] == 0:
         return np.full_like(xb, -np.inf, shape=kept(xb.shape, ax), dtype=ctype)
@@ -84,7 +94,8 @@ def _block_log_sum(ax, t, backend, sign, xb):
         y = run("softmin", xc, axis=ax, temperature=t, backend=backend)
         with np.errstate(divide="ignore"):
             return -np.log(y.max(axis=ax, keepdims=True))
-    y = run("log_softmax", xc, axis=ax, temperature=t, backend=backend)
+    kw = {} if mb is None else {"mask": mb}  # masked entries -inf: the max is an unmasked one's
+    y = run("log_softmax", xc, axis=ax, temperature=t, backend=backend, **kw)
     return -y.max(axis=ax, keepdims=True)
 
 
@@ -105,17 +116,21 @@ def _log(s):
         return np.log(s)
 
 
-def normalised_block(name, ax, t, backend, xb, share):
-    """The block's softmax / log_softmax within the whole row, in the compute dtype."""
-    y = run(name, xb.astype(COMPUTE[xb.dtype], copy=False), axis=ax, temperature=t, backend=backend)
+def normalised_block(name, ax, t, backend, xb, share, mb=None):
+    """The block's softmax / log_softmax within the whole row, in the compute dtype;
+    masked entries keep the block's own 0 (-inf)."""
+    kw = {} if mb is None else {"mask": mb}
+    y = run(name, xb.astype(COMPUTE[xb.dtype], copy=False), axis=ax, temperature=t, backend=backend, **kw)
     with np.errstate(invalid="ignore"):
         if name == "log_softmax":
-            return np.where(share == -np.inf, -np.inf, y + share)
-        return np.where(share == -np.inf, 0, y * np.exp(share))
+            r = np.where(share == -np.inf, -np.inf, y + share)
+        else:
+            r = np.where(share == -np.inf, 0, y * np.exp(share))
+    return r if mb is None else np.where(mb, r, y)
 
 
-def _normalised(name, ax, t, backend, xb, share):
-    return normalised_block(name, ax, t, backend, xb, share).astype(xb.dtype, copy=False)
+def _normalised(name, ax, t, backend, xb, share, mb=None):
+    return normalised_block(name, ax, t, backend, xb, share, mb).astype(xb.dtype, copy=False)
 
 
 def logsumexp(name, a):
@@ -124,16 +139,18 @@ def logsumexp(name, a):
     kw = _axis_kwargs(a)
     keep = a["keepdims"]
     meta = run(name, x._meta, keepdims=keep, **kw)  # checks dtype, axis, keepdims and temperature now
-    if x.ndim == 0:
-        return x.map_blocks(task(name, keepdims=keep, **kw), dtype=meta.dtype, meta=meta)
     ax = _validate.axis(fname, kw["axis"], x.ndim)
+    mask = as_mask(fname, a["mask"], x)
+    if x.ndim == 0:
+        return da.map_blocks(masked_task(name, mask, keepdims=keep, **kw), x, *given(mask), dtype=meta.dtype,
+                             meta=meta)
     kept_meta = np.empty_like(meta, shape=(0,) * x.ndim)
     if len(x.chunks[ax]) == 1:
-        y = x.map_blocks(task(name, keepdims=True, **kw), chunks=one_per_block(x.chunks, ax), dtype=meta.dtype,
-                         meta=kept_meta)
+        y = da.map_blocks(masked_task(name, mask, keepdims=True, **kw), x, *given(mask),
+                          chunks=one_per_block(x.chunks, ax), dtype=meta.dtype, meta=kept_meta)
     else:
         t = _validate.temperature(fname, kw["temperature"], x.dtype, factor=True)
-        big_m, log_s, _ = row_statistics(x, ax, t, kw["backend"])
+        big_m, log_s, _ = row_statistics(x, ax, t, kw["backend"], mask=mask)
         y = da.map_blocks(_lse, big_m, log_s, t, x.dtype, dtype=meta.dtype, meta=kept_meta)
     return y if keep else y.squeeze(axis=ax)
 
@@ -156,13 +173,17 @@ def logsumexp_backward(name, a):
     stub = [np.empty_like(b._meta, shape=_rw.reduced_shape(x._meta.shape, ax, keep)) for b in (g, r)]
     meta = run(name, stub[0], x._meta, stub[1], keepdims=keep, **kw)  # checks dtypes and parameters now
     if x.ndim == 0:
-        return da.map_blocks(task(name, keepdims=keep, **kw), g, x, r, dtype=meta.dtype, meta=meta)
+        mask = as_mask(fname, a["mask"], x)
+        return da.map_blocks(masked_task(name, mask, keepdims=keep, **kw), g, x, r, *given(mask), dtype=meta.dtype,
+                             meta=meta)
     shape = _rw.reduced_shape(x.shape, ax, keep)
     chunks = x.chunks[:ax] + (((1,),) if keep else ()) + x.chunks[ax + 1 :]
     g, r = (as_dask(fname, what, b, shape, chunks) for what, b in (("grad_output", g), ("result", r)))
     if not keep:
         g, r = (b[(slice(None),) * ax + (None,)] for b in (g, r))
-    return da.map_blocks(task(name, keepdims=True, **kw), g, x, r, dtype=meta.dtype, meta=meta)
+    mask = as_mask(fname, a["mask"], x)
+    return da.map_blocks(masked_task(name, mask, keepdims=True, **kw), g, x, r, *given(mask), dtype=meta.dtype,
+                         meta=meta)
 
 
 # ---------------------------------------------------------------- backward
@@ -176,8 +197,9 @@ def softmax_backward(name, a):
     kw = _axis_kwargs(a)
     meta = run(name, g._meta, y._meta, **kw)
     ax = _validate.axis(fname, kw["axis"], y.ndim)
+    mask = as_mask(fname, a.get("mask"), y)
     if y.ndim == 0 or len(y.chunks[ax]) == 1:
-        return da.map_blocks(task(name, **kw), g, y, dtype=meta.dtype, meta=meta)
+        return da.map_blocks(masked_task(name, mask, **kw), g, y, *given(mask), dtype=meta.dtype, meta=meta)
     t = _validate.temperature(fname, kw["temperature"], y.dtype)
     log = name == "log_softmax_backward"
     ctype = COMPUTE[np.dtype(y.dtype)]
@@ -186,6 +208,7 @@ def softmax_backward(name, a):
         functools.partial(_block_sum, ax, log),
         g,
         y,
+        *given(mask),
         chunks=one_per_block(y.chunks, ax),
         dtype=np.float64,
         meta=cmeta.astype(np.float64),
@@ -193,21 +216,24 @@ def softmax_backward(name, a):
     total = part.sum(axis=ax, keepdims=True)
     sign = -1.0 if name == "softmin_backward" else 1.0
     block = functools.partial(_backward_block, log, inverse_temperature(sign * t, ctype))
-    return da.map_blocks(block, g, y, total, dtype=meta.dtype, meta=meta)
+    return da.map_blocks(block, g, y, total, *given(mask), dtype=meta.dtype, meta=meta)
 
 
-def _block_sum(ax, log, g, y):
-    # in float64, as the kernels' row sums: g - sum(g y) cancels
+def _block_sum(ax, log, g, y, mb=None):
+    # in float64, as the kernels' row sums: g - sum(g y) cancels; over the unmasked entries
     g = g.astype(np.float64)
-    return (g if log else g * y).sum(axis=ax, keepdims=True)
+    terms = g if log else g * y
+    return terms.sum(axis=ax, keepdims=True) if mb is None else np.sum(terms, axis=ax, keepdims=True, where=mb)
 
 
-def _backward_block(log, inv_t, g, y, total):
+def _backward_block(log, inv_t, g, y, total, mb=None):
     ctype = COMPUTE[y.dtype]
     gc, yc = g.astype(ctype, copy=False), y.astype(ctype, copy=False)
     total = total.astype(ctype)  # the row sum rounded once, as the kernels do
     with np.errstate(invalid="ignore", over="ignore"):
         dx = (gc - np.exp(yc) * total) * inv_t if log else yc * (gc - total) * inv_t
+    if mb is not None:
+        dx = np.where(mb, dx, 0)  # masked entries 0
     return dx.astype(y.dtype, copy=False)
 
 

@@ -75,20 +75,26 @@ class Backend(Protocol):
         """The sum over every axis but ``channel_axis`` (all when None), as 1-D ``dtype``."""
 
     # ---------------------------------------------------------------- row-wise
-    def softmax(self, ctx, x, axis, temperature, log, out):
+    # The row-wise ops take ``mask``: None, or a bool array of x's rank whose
+    # axes are x's or 1 (read through stride 0, never copied where the layout
+    # allows), True where an entry takes part. Masked entries are left out of
+    # the row's max and sums and get 0 (probabilities, gradients) or -inf (log
+    # probabilities); a row with no unmasked entry is all 0 (all -inf), its
+    # logsumexp -inf.
+    def softmax(self, ctx, x, axis, temperature, log, mask, out):
         """softmax (``log``: log-softmax) of x/T along ``axis`` into out; a
         negative ``temperature`` -T gives softmin, softmax(-x/T), from the
         loads of x negated (no negated copy)."""
 
-    def softmax_backward(self, ctx, g, y, axis, temperature, log, out):
+    def softmax_backward(self, ctx, g, y, axis, temperature, log, mask, out):
         """The gradient through (log-)softmax from its output y (softmin's with
         a negative ``temperature``, as ``softmax``)."""
 
-    def logsumexp(self, ctx, x, axis, temperature, out):
+    def logsumexp(self, ctx, x, axis, temperature, mask, out):
         """T log sum e^{x/T} along ``axis``; ``out`` has x's rank, axis ``axis``
         of length 1 (x may have no elements along ``axis``: -inf)."""
 
-    def logsumexp_backward(self, ctx, g, x, r, axis, temperature, out):
+    def logsumexp_backward(self, ctx, g, x, r, axis, temperature, mask, out):
         """g e^{(x - r)/T} (NaN where r is not finite): ``g`` and logsumexp's
         result ``r`` have x's rank with axis ``axis`` of length 1."""
 
@@ -103,17 +109,29 @@ class Backend(Protocol):
     # (float32 for float16 input); ``total`` reduces them. Gradients are scaled
     # by ``scale`` (the reduction's 1/denominator, else 1), in the input's dtype
     # and shape, C-contiguous.
-    def check_targets(self, ctx, fname, target, classes, ignore_index, weight):
+    def live_rows(self, ctx, mask, shape, axis):
+        """(live, count) of a ``mask`` (as the row-wise ops take it) over an array
+        of ``shape``: whether each row along ``axis`` has an unmasked entry, a
+        bool array of the rows' shape (broadcast where the mask is), and how
+        many rows do (a host read-back on a GPU)."""
+
+    def check_targets(self, ctx, fname, target, classes, ignore_index, weight, live=None):
         """(count, denominator) of the targets not ignored: their number, and the
         sum of ``weight`` over their classes in float64 (their number when
-        ``weight`` is None); ValueError naming a target out of range."""
+        ``weight`` is None); ValueError naming a target out of range. Rows
+        where ``live`` (``live_rows``'s) is False are ignored as well."""
 
-    def cross_entropy(self, ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+    def cross_entropy(self, ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse,
+                      mask=None):
         """(row losses, gradient or None, row log-sum-exp or None) of softmax
         cross-entropy along ``axis``: class indices (``index``) or probabilities;
         ``eps`` label smoothing; ``weight`` None or C class weights (compute
         dtype); ``z_loss`` * lse^2 added per row (0: none); ``softcap`` None or
-        the cap c of c tanh(z / c). Ignored rows: loss and gradient 0."""
+        the cap c of c tanh(z / c). Ignored rows: loss and gradient 0. With
+        ``mask`` (as the row-wise ops take it) a row's classes are its unmasked
+        ones: label smoothing spreads over them, masked classes get gradient
+        0, target mass on one costs +inf; a row with none is ignored (its lse
+        -inf)."""
 
     def nll_loss(self, ctx, lp, target, axis, ignore_index, weight, scale, want_grad):
         """(row losses, gradient or None) of -w[t] lp[t] along ``axis``."""

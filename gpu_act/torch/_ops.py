@@ -242,56 +242,61 @@ FUNCTIONS.update(rrelu=rrelu, rrelu_backward=rrelu_backward)
 
 
 # ---------------------------------------------------------------- softmax family
-def _softmax_ops(name, forward_fn, backward_fn):
+def _softmax_ops(name, forward_fn, backward_fn, masked):
+    """(forward op, backward op); ``masked``: the ops take gpu_act's ``mask`` (a
+    bool tensor, no gradient) last."""
+    m, mk = (", Tensor? mask=None", lambda mask: {"mask": _d(mask)}) if masked else ("", lambda mask: {})
     fwd = _define(
         name,
-        "(Tensor x, int dim, float temperature) -> Tensor",
-        lambda x, dim, t: forward_fn(_d(x), dim, temperature=t),
-        lambda x, dim, t: _like(x),
+        f"(Tensor x, int dim, float temperature{m}) -> Tensor",
+        lambda x, dim, t, mask=None: forward_fn(_d(x), dim, temperature=t, **mk(mask)),
+        lambda x, dim, t, mask=None: _like(x),
     )
     bwd = _define(
         name + "_backward",
-        "(Tensor grad_output, Tensor output, int dim, float temperature) -> Tensor",
-        lambda g, y, dim, t: backward_fn(_d(g), _d(y), dim, temperature=t),
-        lambda g, y, dim, t: _like(y),
+        f"(Tensor grad_output, Tensor output, int dim, float temperature{m}) -> Tensor",
+        lambda g, y, dim, t, mask=None: backward_fn(_d(g), _d(y), dim, temperature=t, **mk(mask)),
+        lambda g, y, dim, t, mask=None: _like(y),
     )
 
     def setup_context(ctx, inputs, output):
-        _, ctx.dim, ctx.temperature = inputs
+        _, ctx.dim, ctx.temperature, *ctx.mask = inputs
         ctx.save_for_backward(output)
 
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return bwd(grad, y, ctx.dim, ctx.temperature), None, None
+        return bwd(grad, y, ctx.dim, ctx.temperature, *ctx.mask), None, None, *(None,) * len(ctx.mask)
 
     fwd.register_autograd(backward, setup_context=setup_context)
     _first_derivative_only(bwd, name + "_backward")
     return fwd, bwd
 
 
-_softmax, _softmax_backward = _softmax_ops("softmax", gpu_act.softmax, gpu_act.softmax_backward)
-_log_softmax, _log_softmax_backward = _softmax_ops("log_softmax", gpu_act.log_softmax, gpu_act.log_softmax_backward)
-_softmin, _softmin_backward = _softmax_ops("softmin", gpu_act.softmin, gpu_act.softmin_backward)
+_softmax, _softmax_backward = _softmax_ops("softmax", gpu_act.softmax, gpu_act.softmax_backward, True)
+_log_softmax, _log_softmax_backward = _softmax_ops("log_softmax", gpu_act.log_softmax, gpu_act.log_softmax_backward,
+                                                   True)
+_softmin, _softmin_backward = _softmax_ops("softmin", gpu_act.softmin, gpu_act.softmin_backward, False)
 
 
-def softmax(x, dim=-1, *, temperature=1.0):
-    """softmax(x/T) along ``dim`` (gpu_act's ``axis``); differentiable."""
-    return _softmax(x, dim, temperature)
+def softmax(x, dim=-1, *, temperature=1.0, mask=None):
+    """softmax(x/T) along ``dim`` (gpu_act's ``axis``), over the True entries of
+    ``mask``; differentiable in x."""
+    return _softmax(x, dim, temperature, mask)
 
 
-def log_softmax(x, dim=-1, *, temperature=1.0):
-    """log softmax(x/T) along ``dim``; differentiable."""
-    return _log_softmax(x, dim, temperature)
+def log_softmax(x, dim=-1, *, temperature=1.0, mask=None):
+    """log softmax(x/T) along ``dim``, over the True entries of ``mask``; differentiable in x."""
+    return _log_softmax(x, dim, temperature, mask)
 
 
-def softmax_backward(grad_output, output, dim=-1, *, temperature=1.0):
+def softmax_backward(grad_output, output, dim=-1, *, temperature=1.0, mask=None):
     """y (g - sum(g y)) / T from softmax's output y; not differentiable."""
-    return _softmax_backward(grad_output, output, dim, temperature)
+    return _softmax_backward(grad_output, output, dim, temperature, mask)
 
 
-def log_softmax_backward(grad_output, output, dim=-1, *, temperature=1.0):
+def log_softmax_backward(grad_output, output, dim=-1, *, temperature=1.0, mask=None):
     """(g - e^y sum(g)) / T from log_softmax's output y; not differentiable."""
-    return _log_softmax_backward(grad_output, output, dim, temperature)
+    return _log_softmax_backward(grad_output, output, dim, temperature, mask)
 
 
 def softmin(x, dim=-1, *, temperature=1.0):
@@ -314,40 +319,44 @@ def _reduced(x, dim, keepdims, *rest):
 
 _logsumexp = _define(
     "logsumexp",
-    "(Tensor x, int dim, bool keepdims, float temperature) -> Tensor",
-    lambda x, dim, keep, t: gpu_act.logsumexp(_d(x), dim, keepdims=keep, temperature=t),
+    "(Tensor x, int dim, bool keepdims, float temperature, Tensor? mask=None) -> Tensor",
+    lambda x, dim, keep, t, mask=None: gpu_act.logsumexp(_d(x), dim, keepdims=keep, temperature=t, mask=_d(mask)),
     _reduced,
 )
 _logsumexp_backward = _define(
     "logsumexp_backward",
-    "(Tensor grad_output, Tensor x, Tensor result, int dim, bool keepdims, float temperature) -> Tensor",
-    lambda g, x, r, dim, keep, t: gpu_act.logsumexp_backward(_d(g), _d(x), _d(r), dim, keepdims=keep, temperature=t),
-    lambda g, x, r, dim, keep, t: _like(x),
+    "(Tensor grad_output, Tensor x, Tensor result, int dim, bool keepdims, float temperature, Tensor? mask=None) "
+    "-> Tensor",
+    lambda g, x, r, dim, keep, t, mask=None: gpu_act.logsumexp_backward(
+        _d(g), _d(x), _d(r), dim, keepdims=keep, temperature=t, mask=_d(mask)),
+    lambda g, x, r, *rest: _like(x),
 )
 
 
 def _logsumexp_setup(ctx, inputs, output):
-    x, ctx.dim, ctx.keepdims, ctx.temperature = inputs
+    x, ctx.dim, ctx.keepdims, ctx.temperature, *ctx.mask = inputs
     ctx.save_for_backward(x, output)
 
 
 def _logsumexp_grad(ctx, grad):
     x, r = ctx.saved_tensors
-    return _logsumexp_backward(grad, x, r, ctx.dim, ctx.keepdims, ctx.temperature), None, None, None
+    return (_logsumexp_backward(grad, x, r, ctx.dim, ctx.keepdims, ctx.temperature, *ctx.mask),
+            *(None,) * (3 + len(ctx.mask)))
 
 
 _logsumexp.register_autograd(_logsumexp_grad, setup_context=_logsumexp_setup)
 _first_derivative_only(_logsumexp_backward, "logsumexp_backward")
 
 
-def logsumexp(x, dim=-1, *, keepdims=False, temperature=1.0):
-    """T log sum e^{x/T} along ``dim``; differentiable (gradient: softmax(x/T))."""
-    return _logsumexp(x, dim, keepdims, temperature)
+def logsumexp(x, dim=-1, *, keepdims=False, mask=None, temperature=1.0):
+    """T log sum e^{x/T} along ``dim`` over the True entries of ``mask``;
+    differentiable in x (gradient: softmax(x/T))."""
+    return _logsumexp(x, dim, keepdims, temperature, mask)
 
 
-def logsumexp_backward(grad_output, x, result, dim=-1, *, keepdims=False, temperature=1.0):
-    """g e^{(x - result)/T}, g broadcast along ``dim``; not differentiable."""
-    return _logsumexp_backward(grad_output, x, result, dim, keepdims, temperature)
+def logsumexp_backward(grad_output, x, result, dim=-1, *, keepdims=False, mask=None, temperature=1.0):
+    """g e^{(x - result)/T}, g broadcast along ``dim``, 0 at masked entries; not differentiable."""
+    return _logsumexp_backward(grad_output, x, result, dim, keepdims, temperature, mask)
 
 
 FUNCTIONS.update(
@@ -545,15 +554,16 @@ _first_derivative_only(_loss_backward, "loss_backward (the backward of the losse
 
 def _loss_ops(name, schema, call):
     """(loss op, loss-and-gradient op) of a gpu_act loss whose arguments are
-    ``schema`` (the input first); ``call(*args, return_grad)`` calls gpu_act.
+    ``schema`` (the input first); ``call(*args, grad=return_grad)`` calls gpu_act
+    (arguments with a default in the schema may be left out).
     The loss is 0-d unless reduction is "none": then one per row (the input's
     shape without ``dim``) when the schema has a ``dim``, else one per element.
     Of the other tensors, none gets a gradient: the backward pass raises if one
     needs it."""
-    names = [a.split()[-1] for a in schema.split(", ")]
+    names = [a.split()[-1].split("=")[0] for a in schema.split(", ")]
     r = names.index("reduction")
     d = names.index("dim") if "dim" in names else None
-    others = [i for i, n in enumerate(names) if n in ("target", "weight", "pos_weight")]
+    others = [i for i, n in enumerate(names) if n in ("target", "weight", "pos_weight", "mask")]
 
     def fake_loss(x, *args):
         if args[r - 1] != "none":
@@ -563,11 +573,11 @@ def _loss_ops(name, schema, call):
         dim = args[d - 1] % x.dim()
         return x.new_empty(x.shape[:dim] + x.shape[dim + 1 :])
 
-    only = _define(name, f"({schema}) -> Tensor", lambda *a: call(*a, False), fake_loss)
+    only = _define(name, f"({schema}) -> Tensor", lambda *a: call(*a, grad=False), fake_loss)
     both = _define(
         name + "_with_grad",
         f"({schema}) -> (Tensor, Tensor)",
-        lambda *a: call(*a, True),
+        lambda *a: call(*a, grad=True),
         lambda x, *args: (fake_loss(x, *args), _like(x)),
     )
 
@@ -579,16 +589,18 @@ def _loss_ops(name, schema, call):
         ctx.set_materialize_grads(False)
 
     def backward(ctx, grad_loss, _):
+        # one gradient per input the op got (trailing ones left at their default are not inputs)
+        given = len(ctx.needs_input_grad)
         if grad_loss is None:
-            return (None,) * len(names)
+            return (None,) * given
         for i in others:
-            if ctx.needs_input_grad[i]:
+            if i < given and ctx.needs_input_grad[i]:
                 raise RuntimeError(
                     f"gpu_act.torch.{name}: the gradient with respect to {names[i]} is not computed; "
                     f"pass {names[i]}.detach()"
                 )
         (grad,) = ctx.saved_tensors
-        return (_loss_backward(grad, grad_loss, ctx.dim), *(None,) * (len(names) - 1))
+        return (_loss_backward(grad, grad_loss, ctx.dim), *(None,) * (given - 1))
 
     both.register_autograd(backward, setup_context=setup_context)
     return only, both
@@ -606,23 +618,23 @@ def _loss(ops, tensors, args):
 _ce = _loss_ops(
     "cross_entropy",
     "Tensor logits, Tensor target, int dim, Tensor? weight, str reduction, int ignore_index, "
-    "float label_smoothing, float z_loss, float? softcap",
-    lambda z, t, dim, w, reduction, ignore, eps, zl, cap, grad: gpu_act.cross_entropy(
+    "float label_smoothing, float z_loss, float? softcap, Tensor? mask=None",
+    lambda z, t, dim, w, reduction, ignore, eps, zl, cap, mask=None, *, grad: gpu_act.cross_entropy(
         _d(z), _d(t), dim, weight=_d(w), reduction=reduction, ignore_index=ignore, label_smoothing=eps,
-        z_loss=zl, softcap=cap, return_grad=grad,
+        z_loss=zl, softcap=cap, mask=_d(mask), return_grad=grad,
     ),
 )
 
 
 def cross_entropy(logits, target, dim=-1, *, weight=None, reduction="mean", ignore_index=-100,
-                  label_smoothing=0.0, z_loss=0.0, softcap=None):
+                  label_smoothing=0.0, z_loss=0.0, softcap=None, mask=None):
     """gpu_act's cross-entropy (class indices or probabilities along ``dim``,
-    gpu_act's ``axis``), differentiable in the logits: the gradient comes from
-    the forward pass, which keeps it (the logits' size) until the backward pass.
-    Probability targets and ``weight`` get no gradient: backward raises if they
-    require one."""
+    gpu_act's ``axis``; ``mask``: the classes each row has), differentiable in
+    the logits: the gradient comes from the forward pass, which keeps it (the
+    logits' size) until the backward pass. Probability targets, ``weight`` and
+    ``mask`` get no gradient: backward raises if they require one."""
     return _loss(_ce, (logits, target, weight),
-                 (logits, target, dim, weight, reduction, ignore_index, label_smoothing, z_loss, softcap))
+                 (logits, target, dim, weight, reduction, ignore_index, label_smoothing, z_loss, softcap, mask))
 
 
 _nll = _loss_ops(

@@ -112,3 +112,58 @@ def test_glu_other_axis_and_errors():
         ga.glu(lazy(np.ones((3, 5)), 2))
     with pytest.raises(ValueError, match="activation"):
         ga.glu(lazy(np.ones((3, 4)), 2), activation="prelu")
+
+
+# ---------------------------------------------------------------- masks
+def _mask(seed):
+    m = np.random.default_rng(seed).random(SHAPE_2D) > 0.35
+    m[1] = False  # a row with no unmasked entry
+    m[2, :15] = False  # blocks with none
+    return m
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masked_softmax_family(dtype):
+    x = with_specials(sample(SHAPE_2D, dtype, seed=10))
+    m = _mask(11)
+    for chunks in (CHUNKS_2D, ((2, 3), 23)):
+        for mask in (lazy(m, 4), m[:1], np.ascontiguousarray(m[:, :1])):  # Dask, broadcast rows, whole rows
+            for op in ("softmax", "log_softmax", "logsumexp"):
+                f = getattr(ga, op)
+                same(f(lazy(x, chunks), mask=mask), f(x, mask=np.asarray(mask)))
+            if dtype != np.float32:
+                break
+    y = ga.softmax(x, mask=m)
+    g = sample(SHAPE_2D, dtype, seed=12)
+    for op, out in (("softmax_backward", y), ("log_softmax_backward", ga.log_softmax(x, mask=m))):
+        f = getattr(ga, op)
+        same(f(lazy(g, (3, 7)), lazy(out, CHUNKS_2D), mask=lazy(m, 5)), f(g, out, mask=m))
+    r = ga.logsumexp(x, mask=m)
+    gr = sample((5,), dtype, seed=13)
+    same(ga.logsumexp_backward(lazy(gr, 2), lazy(x, CHUNKS_2D), lazy(r, 3), mask=m), ga.logsumexp_backward(gr, x, r, mask=m))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masked_cross_entropy(dtype):
+    z = sample(SHAPE_2D, dtype, seed=14)
+    m = _mask(15)
+    t = np.array([int(np.flatnonzero(r)[0]) if r.any() else 0 for r in m])
+    t[3] = -100
+    p = (np.random.default_rng(16).random(SHAPE_2D) * m).astype(dtype)
+    w = np.linspace(0.5, 1.5, SHAPE_2D[1])
+    for target, dt in ((t, lazy(t, 2)), (p, lazy(p, 6))):
+        for kw in ({"reduction": "mean"}, {"reduction": "none", "label_smoothing": 0.1, "weight": w, "z_loss": 1e-3}):
+            got = ga.cross_entropy(lazy(z, CHUNKS_2D), dt, mask=lazy(m, 4), return_grad=True, return_lse=True, **kw)
+            want = ga.cross_entropy(z, target, mask=m, return_grad=True, return_lse=True, **kw)
+            for a, b in zip(got, want):
+                same(a, b)
+            if dtype != np.float32:
+                break
+
+
+def test_bad_masks():
+    x = lazy(np.ones((3, 4)), 2)
+    with pytest.raises(TypeError, match="mask has dtype float64; expected bool"):
+        ga.softmax(x, mask=np.ones(4))
+    with pytest.raises(ValueError, match="mask has shape"):
+        ga.logsumexp(x, mask=np.ones((2, 4), bool))

@@ -695,3 +695,64 @@ def test_glu_shapes_and_nothing_written_on_error():
     with pytest.raises(ValueError, match="beta"):
         ga.glu(x, activation="softplus", beta=-1.0, out=out)
     assert np.all(out == 5.0)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+MASKED_CALLS = {
+    "softmax": lambda x, **k: ga.softmax(x, **k),
+    "log_softmax": lambda x, **k: ga.log_softmax(x, **k),
+    "softmax_backward": lambda x, **k: ga.softmax_backward(x, x, **k),
+    "log_softmax_backward": lambda x, **k: ga.log_softmax_backward(x, x, **k),
+    "logsumexp": lambda x, **k: ga.logsumexp(x, **k),
+    "logsumexp_backward": lambda x, **k: ga.logsumexp_backward(np.ones(3), x, np.ones(3), **k),
+    "cross_entropy": lambda x, **k: ga.cross_entropy(x, np.zeros(3, np.int64), **k),
+}
+
+
+@pytest.mark.parametrize("name", list(MASKED_CALLS))
+def test_bad_masks(name):
+    call = MASKED_CALLS[name]
+    x = np.ones((3, 4))
+    for bad in (np.ones((3, 4)), np.ones((3, 4), np.int8), np.ones(4, np.float32)):
+        with pytest.raises(TypeError, match=f"mask has dtype {bad.dtype}; expected bool"):
+            call(x, mask=bad)
+    for bad in (np.ones((4, 3), bool), np.ones(3, bool), np.ones((2, 3, 4), bool)):
+        with pytest.raises(ValueError, match=r"mask has shape .*; expected a shape that broadcasts to the input's \(3, 4\)"):
+            call(x, mask=bad)
+    with pytest.raises(TypeError, match="MaskedArray"):
+        call(x, mask=np.ma.masked_array(np.ones(4, bool), mask=[True, False, False, False]))
+    call(x, mask=[True, False, True, True])  # any array-like of bools
+
+
+def test_bad_mask_writes_nothing():
+    x = np.ones((3, 4))
+    out = np.full((3, 4), 5.0)
+    with pytest.raises(TypeError):
+        ga.softmax(x, mask=np.ones(4), out=out)
+    with pytest.raises(ValueError):
+        ga.log_softmax_backward(x, x, mask=np.ones(3, bool), out=out)
+    small = np.full(3, 5.0)
+    with pytest.raises(ValueError):
+        ga.logsumexp(x, mask=np.ones((2, 4), bool), out=small)
+    assert np.all(out == 5.0) and np.all(small == 5.0)
+
+
+@pytest.mark.gpu
+def test_mask_on_the_other_device(gpu_backend):
+    from helpers import to_backend
+
+    def dev(a):
+        return to_backend(np.asarray(a), gpu_backend)
+
+    x, r = dev(np.ones((3, 4), np.float32)), dev(np.ones(3, np.float32))
+    calls = [lambda m: ga.softmax(x, mask=m), lambda m: ga.log_softmax_backward(x, x, mask=m),
+             lambda m: ga.logsumexp(x, mask=m), lambda m: ga.logsumexp_backward(r, x, r, mask=m),
+             lambda m: ga.cross_entropy(x, dev(np.zeros(3, np.int64)), mask=m)]
+    for call in calls:
+        with pytest.raises(TypeError, match="mixed"):
+            call(np.ones(4, bool))
+        call(dev(np.ones(4, bool)))  # on x's device: accepted
+    with pytest.raises(TypeError, match="mixed"):
+        ga.softmax(np.ones((3, 4)), mask=dev(np.ones(4, bool)))

@@ -1,6 +1,6 @@
-"""gpu_act.torch operators of logsumexp, softmin and the gated linear units:
-float64 gradcheck, torch.library.opcheck, and values and gradients against
-PyTorch's own."""
+"""gpu_act.torch operators of logsumexp, softmin, the gated linear units and
+the mask= of the softmax family and cross_entropy: float64 gradcheck,
+torch.library.opcheck, and values and gradients against PyTorch's own."""
 
 import numpy as np
 import pytest
@@ -89,6 +89,37 @@ def test_glu_matches_torch(device):
         gat.glu(x, activation="prelu")
 
 
+def _mask(device, shape=(3, 5), seed=6):
+    m = np.random.default_rng(seed).random(shape) > 0.3
+    m[:, 0] = True
+    return torch.tensor(m, device=device)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x, m: gat.softmax(x, -1, mask=m),
+    lambda x, m: gat.log_softmax(x, 0, temperature=0.7, mask=m[:, :1]),
+    lambda x, m: gat.logsumexp(x, 1, mask=m),
+    lambda x, m: gat.cross_entropy(x, torch.zeros(3, dtype=torch.int64, device=x.device), mask=m,
+                                   label_smoothing=0.1),
+], ids=["softmax", "log_softmax-dim0", "logsumexp", "cross_entropy"])
+def test_gradcheck_with_mask(device, fn):
+    m = _mask(device)
+    # masked entries of the outputs are constants (0, -inf): differentiate the unmasked ones
+    _gradcheck(lambda x: torch.nan_to_num(fn(x, m), neginf=0.0), _x(device))
+
+
+def test_masked_softmax_matches_torch_on_filled_logits(device):
+    x, m = _x(device, (3, 5), seed=7), _mask(device)
+    a, b = x.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
+    ya = gat.softmax(a, mask=m)
+    yb = torch.softmax(b.masked_fill(~m, float("-inf")), -1)
+    g = torch.linspace(-1.0, 2.0, 15, dtype=torch.float64, device=device).reshape(3, 5)
+    ya.backward(g)
+    yb.backward(g)
+    assert_close(ya.detach().cpu().numpy(), yb.detach().cpu().numpy(), np.float64)
+    assert_close(a.grad.cpu().numpy(), b.grad.cpu().numpy(), np.float64)
+
+
 def opcheck_cases(device):
     """(operator, arguments) of every operator this family adds."""
     x = _x(device)
@@ -115,6 +146,26 @@ def opcheck_cases(device):
     ]
 
 
+def mask_opcheck_cases(device):
+    """(operator, arguments) of the masked forms of the existing operators."""
+    x = _x(device)
+    g = _x(device, seed=2).detach()
+    m = _mask(device)
+    p = gat.softmax(x.detach(), mask=m)
+    r = gat.logsumexp(x.detach(), 1, mask=m)
+    t = torch.zeros(3, dtype=torch.int64, device=device)
+    return [
+        (ops.softmax, (x, -1, 1.0, m)),
+        (ops.log_softmax, (x, 0, 0.5, m[:, :1])),
+        (ops.softmax_backward, (g, p, -1, 1.0, m)),
+        (ops.log_softmax_backward, (g, p, -1, 1.0, m)),
+        (ops.logsumexp, (x, 1, False, 1.0, m)),
+        (ops.logsumexp_backward, (g[:, 0], x.detach(), r, 1, False, 1.0, m)),
+        (ops.cross_entropy_with_grad, (x, t, 1, None, "mean", -100, 0.1, 0.0, None, m)),
+        (ops.cross_entropy, (x.detach(), t, 1, None, "none", -100, 0.0, 0.0, None, m)),
+    ]
+
+
 def test_opcheck(device):
-    for op, args in opcheck_cases(device):
+    for op, args in opcheck_cases(device) + mask_opcheck_cases(device):
         torch.library.opcheck(op, args)

@@ -548,6 +548,7 @@ class _FakeCupy(types.ModuleType):
     def __init__(self, sms, cache_dir):
         super().__init__("cupy")
         self.float16, self.float32, self.float64, self.int64 = np.float16, np.float32, np.float64, np.int64
+        self.bool_ = np.bool_
         self.ndarray = np.ndarray
         dev = _Device(sms)
         self.cuda = types.SimpleNamespace(Device=lambda *a: dev)
@@ -577,9 +578,11 @@ class _FakeCupy(types.ModuleType):
         return np.may_share_memory(a, b)
 
     sum = _on_device(np.sum)
+    any = _on_device(np.any)
     stack = _on_device(np.stack)
     where = _on_device(np.where)
     count_nonzero = _on_device(np.count_nonzero)
+    broadcast_to = _on_device(np.broadcast_to)
 
     def __getattr__(self, name):
         raise AttributeError(f"the NumPy stand-in for CuPy in tests/toolchain/hostcuda.py has no {name!r}: extend it")

@@ -473,7 +473,7 @@ def run_softmax(rig, direction, log, dtype, x, axis=-1, t=1.0, layout="aligned",
         xin = H.place(xq, **lin)
         out = xin if inplace else H.place(xq, poison=True, **lout)
         with annotated(what):
-            rig.rowwise.softmax(xin, axis, t, log, out)
+            rig.rowwise.softmax(xin, axis, t, log, None, out)
         want = softmax_ref(log, xq, axis, t)
     else:
         with np.errstate(all="ignore"):
@@ -483,7 +483,7 @@ def run_softmax(rig, direction, log, dtype, x, axis=-1, t=1.0, layout="aligned",
         yin = H.place(yq, **(lout if layout == "mixed" else lin))
         out = gin if inplace else H.place(gq, poison=True, **lout)
         with annotated(what):
-            rig.rowwise.softmax_backward(gin, yin, axis, t, log, out)
+            rig.rowwise.softmax_backward(gin, yin, axis, t, log, None, out)
         want = softmax_bwd_ref(log, gq, yq, axis, t)
     check_written(out, what)
     assert_close(np.asarray(out), want, dtype, msg=what)
@@ -642,10 +642,10 @@ def test_softmax_bfloat16_is_the_float_result_rounded_once(module, direction, lo
             what = f"{direction} log={log} {dtype} n={n} {team} {layout}"
             with annotated(what):
                 if direction == "fwd":
-                    rig.rowwise.softmax(H.place(x, dtype, **lin), 1, 0.7, log, out)
+                    rig.rowwise.softmax(H.place(x, dtype, **lin), 1, 0.7, log, None, out)
                 else:
                     y = softmax_ref(log, x, 1, 0.7).astype(H.BFLOAT16)
-                    rig.rowwise.softmax_backward(H.place(g, dtype, **lin), H.place(y, dtype, **lin), 1, 0.7, log, out)
+                    rig.rowwise.softmax_backward(H.place(g, dtype, **lin), H.place(y, dtype, **lin), 1, 0.7, log, None, out)
             check_written(out, what)
             outs.append(out)
         same_bits_as_rounded(*outs, f"softmax {direction} log={log} n={n} {team} {layout}")
@@ -835,7 +835,7 @@ def run_xent(rig, kind, dtype, z, axis, *, ttype=None, eps=0.0, reduction="mean"
     else:
         assert grad is None
     for expr, *_, args in rig.launches:  # placeholders (lse, gradient) are never written
-        for k, wanted in ((4, want_lse), (5, want_grad)):
+        for k, wanted in ((5, want_lse), (6, want_grad)):  # after z, target, mask, weight, loss
             if not wanted:
                 assert H.unwritten(args[k]).shape[0] == args[k].size, f"{what}: {expr} wrote argument {k}"
 

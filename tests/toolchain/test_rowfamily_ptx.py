@@ -61,9 +61,10 @@ def assert_fits(kernel, sig, variant, ctype):
 
 
 def _lse_sigs(stored, ctype):
+    # without a mask, x's operand stands in for it (x, mask, out; x, g, r, mask, out)
     c = _cuda.from_dtype(ctype)
-    forward = row_op(stored) * 2 + (TUP, I64, I64, c, c)
-    backward = row_op(stored) * 4 + (TUP, I64, I64, c)
+    forward = row_op(stored) * 3 + (TUP, I64, I64, c, c)
+    backward = row_op(stored) * 5 + (TUP, I64, I64, c)
     return forward, backward
 
 

@@ -127,20 +127,20 @@ def channel_sum(ctx, a, channel_axis, dtype):
     return np.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
 
 
-def softmax(ctx, x, axis, temperature, log, out):
-    _softmax.forward(x, axis, temperature, log, out)
+def softmax(ctx, x, axis, temperature, log, mask, out):
+    _softmax.forward(x, axis, temperature, log, mask, out)
 
 
-def softmax_backward(ctx, g, y, axis, temperature, log, out):
-    _softmax.backward(g, y, axis, temperature, log, out)
+def softmax_backward(ctx, g, y, axis, temperature, log, mask, out):
+    _softmax.backward(g, y, axis, temperature, log, mask, out)
 
 
-def logsumexp(ctx, x, axis, temperature, out):
-    _softmax.logsumexp(x, axis, temperature, out)
+def logsumexp(ctx, x, axis, temperature, mask, out):
+    _softmax.logsumexp(x, axis, temperature, mask, out)
 
 
-def logsumexp_backward(ctx, g, x, r, axis, temperature, out):
-    _softmax.logsumexp_backward(g, x, r, axis, temperature, out)
+def logsumexp_backward(ctx, g, x, r, axis, temperature, mask, out):
+    _softmax.logsumexp_backward(g, x, r, axis, temperature, mask, out)
 
 
 def maxout(ctx, x, pool, axis, out):
@@ -151,8 +151,18 @@ def maxout_backward(ctx, g, x, pool, axis, out):
     _maxout.backward(g, x, pool, axis, out)
 
 
-def check_targets(ctx, fname, target, classes, ignore_index, weight):
+def live_rows(ctx, mask, shape, axis):
+    """(whether each row of an array of ``shape`` has an unmasked entry along
+    ``axis``, a bool array of the rows' shape; how many do)."""
+    rows = tuple(n for k, n in enumerate(shape) if k != axis)
+    live = np.broadcast_to(np.any(mask, axis=axis), rows)
+    return live, int(np.count_nonzero(live))
+
+
+def check_targets(ctx, fname, target, classes, ignore_index, weight, live=None):
     valid = target != ignore_index
+    if live is not None:
+        valid &= live
     bad = valid & ((target < 0) | (target >= classes))
     if bad.any():
         raise ValueError(
@@ -165,8 +175,10 @@ def check_targets(ctx, fname, target, classes, ignore_index, weight):
     return count, float(np.sum(weight[target[valid]], dtype=np.float64))
 
 
-def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
-    return _ce.cross_entropy(z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse)
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse,
+                  mask=None):
+    return _ce.cross_entropy(z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad,
+                             want_lse, mask)
 
 
 def nll_loss(ctx, lp, target, axis, ignore_index, weight, scale, want_grad):

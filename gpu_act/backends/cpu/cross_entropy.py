@@ -15,8 +15,15 @@ target is ``ignore`` has loss 0 and gradient 0. The gradient is written
 already multiplied by ``scale`` (the reduction's 1/denominator). Row sums
 accumulate in float64; per-row losses come back in the compute dtype.
 
-Whether the kernel applies a softcap or class weights is decided when it is
-compiled (``_CAPPED``, ``_WEIGHTED``): the plain kernel has neither in its loops.
+With a mask (``_MASKED``), the row's classes are its unmasked ones, C' of
+them: m and s run over them, label smoothing spreads eps over them (eps / C'),
+masked classes get gradient 0, and target mass on a masked class (a class
+index, or a probability > 0) costs +inf (its log-probability is -inf); a row
+with no unmasked class is ignored: loss 0, gradient 0, lse -inf.
+
+Whether the kernel applies a softcap, class weights or a mask is decided when
+it is compiled (``_CAPPED``, ``_WEIGHTED``, ``_MASKED``): the plain kernel has
+none of them in its loops.
 Logits, probability targets and the gradient are read and written through
 their codecs (``_Lz``, ``_Lt``, ``_S``; see ``_codecs``).
 """
@@ -30,7 +37,7 @@ from ._kernels import cached, codecs, decorator
 from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit
 from ._views import rows3
-from .softmax import row_max
+from .softmax import masked_row_max, row_max
 
 
 def _v(z, cap, inv_cap):
@@ -54,47 +61,79 @@ def _w(w, c):
     return 1.0
 
 
-def _stats(zr, cap, inv_cap):
-    # (m, s, log s) of the row's v: max (through the codec's ordered keys, as
-    # softmax; c tanh(z / c) is increasing, so the capped max is the max capped),
-    # sum of e^{v - m} (float64) and its log
-    m = _v(_row_max(zr), cap, inv_cap)  # noqa: F821
+def _live(mr, j):
+    # whether class j takes part: its mask's, or always without a mask
+    return mr[j] if _MASKED else True  # noqa: F821
+
+
+def _stats(zr, mr, cap, inv_cap):
+    # (m, s, log s, count) of the row's v over its unmasked classes: max (through
+    # the codec's ordered keys, as softmax; c tanh(z / c) is increasing, so the
+    # capped max is the max capped), sum of e^{v - m} (float64), its log, and the
+    # number of those classes (C without a mask)
+    m = _v(_rmax(zr, mr), cap, inv_cap)  # noqa: F821
     s = np.float64(0.0)
+    count = 0
     for j in range(zr.shape[0]):
-        s += _exp(_v(_Lz(zr[j]), cap, inv_cap) - m)  # noqa: F821
-    return m, s, np.log(s)
+        e = _exp(_v(_Lz(zr[j]), cap, inv_cap) - m)  # noqa: F821
+        live = _live(mr, j)  # noqa: F821
+        s += e if live else 0.0
+        count += 1 if live else 0
+    return m, s, np.log(s), count
 
 
-def _index_rows(z, t, w, ignore, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, want_grad, want_lse):
+def _row_mask(mk, i, k):
+    # the mask's row (i, k), or the stand-in of an unmasked kernel, never read
+    return mk[i, k] if _MASKED else mk[0, 0]  # noqa: F821
+
+
+def _dead(loss, grad, lse, i, k, want_grad, want_lse):
+    # a row with no unmasked class: ignored (loss 0, gradient 0), its lse -inf
+    loss[i, k] = 0.0
+    if want_grad:
+        grad[i, k, :] = _S(_C(0.0))  # noqa: F821
+    if want_lse:
+        lse[i, k] = -np.inf
+
+
+def _index_rows(z, mk, t, w, ignore, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, want_grad, want_lse):
     P, Q, C = z.shape
-    base = eps / C
     for r in prange(P * Q):
         i = r // Q
         k = r - i * Q
         zr = z[i, k]
+        mr = _row_mask(mk, i, k)  # noqa: F821
         ti = t[i, k]
         if ti == ignore:
             loss[i, k] = 0.0
             if want_grad:
                 grad[i, k, :] = _S(_C(0.0))  # noqa: F821
             if want_lse:
-                m, s, ls = _stats(zr, cap, inv_cap)  # noqa: F821
-                lse[i, k] = m + ls
+                m, s, ls, count = _stats(zr, mr, cap, inv_cap)  # noqa: F821
+                lse[i, k] = m + ls if count else -np.inf
             continue
-        m, s, ls = _stats(zr, cap, inv_cap)  # noqa: F821
+        m, s, ls, count = _stats(zr, mr, cap, inv_cap)  # noqa: F821
+        if count == 0:
+            _dead(loss, grad, lse, i, k, want_grad, want_lse)  # noqa: F821
+            continue
+        base = eps / count  # the smoothing over the row's classes
         wt = _w(w, ti)  # noqa: F821
         vt = _v(_Lz(zr[ti]), cap, inv_cap)  # noqa: F821
-        acc = (1.0 - eps) * wt * ((m - vt) + ls)
-        qsum = (1.0 - eps) * wt
+        hit = (1.0 - eps) * wt
+        target_live = _live(mr, ti)  # noqa: F821
+        # a target on a masked class: its log-probability is -inf
+        acc = hit * ((m - vt) + ls) if target_live else (hit * np.inf if hit != 0.0 else 0.0)
+        qsum = hit
         if eps != 0.0:
-            # eps / C * sum_c w_c ((m - v_c) + log s)
+            # eps / C' * sum over the unmasked classes of w_c ((m - v_c) + log s)
             sd = np.float64(0.0)
             sw = np.float64(0.0)
             for j in range(C):
-                wj = _w(w, j)  # noqa: F821
-                if wj != 0.0:
-                    sd += wj * ((m - _v(_Lz(zr[j]), cap, inv_cap)) + ls)  # noqa: F821
-                sw += wj
+                if _live(mr, j):  # noqa: F821
+                    wj = _w(w, j)  # noqa: F821
+                    if wj != 0.0:
+                        sd += wj * ((m - _v(_Lz(zr[j]), cap, inv_cap)) + ls)  # noqa: F821
+                    sw += wj
             acc += base * sd
             qsum += base * sw
         lr = m + ls
@@ -109,28 +148,36 @@ def _index_rows(z, t, w, ignore, eps, z_loss, cap, inv_cap, scale, loss, grad, l
             bs = _C(base * scale)  # noqa: F821
             for j in range(C):
                 v = _v(_Lz(zr[j]), cap, inv_cap)  # noqa: F821
-                gr[j] = _S((_exp(v - m) * a - bs * _w(w, j)) * _dv(v, inv_cap))  # noqa: F821
-            # the target's entry again, minus (1 - eps) w_t scale, from its value in
-            # the compute dtype (rounded once), not from the stored one
-            g = _exp(vt - m) * a - bs * wt - _C((1.0 - eps) * wt * scale)  # noqa: F821
-            gr[ti] = _S(g * _dv(vt, inv_cap))  # noqa: F821
+                gj = (_exp(v - m) * a - bs * _w(w, j)) * _dv(v, inv_cap)  # noqa: F821
+                gr[j] = _S(gj if _live(mr, j) else _C(0.0))  # noqa: F821
+            if target_live:
+                # the target's entry again, minus (1 - eps) w_t scale, from its value in
+                # the compute dtype (rounded once), not from the stored one
+                g = _exp(vt - m) * a - bs * wt - _C(hit * scale)  # noqa: F821
+                gr[ti] = _S(g * _dv(vt, inv_cap))  # noqa: F821
 
 
-def _prob_rows(z, t, w, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, want_grad, want_lse):
+def _prob_rows(z, mk, t, w, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, want_grad, want_lse):
     P, Q, C = z.shape
-    base = eps / C
     for r in prange(P * Q):
         i = r // Q
         k = r - i * Q
         zr = z[i, k]
         tr = t[i, k]
-        m, s, ls = _stats(zr, cap, inv_cap)  # noqa: F821
+        mr = _row_mask(mk, i, k)  # noqa: F821
+        m, s, ls, count = _stats(zr, mr, cap, inv_cap)  # noqa: F821
+        if count == 0:
+            _dead(loss, grad, lse, i, k, want_grad, want_lse)  # noqa: F821
+            continue
+        base = eps / count  # the smoothing over the row's classes
         acc = np.float64(0.0)
         qsum = np.float64(0.0)
         for j in range(C):
-            q = _w(w, j) * ((1.0 - eps) * _Lt(tr[j]) + base)  # noqa: F821
+            live = _live(mr, j)  # noqa: F821
+            q = _w(w, j) * ((1.0 - eps) * _Lt(tr[j]) + (base if live else 0.0))  # noqa: F821
             if q != 0.0:
-                acc += q * ((m - _v(_Lz(zr[j]), cap, inv_cap)) + ls)  # noqa: F821
+                # target mass on a masked class: its log-probability is -inf
+                acc += q * ((m - _v(_Lz(zr[j]), cap, inv_cap)) + ls) if live else q * np.inf  # noqa: F821
             qsum += q
         lr = m + ls
         if z_loss != 0.0:
@@ -143,41 +190,53 @@ def _prob_rows(z, t, w, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, want_
             gr = grad[i, k]
             a = _C((qsum + 2.0 * z_loss * lr) / s * scale)  # noqa: F821
             for j in range(C):
+                live = _live(mr, j)  # noqa: F821
                 v = _v(_Lz(zr[j]), cap, inv_cap)  # noqa: F821
                 q = _C(_w(w, j) * ((1.0 - eps) * _Lt(tr[j]) + base) * scale)  # noqa: F821
-                gr[j] = _S((_exp(v - m) * a - q) * _dv(v, inv_cap))  # noqa: F821
+                gj = (_exp(v - m) * a - q) * _dv(v, inv_cap)  # noqa: F821
+                gr[j] = _S(gj if live else _C(0.0))  # noqa: F821
 
 
-def _kernel(template, ctype, size, cs, capped, weighted):
+def _kernel(template, ctype, size, cs, capped, weighted, masked):
     """The kernel for codecs ``cs``: (logits, gradient) or (logits, targets, gradient)."""
     how = decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{int(capped)}{int(weighted)}.{how.__name__}.{SOURCE_HASH}"
+        tag = f"{ctype.name}.{names}.{int(capped)}{int(weighted)}{int(masked)}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
         bound = {
             "_C": ctype.type,
             "_CAPPED": capped,
             "_WEIGHTED": weighted,
+            "_MASKED": masked,
             "_exp": vm["exp"],  # vectorizes, unlike np.exp
             "_tanh": vm["tanh"],
             "_Lz": _codecs.functions(cs[0], ctype).load,
             "_Lt": _codecs.functions(cs[-2], ctype).load,
             "_S": _codecs.functions(cs[-1], ctype).store,
-            "_row_max": row_max(ctype, cs[0]),
+            "_rmax": masked_row_max(ctype, cs[0]) if masked else _compile.instantiate(
+                _unmasked_max, {"_row_max": row_max(ctype, cs[0])}, tag, ijit, ctype),
         }
-        for helper in (_v, _dv, _w, _stats):
+        for helper in (_v, _dv, _w, _live, _row_mask, _stats, _dead):
             bound[helper.__name__] = _compile.instantiate(helper, bound, tag, ijit, ctype)
         return _compile.instantiate(template, bound, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how, cs, capped, weighted), build)
+    return cached((template.__name__, ctype, how, cs, capped, weighted, masked), build)
 
 
-def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+def _unmasked_max(zr, mr):
+    return _row_max(zr)  # noqa: F821
+
+
+_ANY = np.ones((1, 1, 1), np.bool_)  # the mask argument of an unmasked kernel, never read
+
+
+def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, scale, want_grad, want_lse, mask):
     """(per-row losses, gradient or None, per-row lse or None): losses and lse in the
     compute dtype, shape z.shape without ``axis``; the gradient C-contiguous in z's
-    shape and dtype."""
+    shape and dtype. ``mask``: None, or a bool array of z's rank (size-1 axes
+    broadcast) of the classes that take part."""
     ctype = COMPUTE[z.dtype]
     zm = np.moveaxis(z, axis, -1)
     lead, C = zm.shape[:-1], zm.shape[-1]
@@ -190,29 +249,34 @@ def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, 
             lse[...] = 0.0  # no classes: m = 0 and s = 1, as the GPU kernels
         return loss, grad, lse
     inputs = [zm] if index else [zm, np.moveaxis(target, axis, -1)]
+    masks = [] if mask is None else [np.moveaxis(np.broadcast_to(mask, z.shape), axis, -1)]
     gm = [np.moveaxis(grad, axis, -1)] if want_grad else []
-    views = rows3(inputs + gm, -1)
+    views = rows3(inputs + masks + gm, -1)
     staged = views is None  # a layout that does not merge into (P, Q): contiguous copies
     if staged:
-        views = rows3([np.ascontiguousarray(a) for a in inputs] + [np.empty(zm.shape, z.dtype) for _ in gm], -1)
+        views = rows3([np.ascontiguousarray(a) for a in inputs + masks] + [np.empty(zm.shape, z.dtype) for _ in gm],
+                      -1)
     cs = codecs(inputs + [grad if want_grad else z])
-    views = [_codecs.storage(v, c) for v, c in zip(views, cs)]
-    P, Q = views[0].shape[:2]
+    values = views[: len(inputs)] + views[len(inputs) + len(masks) :]
+    values = [_codecs.storage(v, c) for v, c in zip(values, cs)]
+    mk = views[len(inputs)] if masks else _ANY
+    P, Q = values[0].shape[:2]
     loss2 = loss.reshape(P, Q)
     lse2 = lse.reshape(P, Q) if want_lse else np.empty((1, 1), ctype)
-    g3 = views[-1] if want_grad else np.empty((1, 1, 1), cs[-1].storage)
+    g3 = values[-1] if want_grad else np.empty((1, 1, 1), cs[-1].storage)
     w = np.ones(1, ctype) if weight is None else np.ascontiguousarray(weight, ctype)
     cap = ctype.type(softcap if softcap is not None else 1.0)
     args = (ctype.type(eps), ctype.type(z_loss), cap, ctype.type(1.0 / cap), ctype.type(scale))
-    k = _kernel(_index_rows if index else _prob_rows, ctype, z.size, cs, softcap is not None, weight is not None)
+    k = _kernel(_index_rows if index else _prob_rows, ctype, z.size, cs, softcap is not None, weight is not None,
+                mask is not None)
     outs = (loss2, g3, lse2, want_grad, want_lse)
     if index:
         t2 = np.ascontiguousarray(target, dtype=np.int64).reshape(P, Q)
-        k(views[0], t2, w, np.int64(ignore), *args, *outs)
+        k(values[0], mk, t2, w, np.int64(ignore), *args, *outs)
     else:
-        k(views[0], views[1], w, *args, *outs)
+        k(values[0], mk, values[1], w, *args, *outs)
     if staged and want_grad:
-        gm[0][...] = views[-1].view(z.dtype).reshape(gm[0].shape)
+        gm[0][...] = values[-1].view(z.dtype).reshape(gm[0].shape)
     return loss, grad, lse
 
 

@@ -23,6 +23,13 @@ accumulate in float64. Each is rounded to the compute dtype (_C) once per row,
 so the per-element loops stay in it. A temperature of 1 is passed as None: the kernel compiled for it has
 no scaling at all.
 
+With a mask (a bool array read through its strides, stride 0 where it is
+broadcast; ``_MASKED`` kernels) only the unmasked entries of a row take part
+in its max and sums; masked entries get 0 (softmax, the gradients) or -inf
+(log_softmax) whatever the row holds, so a row with no unmasked entry (whose
+sum is 0) is all 0 (-inf), its logsumexp -inf. Kernels without a mask never
+read one.
+
 Every element is read through its operand's codec (``_L``, ``_Lg``, ``_Ly``;
 the output's ``_Lo``) and written through the output's (``_S``), see
 ``_codecs``. In place the kernel writes through the input's argument (``_dst``,
@@ -82,11 +89,31 @@ def _row_max(xr):
     return _VALUE(k)  # noqa: F821
 
 
-def _row_log(xr, o, inv_t):
-    # log_softmax of one row. What is written goes through _dst(x, o) of the very
-    # slice read, which in place is that slice itself (see _kernels)
+def _row_max_masked(xr, mr):
+    # the maximum of the unmasked entries; a masked one counts as _KMIN, the key of
+    # a NaN below every other key: a row with no unmasked entry gets NaN, and its
+    # sum of e^{d} (over unmasked entries only) is 0, which marks it empty
+    k = _KEY(xr[0]) if mr[0] else _KMIN  # noqa: F821
+    for j in range(1, xr.shape[0]):
+        k = max(k, _KEY(xr[j]) if mr[j] else _KMIN)  # noqa: F821
+    return _VALUE(k)  # noqa: F821
+
+
+def _row_max_unmasked(xr, mr):
+    return _ROW_MAX(xr)  # noqa: F821
+
+
+def _live(mr, j):
+    # whether entry j takes part: its mask's, or always without a mask (a constant:
+    # the unmasked kernels have no test at all)
+    return mr[j] if _MASKED else True  # noqa: F821
+
+
+def _row_log(xr, mr, o, inv_t):
+    # log_softmax of one row; masked entries -inf. What is written goes through
+    # _dst(x, o) of the very slice read, which in place is that slice itself (see _kernels)
     n = xr.shape[0]
-    m = _row_max(xr)  # noqa: F821
+    m = _rmax(xr, mr)  # noqa: F821
     s = np.float64(0.0)
     # strided rows are summed one term after another: shorter blocks keep that accurate
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
@@ -94,21 +121,23 @@ def _row_log(xr, o, inv_t):
         xb = xr[b : b + blk]
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
-            sb += _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            sb += e if _live(mr, b + j) else _C(0.0)  # noqa: F821
         s += sb
     ls = _C(np.log(s))  # noqa: F821
     d = _dst(xr, o)  # noqa: F821
     for j in range(n):
-        d[j] = _S(_scaled(_L(xr[j]) - m, inv_t) - ls)  # noqa: F821
+        v = _scaled(_L(xr[j]) - m, inv_t) - ls  # noqa: F821
+        d[j] = _S(v if _live(mr, j) else -_INF)  # noqa: F821
 
 
-def _row_direct(xr, o, inv_t):
+def _row_direct(xr, mr, o, inv_t):
     # softmax of one row into o, whose row is contiguous and holds compute values:
-    # e^{d_j} is kept there and scaled by 1/s. In place _dst gives the slice of x
-    # itself, so the summing loop stores where it loads (two slices of one row give
-    # LLVM two pointers again)
+    # e^{d_j} (0 for masked entries) is kept there and scaled by 1/s. In place _dst
+    # gives the slice of x itself, so the summing loop stores where it loads (two
+    # slices of one row give LLVM two pointers again)
     n = xr.shape[0]
-    m = _row_max(xr)  # noqa: F821
+    m = _rmax(xr, mr)  # noqa: F821
     s = np.float64(0.0)
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
@@ -117,16 +146,17 @@ def _row_direct(xr, o, inv_t):
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
             e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            e = e if _live(mr, b + j) else _C(0.0)  # noqa: F821
             ob[j] = _S(e)  # noqa: F821
             sb += e
         s += sb
     inv_s = _C(1.0 / s)  # noqa: F821
     d = _dst(xr, o)  # noqa: F821
     for j in range(n):
-        d[j] = _S(_Lo(d[j]) * inv_s)  # noqa: F821
+        d[j] = _S(_Lo(d[j]) * inv_s if _live(mr, j) else _C(0.0))  # noqa: F821
 
 
-def _row_buffered(xr, o, buf, kept, inv_t):
+def _row_buffered(xr, mr, o, buf, kept, inv_t):
     # softmax of one row into o, a 16-bit or strided row: the summing loop stores
     # e^{d_j} into buf (contiguous, of the compute dtype; kept + BLOCK long where the
     # row is longer than kept, else n), never into o: a strided store keeps it from
@@ -134,7 +164,7 @@ def _row_buffered(xr, o, buf, kept, inv_t):
     # there for 1/s; the later ones are staged in its last BLOCK and copied into o
     # where it holds compute values, else computed again in the second pass
     n = xr.shape[0]
-    m = _row_max(xr)  # noqa: F821
+    m = _rmax(xr, mr)  # noqa: F821
     s = np.float64(0.0)
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
@@ -143,6 +173,7 @@ def _row_buffered(xr, o, buf, kept, inv_t):
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
             e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            e = e if _live(mr, b + j) else _C(0.0)  # noqa: F821
             eb[j] = e
             sb += e
         if _KEEP and b >= kept:  # noqa: F821
@@ -154,30 +185,33 @@ def _row_buffered(xr, o, buf, kept, inv_t):
     head = min(n, kept)
     d = _dst(xr, o)  # noqa: F821
     for j in range(head):
-        d[j] = _S(buf[j] * inv_s)  # noqa: F821
+        d[j] = _S(buf[j] * inv_s if _live(mr, j) else _C(0.0))  # noqa: F821
     xt = xr[head:]
     dt = _dst(xt, o[head:])  # noqa: F821
     if _KEEP:  # noqa: F821
         for j in range(xt.shape[0]):
-            dt[j] = _S(_Lo(dt[j]) * inv_s)  # noqa: F821
+            dt[j] = _S(_Lo(dt[j]) * inv_s if _live(mr, head + j) else _C(0.0))  # noqa: F821
     else:
         for j in range(xt.shape[0]):
-            dt[j] = _S(_exp(_scaled(_L(xt[j]) - m, inv_t)) * inv_s)  # noqa: F821
+            e = _exp(_scaled(_L(xt[j]) - m, inv_t)) * inv_s  # noqa: F821
+            dt[j] = _S(e if _live(mr, head + j) else _C(0.0))  # noqa: F821
 
 
 def _forward(x, out, inv_t, log, rows_per_task):
     # one call site per row function: each inlined copy of its loops makes the
-    # kernel's register allocation worse (exp's constants reloaded in its loop)
+    # kernel's register allocation worse (exp's constants reloaded in its loop).
+    # No mask: the row functions get a stand-in they never read
     P, Q, n = x.shape
     rows = P * Q
+    mr = np.ones(1, np.bool_)
     if log:
         for r in prange(rows):
             i = r // Q if P > 1 else 0
-            _row_log(x[i, r - i * Q], out[i, r - i * Q], inv_t)
+            _row_log(x[i, r - i * Q], mr, out[i, r - i * Q], inv_t)
     elif _KEEP and out.strides[2] == out.itemsize:  # noqa: F821
         for r in prange(rows):
             i = r // Q if P > 1 else 0
-            _row_direct(x[i, r - i * Q], out[i, r - i * Q], inv_t)
+            _row_direct(x[i, r - i * Q], mr, out[i, r - i * Q], inv_t)
     else:
         # a buffer per task of rows_per_task rows
         kept = min(n, KEEP_MAX)
@@ -186,83 +220,123 @@ def _forward(x, out, inv_t, log, rows_per_task):
             buf = np.empty(size, _C)  # noqa: F821
             for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
                 i = r // Q
-                _row_buffered(x[i, r - i * Q], out[i, r - i * Q], buf, kept, inv_t)
+                _row_buffered(x[i, r - i * Q], mr, out[i, r - i * Q], buf, kept, inv_t)
 
 
-def _row_lse(xr, inv_t, t):
-    # logsumexp of one row: m + T log s (t = T, None for T = 1), the sum in float64
-    # over blocks as in _row_log; a row whose max is not finite gives NaN if it
-    # holds a NaN (the max may have passed over one, see _vmath._row_max), else
-    # that max, +-inf
+def _forward_masked(x, mk, out, inv_t, log, rows_per_task):
+    # _forward with the mask's rows (views of mk, stride 0 where it is broadcast)
+    P, Q, n = x.shape
+    rows = P * Q
+    if log:
+        for r in prange(rows):
+            i = r // Q if P > 1 else 0
+            _row_log(x[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], inv_t)
+    elif _KEEP and out.strides[2] == out.itemsize:  # noqa: F821
+        for r in prange(rows):
+            i = r // Q if P > 1 else 0
+            _row_direct(x[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], inv_t)
+    else:
+        kept = min(n, KEEP_MAX)
+        size = n if n <= kept else kept + BLOCK
+        for t in prange((rows + rows_per_task - 1) // rows_per_task):
+            buf = np.empty(size, _C)  # noqa: F821
+            for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
+                i = r // Q
+                _row_buffered(x[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], buf, kept, inv_t)
+
+
+def _row_lse(xr, mr, inv_t, t):
+    # logsumexp of one row over its unmasked entries: m + T log s (t = T, None for
+    # T = 1), the sum in float64 over blocks as in _row_log; a row whose max is not
+    # finite gives NaN if it holds a NaN (the max may have passed over one, see
+    # _vmath._row_max), else that max, +-inf; a row with no unmasked entry, -inf
     n = xr.shape[0]
-    m = _row_max(xr)  # noqa: F821
+    m = _rmax(xr, mr)  # noqa: F821
     if m - m != 0.0:
+        r = -_INF  # noqa: F821  (the log of an empty sum)
         for j in range(n):
-            v = _L(xr[j])  # noqa: F821
-            if v != v:
-                return v
-        return m
+            if _live(mr, j):  # noqa: F821
+                v = _L(xr[j])  # noqa: F821
+                if v != v:
+                    return v
+                r = m
+        return r
     s = np.float64(0.0)
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
         xb = xr[b : b + blk]
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
-            sb += _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
+            sb += e if _live(mr, b + j) else _C(0.0)  # noqa: F821
         s += sb
     return _C(m + _times(np.log(s), t))  # noqa: F821
 
 
-def _lse(x, out, inv_t, t):
+def _lse(x, mk, out, inv_t, t):
+    # mk: the mask, or a stand-in never read (unmasked kernels)
     P, Q, _ = x.shape
     for r in prange(P * Q):
         i = r // Q
-        out[i, r - i * Q, 0] = _S(_row_lse(x[i, r - i * Q], inv_t, t))  # noqa: F821
+        k = r - i * Q
+        mr = mk[i, k] if _MASKED else mk[0, 0]  # noqa: F821
+        out[i, k, 0] = _S(_row_lse(x[i, k], mr, inv_t, t))  # noqa: F821
 
 
-def _lse_backward(g, x, r, out, inv_t):
-    # one value of g and of the result r per row (views of length 1 along the row)
+def _lse_backward(g, x, r, mk, out, inv_t):
+    # one value of g and of the result r per row (views of length 1 along the row);
+    # masked entries 0, so a row with no unmasked entry is all 0
     P, Q, n = x.shape
     for row in prange(P * Q):
         i = row // Q
         k = row - i * Q
+        mr = mk[i, k] if _MASKED else mk[0, 0]  # noqa: F821
         gv = _Lg(g[i, k, 0])  # noqa: F821
         rv = _Lr(r[i, k, 0])  # noqa: F821
         xr = x[i, k]
         d = _dst(g[i, k], xr, r[i, k], out[i, k])  # noqa: F821  (in place: x itself)
-        if rv - rv == 0.0:
-            for j in range(n):
-                d[j] = _S(gv * _exp(_scaled(_L(xr[j]) - rv, inv_t)))  # noqa: F821
-        else:
-            nan = rv - rv  # the row's softmax is NaN
-            for j in range(n):
-                d[j] = _S(nan)  # noqa: F821
+        nan = rv - rv  # 0, or NaN where r is not finite: the row's softmax is NaN
+        for j in range(n):
+            e = gv * _exp(_scaled(_L(xr[j]) - rv, inv_t)) if nan == 0.0 else nan  # noqa: F821
+            d[j] = _S(e if _live(mr, j) else _C(0.0))  # noqa: F821
 
 
-def _row_backward(gr, yr, o, inv_t, log):
+def _row_backward(gr, yr, mr, o, inv_t, log):
+    # sums over the unmasked entries; masked ones get 0
     n = gr.shape[0]
     d = _dst(gr, yr, o)  # noqa: F821  (in place: gr or yr itself)
     s = np.float64(0.0)
     if log:
         for j in range(n):
-            s += _Lg(gr[j])  # noqa: F821
+            s += _Lg(gr[j]) if _live(mr, j) else _C(0.0)  # noqa: F821
         sc = _C(s)  # noqa: F821
         for j in range(n):
-            d[j] = _S(_times(_Lg(gr[j]) - _exp(_Ly(yr[j])) * sc, inv_t))  # noqa: F821
+            v = _times(_Lg(gr[j]) - _exp(_Ly(yr[j])) * sc, inv_t)  # noqa: F821
+            d[j] = _S(v if _live(mr, j) else _C(0.0))  # noqa: F821
     else:
         for j in range(n):
             # products in float64 too: g - sum(g y) cancels, float32 products cost ~1e-6
-            s += np.float64(_Lg(gr[j])) * _Ly(yr[j])  # noqa: F821
+            p = np.float64(_Lg(gr[j])) * _Ly(yr[j])  # noqa: F821
+            s += p if _live(mr, j) else 0.0  # noqa: F821
         sc = _C(s)  # noqa: F821
         for j in range(n):
-            d[j] = _S(_times(_Ly(yr[j]) * (_Lg(gr[j]) - sc), inv_t))  # noqa: F821
+            v = _times(_Ly(yr[j]) * (_Lg(gr[j]) - sc), inv_t)  # noqa: F821
+            d[j] = _S(v if _live(mr, j) else _C(0.0))  # noqa: F821
 
 
 def _backward(g, y, out, inv_t, log):
     P, Q, n = g.shape
+    mr = np.ones(1, np.bool_)  # no mask: a stand-in never read
     for r in prange(P * Q):
         i = r // Q
-        _row_backward(g[i, r - i * Q], y[i, r - i * Q], out[i, r - i * Q], inv_t, log)
+        _row_backward(g[i, r - i * Q], y[i, r - i * Q], mr, out[i, r - i * Q], inv_t, log)
+
+
+def _backward_masked(g, y, mk, out, inv_t, log):
+    P, Q, n = g.shape
+    for r in prange(P * Q):
+        i = r // Q
+        _row_backward(g[i, r - i * Q], y[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], inv_t, log)
 
 
 def _negated(v):
@@ -274,21 +348,28 @@ def _negated_key(v):
 
 
 def loads(c, ctype, neg=False):
-    """(load, row max) of codec ``c`` in ``ctype``: the element's value and the
-    row maximum (``_row_max``); with ``neg`` of the negated elements (softmin),
-    the maximum over keys of -x in the compute dtype."""
+    """(load, row max, masked row max) of codec ``c`` in ``ctype``: the element's
+    value, the row maximum (``_row_max``) and that of the unmasked entries
+    (``_row_max_masked``); with ``neg`` of the negated elements (softmin), the
+    maxima over keys of -x in the compute dtype."""
     ctype = np.dtype(ctype)
 
     def build():
         fns = _codecs.functions(c, ctype)
         tag = f"{ctype.name}.{c.name}.{int(neg)}.{SOURCE_HASH}"
-        if not neg:
-            return fns.load, _compile.instantiate(_row_max, {"_KEY": fns.key, "_VALUE": fns.value}, tag, ijit, ctype)
         vm = _vmath.functions(ctype)
-        bound = {"_LOAD": fns.load, "_MAX_KEY": vm["max_key"]}
-        key = _compile.instantiate(_negated_key, bound, tag, ijit, ctype)
-        load = _compile.instantiate(_negated, bound, tag, ijit, ctype)
-        return load, _compile.instantiate(_row_max, {"_KEY": key, "_VALUE": vm["from_max_key"]}, tag, ijit, ctype)
+        # the smallest key: key16's int16 for 16-bit bits, else the compute dtype's integer
+        kt = np.dtype(np.int16 if not (c.native or neg) else f"i{ctype.itemsize}")
+        kmin = kt.type(np.iinfo(kt).min)
+        if neg:
+            bound = {"_LOAD": fns.load, "_MAX_KEY": vm["max_key"]}
+            load = _compile.instantiate(_negated, bound, tag, ijit, ctype)
+            keys = {"_KEY": _compile.instantiate(_negated_key, bound, tag, ijit, ctype), "_VALUE": vm["from_max_key"]}
+        else:
+            load, keys = fns.load, {"_KEY": fns.key, "_VALUE": fns.value}
+        plain = _compile.instantiate(_row_max, keys, tag, ijit, ctype)
+        masked = _compile.instantiate(_row_max_masked, {**keys, "_KMIN": kmin}, tag, ijit, ctype)
+        return load, plain, masked
 
     return cached(("loads", ctype, c, neg), build)
 
@@ -298,41 +379,62 @@ def row_max(ctype, c):
     return loads(c, ctype)[1]
 
 
-def _kernel(template, ctype, size, cs, dst, neg=False, how=None):
-    """The kernel for operand codecs ``cs`` (inputs..., out) writing through
-    argument ``dst`` (the last: out; else the input that out is, in place),
-    x's loads negated with ``neg`` (softmin), compiled by ``how`` (default:
-    serial or parallel by ``size``)."""
+def masked_row_max(ctype, c):
+    """The maximum of a row's unmasked entries (``_row_max_masked``), for codec ``c``, in ``ctype``."""
+    return loads(c, ctype)[2]
+
+
+TEMPLATES = {  # (unmasked, masked) kernel of each op
+    "forward": (_forward, _forward_masked),
+    "backward": (_backward, _backward_masked),
+    "logsumexp": (_lse, _lse),
+    "logsumexp_backward": (_lse_backward, _lse_backward),
+}
+# where x (whose loads _L are) is among each op's inputs
+_X = {"forward": 0, "backward": 0, "logsumexp": 0, "logsumexp_backward": 1}
+
+
+def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None):
+    """The kernel for operand codecs ``cs`` (value inputs..., out; a mask is read
+    as it is) writing through argument ``dst`` (the last: out; else the input
+    that out is, in place), x's loads negated with ``neg`` (softmin), with the
+    mask's rows read where ``masked``, compiled by ``how`` (default: serial or
+    parallel by ``size``)."""
     how = how or decorator(size)
+    op = next(k for k, v in TEMPLATES.items() if template in v)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{dst}.{int(neg)}.{how.__name__}.{SOURCE_HASH}"
+        tag = f"{ctype.name}.{names}.{dst}.{int(neg)}{int(masked)}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
-        load, first_max = loads(cs[0], ctype, neg)
         ins = [_codecs.functions(c, ctype).load for c in cs[:-1]]
+        x = _X[op]
+        load, plain_max, masked_max = loads(cs[x], ctype, neg)
         bindings = {
             "_C": ctype.type,
+            "_INF": ctype.type(np.inf),
+            "_MASKED": masked,
             "_exp": vm["exp"],
             "_L": load,
             "_Lg": ins[0],
             "_Ly": ins[-1],
+            "_Lr": ins[-1],
             "_Lo": _codecs.functions(cs[-1], ctype).load,
             "_S": _codecs.functions(cs[-1], ctype).store,
             "_KEEP": cs[-1].native,
             "_dst": pick(dst),
-            "_row_max": first_max,
         }
-        if template is _lse_backward:  # g, x, r: x the second operand
-            bindings["_L"], bindings["_Lr"] = ins[1], ins[2]
-        bindings["_scaled"] = _compile.instantiate(_scaled, {}, tag, ijit, ctype)
-        bindings["_times"] = _compile.instantiate(_times, {}, tag, ijit, ctype)
-        for row in (_row_log, _row_direct, _row_buffered, _row_lse):
+        if masked:
+            bindings["_rmax"] = masked_max
+        else:
+            bindings["_rmax"] = _compile.instantiate(_row_max_unmasked, {"_ROW_MAX": plain_max}, tag, ijit, ctype)
+        for helper in (_scaled, _times, _live):
+            bindings[helper.__name__] = _compile.instantiate(helper, bindings, tag, ijit, ctype)
+        for row in (_row_log, _row_direct, _row_buffered, _row_lse, _row_backward):
             bindings[row.__name__] = _compile.instantiate(row, bindings, tag, ijit, ctype)
-        bindings["_row_backward"] = _compile.instantiate(_row_backward, bindings, tag, ijit, ctype)
         return _compile.instantiate(template, bindings, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how, cs, dst, neg), build)
+    return cached((template.__name__, ctype, how, cs, dst, neg, masked), build)
 
 
 def _inv_t(temperature, ctype):
@@ -340,39 +442,52 @@ def _inv_t(temperature, ctype):
     return None if temperature == 1 else inverse_temperature(temperature, ctype)
 
 
-def _run(template, inputs, ctype, axis, out, args, neg=False):
+_ANY = np.ones((1, 1, 1), np.bool_)  # the mask argument of an unmasked logsumexp kernel, never read
+
+
+def _run(op, inputs, mask, ctype, axis, out, args, neg=False):
+    """The kernel of ``op`` over the rows of ``inputs`` (and of ``mask``, None or
+    a bool array of x's rank whose size-1 axes are read through stride 0) into ``out``."""
+    masked = mask is not None
+    template = TEMPLATES[op][masked]
+    n = len(inputs)
+    stand_in = () if masked or op in ("forward", "backward") else (_ANY,)
+
     def run(v, cs, alias):
-        k = _kernel(template, ctype, out.size, cs, len(inputs) if alias is None else alias, neg)
-        k(*v, *args)
+        # the mask is the last input: its codec is not a value's
+        values = cs[:n] + cs[-1:]
+        k = _kernel(template, ctype, out.size, values, n if alias is None else alias, neg, masked)
+        k(*v[:n], *stand_in, *v[n:], *args)
 
-    launch(run, lambda a: rows3(a, axis), inputs, out)
+    arrays = inputs + ([np.broadcast_to(mask, inputs[_X[op]].shape)] if masked else [])
+    launch(run, lambda a: rows3(a, axis), arrays, out)
 
 
-def forward(x, axis, temperature, log, out):
+def forward(x, axis, temperature, log, mask, out):
     """softmax or log-softmax of x/T; a negative ``temperature`` -T: of -x/T (softmin)."""
     ctype = COMPUTE[x.dtype]
     n = x.shape[axis] if x.ndim else 1
     args = (_inv_t(abs(temperature), ctype), log, max(1, TASK // max(n, 1)))
-    _run(_forward, [x], ctype, axis, out, args, neg=temperature < 0)
+    _run("forward", [x], mask, ctype, axis, out, args, neg=temperature < 0)
 
 
-def backward(g, y, axis, temperature, log, out):
+def backward(g, y, axis, temperature, log, mask, out):
     """The gradient through (log-)softmax; a negative ``temperature`` scales it by 1/(-T) (softmin)."""
     ctype = COMPUTE[np.result_type(g, y)]
-    _run(_backward, [g, y], ctype, axis, out, (_inv_t(temperature, ctype), log))
+    _run("backward", [g, y], mask, ctype, axis, out, (_inv_t(temperature, ctype), log))
 
 
-def logsumexp(x, axis, temperature, out):
+def logsumexp(x, axis, temperature, mask, out):
     """T log sum e^{x/T} along ``axis`` into ``out`` (x's rank, length 1 along ``axis``)."""
     if x.shape[axis] == 0:
         out[...] = -np.inf  # the log of an empty sum
         return
     ctype = COMPUTE[x.dtype]
     t = None if temperature == 1 else ctype.type(temperature)
-    _run(_lse, [x], ctype, axis, out, (_inv_t(temperature, ctype), t))
+    _run("logsumexp", [x], mask, ctype, axis, out, (_inv_t(temperature, ctype), t))
 
 
-def logsumexp_backward(g, x, r, axis, temperature, out):
-    """g e^{(x - r)/T}, g and r of x's rank with length 1 along ``axis``."""
+def logsumexp_backward(g, x, r, axis, temperature, mask, out):
+    """g e^{(x - r)/T}, g and r of x's rank with length 1 along ``axis``; masked entries 0."""
     ctype = COMPUTE[x.dtype]
-    _run(_lse_backward, [g, x, r], ctype, axis, out, (_inv_t(temperature, ctype),))
+    _run("logsumexp_backward", [g, x, r], mask, ctype, axis, out, (_inv_t(temperature, ctype),))

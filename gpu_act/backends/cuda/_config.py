@@ -31,7 +31,9 @@ MAX_THREADS = {
 # arrays of one float64 per warp); block-shared rows get what is left of the
 # device's per-block shared memory
 STATIC_SHARED = 1024
+# row ops with a mask ("_masked") run the kernels that read one: no block-shared variant
 ROW_OPS = ("softmax", "softmax_backward", "logsumexp", "logsumexp_backward", "cross_entropy")
+ROW_OPS += tuple(op + "_masked" for op in ROW_OPS)
 
 
 def _pow2_at_least(n):

@@ -30,28 +30,49 @@ from . import _arrays, _codecs, _config, _kernels, _operands, _rows, _staging, r
 cuda = _cuda.cuda
 
 
-def _forward(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
+def _forward_row(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    # the forward of one row per worker group; the mask (mk, its offset, outer
+    # strides and stride along the row) is read only where _MASKED: masked entries
+    # stay out of (m, s) and get 0 (softmax) or -inf (log_softmax), so a row with
+    # none unmasked is all 0 (-inf)
     row, lane, width = _worker()  # noqa: F821 (bound per variant)
     if row >= rows:
         return
     px = _row_offset(row, shape, xs, xo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    pm = _row_offset(row, shape, ms, mo)  # noqa: F821
     sg = math.copysign(1.0, inv_t)  # -1 for softmin
     k = abs(inv_t)
     m = -_INF  # noqa: F821
     s = 0.0
     for j in range(lane, n, width):
-        m, s = _push(m, s, sg * _Lx(x[px + j * xa]), k)  # noqa: F821
+        if not _MASKED or mk[pm + j * ma]:  # noqa: F821
+            m, s = _push(m, s, sg * _Lx(x[px + j * xa]), k)  # noqa: F821
     m, s = _ms_all(m, s, k)  # noqa: F821
     s = _finish(m, s)  # noqa: F821
     if log:
         ls = math.log(s)
         for j in range(lane, n, width):
-            out[po + j * oa] = _So(_scaled(sg * _Lx(x[px + j * xa]) - m, k) - ls)  # noqa: F821
+            v = _scaled(sg * _Lx(x[px + j * xa]) - m, k) - ls  # noqa: F821
+            if _MASKED and not mk[pm + j * ma]:  # noqa: F821
+                v = -_INF  # noqa: F821
+            out[po + j * oa] = _So(v)  # noqa: F821
     else:
         inv_s = 1.0 / s
         for j in range(lane, n, width):
-            out[po + j * oa] = _So(math.exp(_scaled(sg * _Lx(x[px + j * xa]) - m, k)) * inv_s)  # noqa: F821
+            v = math.exp(_scaled(sg * _Lx(x[px + j * xa]) - m, k)) * inv_s  # noqa: F821
+            if _MASKED and not mk[pm + j * ma]:  # noqa: F821
+                v = 0.0
+            out[po + j * oa] = _So(v)  # noqa: F821
+
+
+def _forward(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    # no mask: x's operand stands in for it, never read
+    _forward_row(x, xo, xs, xa, x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)  # noqa: F821
+
+
+def _forward_masked(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    _forward_row(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log)  # noqa: F821
 
 
 def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
@@ -87,28 +108,47 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)
             out[po + j * oa] = _So(cache[j] * inv_s)  # noqa: F821
 
 
-def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, inv_t, log):
+def _backward_row(g, go, gs, ga, y, yo, ys, ya, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    # the backward of one row per worker group; with _MASKED the sums run over the
+    # unmasked entries and masked ones get 0
     row, lane, width = _worker()  # noqa: F821
     if row >= rows:
         return
     pg = _row_offset(row, shape, gs, go)  # noqa: F821
     py = _row_offset(row, shape, ys, yo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    pm = _row_offset(row, shape, ms, mo)  # noqa: F821
     # the row sum in float64 (g - sum(g y) cancels where y is near one-hot), rounded once
     s = np.float64(0.0)
     if log:
         for j in range(lane, n, width):
-            s += np.float64(_Lg(g[pg + j * ga]))  # noqa: F821
+            if not _MASKED or mk[pm + j * ma]:  # noqa: F821
+                s += np.float64(_Lg(g[pg + j * ga]))  # noqa: F821
         sc = _C(_sum64_all(s))  # noqa: F821
         for j in range(lane, n, width):
-            out[po + j * oa] = _So((_Lg(g[pg + j * ga]) - math.exp(_Ly(y[py + j * ya])) * sc) * inv_t)  # noqa: F821
+            v = (_Lg(g[pg + j * ga]) - math.exp(_Ly(y[py + j * ya])) * sc) * inv_t  # noqa: F821
+            if _MASKED and not mk[pm + j * ma]:  # noqa: F821
+                v = 0.0
+            out[po + j * oa] = _So(v)  # noqa: F821
     else:
         for j in range(lane, n, width):
-            s += np.float64(_Lg(g[pg + j * ga])) * np.float64(_Ly(y[py + j * ya]))  # noqa: F821
+            if not _MASKED or mk[pm + j * ma]:  # noqa: F821
+                s += np.float64(_Lg(g[pg + j * ga])) * np.float64(_Ly(y[py + j * ya]))  # noqa: F821
         sc = _C(_sum64_all(s))  # noqa: F821
         for j in range(lane, n, width):
-            yj = _Ly(y[py + j * ya])  # noqa: F821
-            out[po + j * oa] = _So(yj * (_Lg(g[pg + j * ga]) - sc) * inv_t)  # noqa: F821
+            v = _Ly(y[py + j * ya]) * (_Lg(g[pg + j * ga]) - sc) * inv_t  # noqa: F821
+            if _MASKED and not mk[pm + j * ma]:  # noqa: F821
+                v = 0.0
+            out[po + j * oa] = _So(v)  # noqa: F821
+
+
+def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    # no mask: y's operand stands in for it, never read
+    _backward_row(g, go, gs, ga, y, yo, ys, ya, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n, inv_t, log)  # noqa: F821
+
+
+def _backward_masked(g, go, gs, ga, y, yo, ys, ya, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    _backward_row(g, go, gs, ga, y, yo, ys, ya, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log)  # noqa: F821
 
 
 def _lse_of(m, s, t):
@@ -122,93 +162,118 @@ def _lse_of(m, s, t):
     return m
 
 
-def _lse(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, t):
+def _lse(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, t):
+    # mk: the mask, read where _MASKED (x's operand stands in for it otherwise)
     row, lane, width = _worker()  # noqa: F821
     if row >= rows:
         return
     px = _row_offset(row, shape, xs, xo)  # noqa: F821
+    pm = _row_offset(row, shape, ms, mo)  # noqa: F821
     m = -_INF  # noqa: F821
     s = 0.0
     for j in range(lane, n, width):
-        m, s = _push(m, s, _Lx(x[px + j * xa]), inv_t)  # noqa: F821
+        if not _MASKED or mk[pm + j * ma]:  # noqa: F821
+            m, s = _push(m, s, _Lx(x[px + j * xa]), inv_t)  # noqa: F821
     m, s = _ms_all(m, s, inv_t)  # noqa: F821
     if lane == 0:
         out[_row_offset(row, shape, os_, oo)] = _So(_lse_of(m, s, t))  # noqa: F821
 
 
-def _lse_backward(x, xo, xs, xa, g, go, gs, ga, r, ro, rs, ra, out, oo, os_, oa, shape, rows, n, inv_t):
-    # one value of g and of the result r per row
+def _lse_backward(x, xo, xs, xa, g, go, gs, ga, r, ro, rs, ra, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n,
+                  inv_t):
+    # one value of g and of the result r per row; masked entries 0
     row, lane, width = _worker()  # noqa: F821
     if row >= rows:
         return
     px = _row_offset(row, shape, xs, xo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    pm = _row_offset(row, shape, ms, mo)  # noqa: F821
     gv = _Lg(g[_row_offset(row, shape, gs, go)])  # noqa: F821
     rv = _Lr(r[_row_offset(row, shape, rs, ro)])  # noqa: F821
     nan = rv - rv  # 0, or NaN where r is not finite
     for j in range(lane, n, width):
         e = gv * math.exp(_scaled(_Lx(x[px + j * xa]) - rv, inv_t)) if nan == 0.0 else nan  # noqa: F821
+        if _MASKED and not mk[pm + j * ma]:  # noqa: F821
+            e = 0.0
         out[po + j * oa] = _So(e)  # noqa: F821
 
 
+# (kernel name, masked) -> (template, the device function of one row it calls)
 TEMPLATES = {
-    "forward": _forward,
-    "forward-shared": _forward_shared,
-    "backward": _backward,
-    "logsumexp": _lse,
-    "logsumexp-backward": _lse_backward,
+    ("forward", False): (_forward, _forward_row),
+    ("forward", True): (_forward_masked, _forward_row),
+    ("forward-shared", False): (_forward_shared, None),
+    ("backward", False): (_backward, _backward_row),
+    ("backward", True): (_backward_masked, _backward_row),
+    ("logsumexp", False): (_lse, None),
+    ("logsumexp", True): (_lse, None),
+    ("logsumexp-backward", False): (_lse_backward, None),
+    ("logsumexp-backward", True): (_lse_backward, None),
 }
 
 
-def kernel(name, ctype, variant, codec=_codecs.NATIVE):
+def kernel(name, ctype, variant, codec=_codecs.NATIVE, masked=False):
     """The kernel ``name`` ("forward"/"backward"/"logsumexp"/"logsumexp-backward")
     for compute dtype ``ctype`` and ``variant``, its operands (x, or g and y, or
-    x, g and r; and out) stored as ``codec``."""
+    x, g and r; and out) stored as ``codec``; ``masked``: it reads a mask
+    (forward and backward take one only then; logsumexp's always, never read
+    without)."""
     ctype = np.dtype(ctype)
     if name == "forward" and variant == "block-shared":
         name = "forward-shared"
 
     def build():
-        b = dict(_rows.helpers(ctype, variant), _So=_codecs.store(codec))
+        b = dict(_rows.helpers(ctype, variant), _So=_codecs.store(codec), _MASKED=masked)
         b["_Lx"] = b["_Lg"] = b["_Ly"] = b["_Lr"] = _codecs.load(codec, ctype)
-        b["_lse_of"] = _compile.instantiate(_lse_of, b, f"softmax.{ctype.name}", _cuda.device, ctype)
-        return _kernels.kernel(TEMPLATES[name], b, f"softmax.{name}.{variant}.{codec}", ctype, variant)
+        tag = f"softmax.{ctype.name}.{int(masked)}"
+        b["_lse_of"] = _compile.instantiate(_lse_of, b, tag, _cuda.device, ctype)
+        template, row = TEMPLATES[name, masked]
+        if row is not None:
+            b[row.__name__] = _compile.instantiate(row, b, f"{tag}.{variant}.{codec}", _cuda.device, ctype)
+        return _kernels.kernel(template, b, f"softmax.{name}.{variant}.{codec}.{int(masked)}", ctype, variant)
 
-    return _kernels.cached(("softmax", name, ctype, variant, codec), build)
+    return _kernels.cached(("softmax", name, ctype, variant, codec, masked), build)
 
 
-def _run(ctx, op, name, inputs, a, axis, out, scalars):
-    """Kernel ``name`` over the rows of ``inputs`` into ``out``, its launch planned
-    for ``op`` from the rows of ``a`` (the input whose rows are walked: their
-    length and layout); ``scalars`` its last arguments."""
+def _run(ctx, op, name, inputs, a, axis, mask, out, scalars, stand_in=False):
+    """Kernel ``name`` over the rows of ``inputs`` (then of ``mask``, None or a bool
+    array of a's rank whose size-1 axes are read through stride 0) into ``out``, its
+    launch planned for ``op`` from the rows of ``a`` (the input whose rows are
+    walked: their length and layout); ``scalars`` its last arguments. With
+    ``stand_in`` a kernel without a mask takes a's operand in its place."""
     ctype = COMPUTE[np.result_type(*(a.dtype for a in inputs))]
     n = a.shape[axis]
     rows = a.size // n
     layout = _config.row_layout(a, axis)
+    op = op if mask is None else op + "_masked"
     config = _config.plan(op, rows, n, layout, ctype.itemsize, _config.limits(ctx))
-    k = kernel(name, ctype, config.variant, _codecs.of(out.dtype))  # the inputs have out's dtype (the API's rule)
+    # the inputs have out's dtype (the API's rule)
+    k = kernel(name, ctype, config.variant, _codecs.of(out.dtype), mask is not None)
+    masks = [] if mask is None else [_operands.broadcast(mask, a.shape)]
 
     def run(target):
-        shape, ops = _operands.row_operands(ctx, [*inputs, target], axis)
+        shape, ops = _operands.row_operands(ctx, [*inputs, *masks, target], axis)
+        if stand_in and mask is None:
+            ops.insert(len(inputs), ops[inputs.index(a)])
         args = [v for o in ops for v in o]
         _kernels.launch(ctx, k, config, [*args, shape, np.int64(rows), np.int64(n), *scalars])
 
-    _staging.staged(ctx, out, inputs, run)
+    _staging.staged(ctx, out, inputs + masks, run)
 
 
 def _inverse(temperature, *arrays):
     return inverse_temperature(temperature, COMPUTE[np.result_type(*(a.dtype for a in arrays))])
 
 
-def forward(ctx, x, axis, temperature, log, out):
-    _run(ctx, "softmax", "forward", [x], x, axis, out, (_inverse(temperature, x), log))
+def forward(ctx, x, axis, temperature, log, mask, out):
+    _run(ctx, "softmax", "forward", [x], x, axis, mask, out, (_inverse(temperature, x), log))
 
 
-def backward(ctx, g, y, axis, temperature, log, out):
-    _run(ctx, "softmax_backward", "backward", [g, y], y, axis, out, (_inverse(temperature, g, y), log))
+def backward(ctx, g, y, axis, temperature, log, mask, out):
+    _run(ctx, "softmax_backward", "backward", [g, y], y, axis, mask, out, (_inverse(temperature, g, y), log))
 
 
-def logsumexp(ctx, x, axis, temperature, out):
+def logsumexp(ctx, x, axis, temperature, mask, out):
     if x.shape[axis] == 0:  # the log of an empty sum
         target = out if out.is_c_contiguous() else _arrays.empty(ctx, out.shape, out.dtype)
         reduce.fill(ctx, target, -np.inf)
@@ -216,8 +281,9 @@ def logsumexp(ctx, x, axis, temperature, out):
             _staging.convert(ctx, target, out)
         return
     t = COMPUTE[x.dtype].type(temperature)
-    _run(ctx, "logsumexp", "logsumexp", [x], x, axis, out, (_inverse(temperature, x), t))
+    _run(ctx, "logsumexp", "logsumexp", [x], x, axis, mask, out, (_inverse(temperature, x), t), stand_in=True)
 
 
-def logsumexp_backward(ctx, g, x, r, axis, temperature, out):
-    _run(ctx, "logsumexp_backward", "logsumexp-backward", [x, g, r], x, axis, out, (_inverse(temperature, x),))
+def logsumexp_backward(ctx, g, x, r, axis, temperature, mask, out):
+    _run(ctx, "logsumexp_backward", "logsumexp-backward", [x, g, r], x, axis, mask, out, (_inverse(temperature, x),),
+         stand_in=True)

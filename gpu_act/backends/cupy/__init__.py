@@ -145,24 +145,24 @@ def channel_sum(ctx, a, channel_axis, dtype):
         return cupy.sum(a, axis=axes, dtype=acc).reshape(-1).astype(dtype)
 
 
-def softmax(ctx, x, axis, temperature, log, out):
+def softmax(ctx, x, axis, temperature, log, mask, out):
     with _on(ctx):
-        _rows.softmax(x, axis, temperature, log, out)
+        _rows.softmax(x, axis, temperature, log, mask, out)
 
 
-def softmax_backward(ctx, g, y, axis, temperature, log, out):
+def softmax_backward(ctx, g, y, axis, temperature, log, mask, out):
     with _on(ctx):
-        _rows.softmax_backward(g, y, axis, temperature, log, out)
+        _rows.softmax_backward(g, y, axis, temperature, log, mask, out)
 
 
-def logsumexp(ctx, x, axis, temperature, out):
+def logsumexp(ctx, x, axis, temperature, mask, out):
     with _on(ctx):
-        _rows.logsumexp(x, axis, temperature, out)
+        _rows.logsumexp(x, axis, temperature, mask, out)
 
 
-def logsumexp_backward(ctx, g, x, r, axis, temperature, out):
+def logsumexp_backward(ctx, g, x, r, axis, temperature, mask, out):
     with _on(ctx):
-        _rows.logsumexp_backward(g, x, r, axis, temperature, out)
+        _rows.logsumexp_backward(g, x, r, axis, temperature, mask, out)
 
 
 def maxout(ctx, x, pool, axis, out):
@@ -175,13 +175,25 @@ def maxout_backward(ctx, g, x, pool, axis, out):
         _rows.maxout_backward(g, x, pool, axis, out)
 
 
-def check_targets(ctx, fname, target, classes, ignore_index, weight):
-    """(count, denominator) of the non-ignored targets: their number and the
-    float64 sum of ``weight`` over their classes (their number without
-    weights); ValueError naming an out-of-range one. One read-back (one more
-    for the offending target); ``any_negative`` is the backend's other."""
+def live_rows(ctx, mask, shape, axis):
+    """(whether each row of an array of ``shape`` along ``axis`` has an unmasked
+    entry, the rows' shape (a broadcast view); how many do: one read-back)."""
+    rows = tuple(n for k, n in enumerate(shape) if k != axis)
+    with _on(ctx):
+        live = cupy.broadcast_to(cupy.any(mask, axis=axis), rows)
+        return live, int(cupy.count_nonzero(live))
+
+
+def check_targets(ctx, fname, target, classes, ignore_index, weight, live=None):
+    """(count, denominator) of the non-ignored targets (rows where ``live`` is
+    False count as ignored): their number and the float64 sum of ``weight``
+    over their classes (their number without weights); ValueError naming an
+    out-of-range one. One read-back (one more for the offending target);
+    ``any_negative`` and ``live_rows`` are the backend's others."""
     with _on(ctx):
         valid = target != ignore_index
+        if live is not None:
+            valid &= live
         bad = valid & ((target < 0) | (target >= classes))
         sums = [cupy.count_nonzero(bad), cupy.count_nonzero(valid)]
         if weight is not None and classes:
@@ -201,11 +213,12 @@ def check_targets(ctx, fname, target, classes, ignore_index, weight):
     return n_valid, denominator[0] if denominator else 0.0
 
 
-def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+def cross_entropy(ctx, z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse,
+                  mask=None):
     """(per-row losses, gradient or None, per-row log-sum-exp or None), from one kernel."""
     with _on(ctx):
         return _rows.cross_entropy(
-            z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse
+            z, target, axis, index, ignore_index, eps, weight, z_loss, softcap, scale, want_grad, want_lse, mask
         )
 
 

@@ -14,61 +14,83 @@ from . import _config, _layout, _modules
 i64 = np.int64
 
 
-def _softmax(direction, inputs, out, axis, temperature, log):
+def _masked(inputs, mask):
+    """(the value inputs and, with a mask, the mask broadcast to their shape (read
+    through stride 0), the masked flag of the kernels)."""
+    if mask is None:
+        return list(inputs), np.int32(0)
+    return [*inputs, cupy.broadcast_to(mask, inputs[0].shape)], np.int32(1)
+
+
+def _with_mask(arrays, strides, masked, values):
+    """(the kernel's arrays: ``values`` inputs, the mask, out; their strides as
+    flat int64s, the mask's after the inputs'): without a mask a stand-in
+    pointer (never read) with strides 0."""
+    if masked:
+        return arrays, [i64(s) for st in strides for s in st]
+    stand_in = cupy.empty((1,), np.bool_)
+    flat = [i64(s) for st in strides[:values] for s in st] + [i64(0)] * 3 + [i64(s) for s in strides[-1]]
+    return [*arrays[:values], stand_in, arrays[-1]], flat
+
+
+def _softmax(direction, inputs, mask, out, axis, temperature, log):
     dtype = out.dtype.name
     inv_t = inverse_temperature(temperature, COMPUTE[out.dtype])
+    arrays, masked = _masked(inputs, mask)
 
     def launch(arrays, P, Q, strides):
         n = arrays[0].shape[axis]
         team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], inv_t.itemsize)
         fn = _modules.function("softmax.cu", dtype, kernels.softmax_name(direction, dtype, team, log))
-        flat = [i64(s) for st in strides for s in st]
-        fn((grid,), (block,), (*arrays, i64(P * Q), i64(Q), i64(n), *flat, inv_t))
+        args, flat = _with_mask(arrays, strides, masked, len(inputs))
+        fn((grid,), (block,), (*args, i64(P * Q), i64(Q), i64(n), *flat, inv_t, masked))
 
-    _layout.run(launch, inputs, out, axis)
-
-
-def softmax(x, axis, temperature, log, out):
-    _softmax("fwd", [x], out, axis, temperature, log)
+    _layout.run(launch, arrays, out, axis)
 
 
-def softmax_backward(g, y, axis, temperature, log, out):
-    _softmax("bwd", [g, y], out, axis, temperature, log)
+def softmax(x, axis, temperature, log, mask, out):
+    _softmax("fwd", [x], mask, out, axis, temperature, log)
 
 
-def logsumexp(x, axis, temperature, out):
+def softmax_backward(g, y, axis, temperature, log, mask, out):
+    _softmax("bwd", [g, y], mask, out, axis, temperature, log)
+
+
+def logsumexp(x, axis, temperature, mask, out):
     """T log sum e^{x/T} along ``axis`` into ``out`` (x's rank, length 1 along
-    ``axis``); an empty row is the empty sum's log, -inf."""
+    ``axis``); an empty row (or one with no unmasked entry) is the empty sum's log, -inf."""
     dtype = out.dtype.name
     ctype = COMPUTE[out.dtype]
     inv_t = inverse_temperature(temperature, ctype)
+    arrays, masked = _masked([x], mask)
 
     def launch(arrays, P, Q, strides):
         n = arrays[0].shape[axis]
         team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], ctype.itemsize)
         fn = _modules.function("softmax.cu", dtype, kernels.logsumexp_name("fwd", dtype, team))
-        (xP, xQ, xn), (yP, yQ, _) = strides
-        fn((grid,), (block,), (*arrays, i64(P * Q), i64(Q), i64(n), *map(i64, (xP, xQ, xn, yP, yQ)), inv_t,
-                               ctype.type(temperature)))
+        args, flat = _with_mask(arrays, strides, masked, 1)
+        fn((grid,), (block,), (*args, i64(P * Q), i64(Q), i64(n), *flat[:-1], inv_t, ctype.type(temperature),
+                               masked))
 
-    _layout.run(launch, [x], out, axis)
+    _layout.run(launch, arrays, out, axis)
 
 
-def logsumexp_backward(g, x, r, axis, temperature, out):
-    """g e^{(x - r)/T}, g and r of x's rank with length 1 along ``axis``."""
+def logsumexp_backward(g, x, r, axis, temperature, mask, out):
+    """g e^{(x - r)/T}, g and r of x's rank with length 1 along ``axis``; masked entries 0."""
     dtype = out.dtype.name
     ctype = COMPUTE[out.dtype]
     inv_t = inverse_temperature(temperature, ctype)
+    arrays, masked = _masked([x, g, r], mask)
 
     def launch(arrays, P, Q, strides):
         n = arrays[0].shape[axis]
         team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], ctype.itemsize)
         fn = _modules.function("softmax.cu", dtype, kernels.logsumexp_name("bwd", dtype, team))
-        (xP, xQ, xn), (gP, gQ, _), (rP, rQ, _), (oP, oQ, on) = strides
-        flat = map(i64, (xP, xQ, xn, gP, gQ, rP, rQ, oP, oQ, on))
-        fn((grid,), (block,), (*arrays, i64(P * Q), i64(Q), i64(n), *flat, inv_t))
+        args, flat = _with_mask(arrays, strides, masked, 3)
+        del flat[5], flat[7]  # the axis strides of g and r (of length 1 along it)
+        fn((grid,), (block,), (*args, i64(P * Q), i64(Q), i64(n), *flat, inv_t, masked))
 
-    _layout.run(launch, [x, g, r], out, axis)
+    _layout.run(launch, arrays, out, axis)
 
 
 def _maxout(direction, inputs, out, pool, axis):
@@ -96,11 +118,12 @@ def maxout_backward(g, x, pool, axis, out):
     _maxout("bwd", [g, x], out, pool, axis)
 
 
-def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, scale, want_grad, want_lse):
+def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, scale, want_grad, want_lse, mask):
     """(per-row losses, gradient or None, per-row log-sum-exp or None) from one
     kernel: losses and lse in the compute type, z's shape without ``axis``; the
     gradient in z's dtype and shape, C-contiguous. ``weight``: None or the C
-    class weights in the compute type; ``softcap`` None or the cap."""
+    class weights in the compute type; ``softcap`` None or the cap; ``mask``
+    None or a bool array of z's rank (size-1 axes read through stride 0)."""
     dtype = z.dtype.name
     ctype = COMPUTE[z.dtype]
     rows_shape = z.shape[:axis] + z.shape[axis + 1 :]
@@ -124,25 +147,27 @@ def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, 
     g = grad if want_grad else cupy.empty((1,) * z.ndim, z.dtype)
     w = cupy.ascontiguousarray(weight) if weight is not None else cupy.empty((1,), ctype)
     lse_out = lse if want_lse else cupy.empty((1,), ctype)
+    operands, masked = _masked(operands, mask)
     geo = _layout.rows(operands + [g if want_grad else z], axis)
     if geo is None:
         operands = [cupy.ascontiguousarray(a) for a in operands]
         geo = _layout.rows(operands + [g if want_grad else operands[0]], axis)
     P, Q, strides = geo
     gs = strides[-1] if want_grad else (0, 0, 0)
+    mk, ms = (operands[-1], strides[-2]) if masked else (cupy.empty((1,), np.bool_), (0, 0, 0))
     team, grid, block = _config.plan("rows", rows, n, strides[0][2], strides[0][1], ctype.itemsize)
-    common = (i64(rows), i64(Q), i64(n), *(i64(s) for s in strides[0]), *(i64(s) for s in gs))
+    common = (i64(rows), i64(Q), i64(n), *(i64(s) for s in (*strides[0], *ms, *gs)))
     outs = (w, loss, lse_out, g)
     if index:
         fn = _modules.function("cross_entropy.cu", dtype, kernels.xent_index_name(dtype, team))
-        args = (operands[0], t, *outs, *common, i64(ignore))
+        args = (operands[0], t, mk, *outs, *common, i64(ignore))
     else:
         ttype = kernels.TYPES[operands[1].dtype.name]
         fn = _modules.function("cross_entropy.cu", dtype, kernels.xent_prob_name(dtype, ttype, team))
-        args = (operands[0], operands[1], *outs, *common, *(i64(s) for s in strides[1]))
+        args = (operands[0], operands[1], mk, *outs, *common, *(i64(s) for s in strides[1]))
     c = ctype.type
     fn((grid,), (block,), (*args, c(eps), c(z_loss), c(softcap or 0.0), c(scale), np.int32(weight is not None),
-                           np.int32(want_grad), np.int32(want_lse)))
+                           np.int32(want_grad), np.int32(want_lse), masked))
     return loss, grad, lse
 
 
