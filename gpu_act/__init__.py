@@ -1,9 +1,10 @@
 """gpu_act: activation functions, their derivatives and the softmax family as
 fast, numerically safe kernels on NumPy (Numba CPU), CuPy and CUDA arrays.
 
-The public functions are those of ``elementwise``, ``gated``, ``rowwise`` and ``losses``
-(``_public``); a call passing a ``dask.array.Array`` goes to ``gpu_act._dask`` (imported
-only then), which maps the function over the blocks.
+The public functions are those of ``elementwise``, ``gated``, ``rowwise``,
+``simplex`` and ``losses`` (``_public``); a call passing a ``dask.array.Array``
+goes to ``gpu_act._dask`` (imported only then), which maps the function over
+the blocks.
 """
 
 import functools

@@ -1,8 +1,8 @@
 """The public functions by name: those of ``elementwise``, ``gated``,
-``rowwise`` and ``losses``. ``gpu_act`` exports them (Dask-aware); the Dask
-layer's block tasks call them by name."""
+``rowwise``, ``simplex`` and ``losses``. ``gpu_act`` exports them
+(Dask-aware); the Dask layer's block tasks call them by name."""
 
-from . import elementwise, gated, losses, rowwise
+from . import elementwise, gated, losses, rowwise, simplex
 
 FUNCTIONS = {
     **elementwise.FUNCTIONS,
@@ -28,6 +28,8 @@ FUNCTIONS = {
             rowwise.logsumexp_backward,
             rowwise.maxout,
             rowwise.maxout_backward,
+            simplex.sparsemax,
+            simplex.sparsemax_backward,
         )
     },
 }

@@ -26,7 +26,7 @@ COMPUTE = {"float16": "float", "bfloat16": "float", "float32": "float", "float64
 # team index = the TEAM_* constant of kernels/rows.cuh
 TEAMS = ("thread", "warp", "block")
 
-ROW_FILES = ("softmax.cu", "cross_entropy.cu", "maxout.cu")
+ROW_FILES = ("softmax.cu", "cross_entropy.cu", "maxout.cu", "sparsemax.cu")
 ACTIVATIONS = "activations.cuh"
 LOSSES = "losses.cuh"
 
@@ -82,6 +82,11 @@ def nll_name(dtype):
     return f"ga::nll<{TYPES[dtype]}>"
 
 
+def sparsemax_name(direction, dtype, team):
+    """direction "fwd" or "bwd"."""
+    return f"ga::sparsemax_{direction}<{TYPES[dtype]}, {TEAMS.index(team)}>"
+
+
 def maxout_name(direction, dtype):
     return f"ga::maxout_{direction}<{TYPES[dtype]}>"
 
@@ -102,6 +107,8 @@ def _instances(name, dtype):
             + [xent_prob_name(dtype, u, t) for u in target_types(dtype) for t in TEAMS]
             + [nll_name(dtype)]
         )
+    if name == "sparsemax.cu":
+        return [sparsemax_name(d, dtype, t) for d in ("fwd", "bwd") for t in TEAMS]
     return [maxout_name(d, dtype) for d in ("fwd", "bwd")]
 
 

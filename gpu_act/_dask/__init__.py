@@ -11,7 +11,7 @@ block when computed.
 
 import inspect
 
-from . import elementwise, gated, losses, rowwise
+from . import elementwise, gated, losses, rowwise, sparsemax
 
 _BUILDERS = {
     **{name: gated.glu for name in ("glu", "swiglu", "geglu", "reglu")},
@@ -30,6 +30,8 @@ _BUILDERS = {
     "logsumexp_backward": rowwise.logsumexp_backward,
     "maxout": rowwise.maxout,
     "maxout_backward": rowwise.maxout_backward,
+    "sparsemax": sparsemax.sparsemax,
+    "sparsemax_backward": sparsemax.sparsemax_backward,
     "cross_entropy": losses.cross_entropy,
     "nll_loss": losses.nll_loss,
     "binary_cross_entropy": losses.binary_cross_entropy,

@@ -98,6 +98,15 @@ class Backend(Protocol):
         """g e^{(x - r)/T} (NaN where r is not finite): ``g`` and logsumexp's
         result ``r`` have x's rank with axis ``axis`` of length 1."""
 
+    def sparsemax(self, ctx, x, axis, out):
+        """The projection of each row of x along ``axis`` onto the probability
+        simplex, max(x - tau, 0) with the row's threshold tau making it sum to 1,
+        into out (which may be x itself)."""
+
+    def sparsemax_backward(self, ctx, g, y, axis, out):
+        """The gradient through sparsemax from its output y: g minus the mean of
+        g over the support {y > 0} there, 0 elsewhere."""
+
     def maxout(self, ctx, x, pool, axis, out):
         """The max of each run of ``pool`` entries along ``axis``."""
 

@@ -7,8 +7,8 @@ every registry activation, forward ``NAME(x)`` and backward
 ``NAME_backward(g, x)``, with default parameters; the losses are
 cross-entropy with class weights, z-loss and softcap on (rows, vocabulary)
 logits, and binary cross-entropy on logits over a flat array, each returning
-the loss and its gradient. The family group: logsumexp over rows, and a
-SwiGLU step (forward and backward over x of shape (rows, 2, width), the
+the loss and its gradient. The family group: logsumexp and sparsemax over
+rows, and a SwiGLU step (forward and backward over x of shape (rows, 2, width), the
 halves along axis 1, as a transformer MLP's fused projection gives them).
 """
 
@@ -25,6 +25,7 @@ LOSS_SHAPES = ((4096, 32000), (8192, 128256))
 SWEEP_COLS = (128, 512, 2048, 8192, 32768, 131072, 262144)
 SWEEP_ELEMENTS = 1 << 22  # rows x cols of each sweep point
 ELEMENTWISE_SIZE = 1 << 24
+SPARSEMAX_SHAPES = ((4096, 4096), (32, 262144))
 SWIGLU_SHAPES = ((8192, 2, 11008),)  # Llama 2 7B's MLP width, a batch of 8192 tokens
 Z_LOSS = 1e-4  # cross_entropy_capped's z-loss and softcap (Gemma 2 caps its final logits at 30)
 SOFTCAP = 30.0
@@ -118,6 +119,7 @@ LOSSES = (
 )
 FAMILY = (
     Op("logsumexp", "family", 1, ROW_SHAPES),
+    Op("sparsemax", "family", 1, SPARSEMAX_SHAPES),
     Op("swiglu_step", "family", 1, SWIGLU_SHAPES),  # inputs (x, g); returns (y, the gradient of x)
 )
 ALL = {op.name: op for op in ROWWISE + ELEMENTWISE + LOSSES + FAMILY}

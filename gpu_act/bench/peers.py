@@ -82,6 +82,17 @@ def _logsumexp(xp, x):
     return (m + xp.log(xp.exp(x - m).sum(-1, keepdims=True)))[..., 0]
 
 
+def _sparsemax(xp, x):
+    # by sorting each row (Martins & Astudillo 2016): support size k = max{k :
+    # 1 + k z_(k) > sum_{i <= k} z_(i)} of the decreasing z, tau = (that sum - 1)/k
+    z = -xp.sort(-x, axis=-1)
+    csum = xp.cumsum(z, axis=-1)
+    k = xp.arange(1, x.shape[-1] + 1, dtype=x.dtype)
+    support = (1 + k * z > csum).sum(axis=-1, keepdims=True)
+    tau = (xp.take_along_axis(csum, support - 1, axis=-1) - 1) / support
+    return xp.maximum(x - tau, 0)
+
+
 def _swiglu_step(xp, x, g):
     # halves along axis 1 in PyTorch's glu order: b (values) first, a (gate) second;
     # y = b silu(a), dx = [g silu(a), g b silu'(a)], silu'(a) = s (1 + a (1 - s))
@@ -100,6 +111,7 @@ _COMPOSE = {
     "cross_entropy_capped": lambda xp, z, t, w: _cross_entropy_capped(xp, z, t, w, Z_LOSS, SOFTCAP),
     "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
     "logsumexp": _logsumexp,
+    "sparsemax": _sparsemax,
     "swiglu_step": _swiglu_step,
     "sigmoid": lambda xp, x: 1 / (1 + xp.exp(-x)),
     "tanh": lambda xp, x: xp.tanh(x),
@@ -228,6 +240,17 @@ def _torch(torch, device, to):
             return bce
         if op == "logsumexp":
             return lambda x: torch.logsumexp(x, -1)
+        if op == "sparsemax":  # PyTorch has none: the sort-based composition
+
+            def sparsemax(x):
+                z = torch.sort(x, -1, descending=True).values
+                csum = z.cumsum(-1)
+                k = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
+                support = (1 + k * z > csum).sum(-1, keepdim=True)
+                tau = (csum.gather(-1, support - 1) - 1) / support
+                return torch.clamp(x - tau, min=0)
+
+            return sparsemax
         if op == "swiglu_step":
 
             def swiglu_step(x, g):

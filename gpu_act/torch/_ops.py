@@ -539,6 +539,50 @@ def maxout_backward(grad_output, x, pool_size, dim=-1):
 FUNCTIONS.update(maxout=maxout, maxout_backward=maxout_backward)
 
 
+# ---------------------------------------------------------------- sparsemax
+_sparsemax = _define(
+    "sparsemax",
+    "(Tensor x, int dim) -> Tensor",
+    lambda x, dim: gpu_act.sparsemax(_d(x), dim),
+    lambda x, dim: _like(x),
+)
+_sparsemax_backward = _define(
+    "sparsemax_backward",
+    "(Tensor grad_output, Tensor output, int dim) -> Tensor",
+    lambda g, y, dim: gpu_act.sparsemax_backward(_d(g), _d(y), dim),
+    lambda g, y, dim: _like(y),
+)
+
+
+def _sparsemax_setup(ctx, inputs, output):
+    _, ctx.dim = inputs
+    ctx.save_for_backward(output)
+
+
+def _sparsemax_grad(ctx, grad):
+    (y,) = ctx.saved_tensors
+    return _sparsemax_backward(grad, y, ctx.dim), None
+
+
+_sparsemax.register_autograd(_sparsemax_grad, setup_context=_sparsemax_setup)
+_first_derivative_only(_sparsemax_backward, "sparsemax_backward")
+
+
+def sparsemax(x, dim=-1):
+    """The projection of each row along ``dim`` onto the probability simplex,
+    max(x - tau, 0); differentiable."""
+    return _sparsemax(x, dim)
+
+
+def sparsemax_backward(grad_output, output, dim=-1):
+    """g - mean of g over the support {y > 0} there, 0 elsewhere, from
+    sparsemax's output y; not differentiable."""
+    return _sparsemax_backward(grad_output, output, dim)
+
+
+FUNCTIONS.update(sparsemax=sparsemax, sparsemax_backward=sparsemax_backward)
+
+
 # ---------------------------------------------------------------- losses
 # The backward of every loss: the saved gradient times the incoming one, which
 # for reduction "none" has one entry per row (unsqueezed at the class dim) or

@@ -32,6 +32,12 @@ def _x(device, shape=(3, 5), seed=0):
     return _f64(np.random.default_rng(seed).normal(size=shape), device)
 
 
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_gradcheck_sparsemax(device, dim):
+    # rows of 3 N(0, 1) values: no entry within gradcheck's step of tau (a kink)
+    _gradcheck(lambda x: gat.sparsemax(x, dim), _x(device) * 3)
+
+
 @pytest.mark.parametrize("dim,keepdims,temperature", [(-1, False, 1.0), (0, True, 0.5)])
 def test_gradcheck_logsumexp(device, dim, keepdims, temperature):
     _gradcheck(lambda x: gat.logsumexp(x, dim, keepdims=keepdims, temperature=temperature), _x(device))
@@ -143,6 +149,8 @@ def opcheck_cases(device):
         (ops.geglu_backward, (g3, x6.detach(), 1, "tanh")),
         (ops.reglu, (x6, -1)),
         (ops.reglu_backward, (g3, x6.detach(), -1)),
+        (ops.sparsemax, (x, -1)),
+        (ops.sparsemax_backward, (g, torch.relu(x.detach() - 0.5), 0)),
     ]
 
 

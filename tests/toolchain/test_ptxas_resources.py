@@ -55,6 +55,7 @@ def _largest_blocks(dtype):
             for log in (False, True):
                 out[kernels.softmax_name(direction, dtype, team, log)] = block
             out[kernels.logsumexp_name(direction, dtype, team)] = block
+            out[kernels.sparsemax_name(direction, dtype, team)] = block
         out[kernels.xent_index_name(dtype, team)] = block
         for u in kernels.target_types(dtype):
             out[kernels.xent_prob_name(dtype, u, team)] = block

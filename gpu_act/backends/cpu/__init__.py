@@ -20,6 +20,7 @@ from . import elementwise as _ew
 from . import gated as _gated
 from . import maxout as _maxout
 from . import softmax as _softmax
+from . import sparsemax as _sparsemax
 
 NAME = "cpu"
 BFLOAT16 = True  # whether it computes ml_dtypes.bfloat16 arrays
@@ -141,6 +142,14 @@ def logsumexp(ctx, x, axis, temperature, mask, out):
 
 def logsumexp_backward(ctx, g, x, r, axis, temperature, mask, out):
     _softmax.logsumexp_backward(g, x, r, axis, temperature, mask, out)
+
+
+def sparsemax(ctx, x, axis, out):
+    _sparsemax.sparsemax(ctx, x, axis, out)
+
+
+def sparsemax_backward(ctx, g, y, axis, out):
+    _sparsemax.sparsemax_backward(ctx, g, y, axis, out)
 
 
 def maxout(ctx, x, pool, axis, out):

@@ -30,6 +30,7 @@ from . import maxout as _maxout
 from . import nll_loss as _nll
 from . import reduce as _reduce
 from . import softmax as _softmax
+from . import sparsemax as _sparsemax
 
 NAME = "cuda"
 BFLOAT16 = True  # whether it computes ml_dtypes.bfloat16 arrays
@@ -83,6 +84,8 @@ softmax = _on_device(_softmax.forward)  # (ctx, x, axis, temperature, log, mask,
 softmax_backward = _on_device(_softmax.backward)  # (ctx, g, y, axis, temperature, log, mask, out)
 logsumexp = _on_device(_softmax.logsumexp)  # (ctx, x, axis, temperature, mask, out)
 logsumexp_backward = _on_device(_softmax.logsumexp_backward)  # (ctx, g, x, r, axis, temperature, mask, out)
+sparsemax = _on_device(_sparsemax.sparsemax)  # (ctx, x, axis, out)
+sparsemax_backward = _on_device(_sparsemax.sparsemax_backward)  # (ctx, g, y, axis, out)
 maxout = _on_device(_maxout.forward)  # (ctx, x, pool, axis, out)
 maxout_backward = _on_device(_maxout.backward)  # (ctx, g, x, pool, axis, out)
 live_rows = _on_device(_ce.live_rows)  # (ctx, mask, shape, axis)

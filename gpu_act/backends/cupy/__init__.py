@@ -20,6 +20,7 @@ from ..._layout import channel_sum_plan
 
 from . import elementwise as _ew
 from . import rowwise as _rows
+from . import sparsemax as _sparsemax
 
 NAME = "cupy"
 BFLOAT16 = True  # whether it computes ml_dtypes.bfloat16 arrays
@@ -163,6 +164,16 @@ def logsumexp(ctx, x, axis, temperature, mask, out):
 def logsumexp_backward(ctx, g, x, r, axis, temperature, mask, out):
     with _on(ctx):
         _rows.logsumexp_backward(g, x, r, axis, temperature, mask, out)
+
+
+def sparsemax(ctx, x, axis, out):
+    with _on(ctx):
+        _sparsemax.sparsemax(ctx, x, axis, out)
+
+
+def sparsemax_backward(ctx, g, y, axis, out):
+    with _on(ctx):
+        _sparsemax.sparsemax_backward(ctx, g, y, axis, out)
 
 
 def maxout(ctx, x, pool, axis, out):

@@ -1,0 +1,332 @@
+"""sparsemax's GPU kernels through the compilers, without a GPU.
+
+- kernels/sparsemax.cu run on the host: built with g++ against the CUDA
+  emulation of hostcuda.py (three thread schedules that must agree bitwise,
+  no write outside the arrays, every output written) and launched by the CuPy
+  backend's own launcher (gpu_act/backends/cupy/sparsemax.py, loaded against
+  hostcuda's NumPy stand-in for CuPy), for every team, dtype, layout, special
+  row, in place, with the row in shared memory and streamed, and with blocks
+  looping over rows; results against the float64 reference;
+- the same source compiled by NVRTC as CuPy compiles it (CuPy's own compile
+  path, resources.py) for sm_80 and sm_90, every instance in the cubin, and
+  each kernel's ptxas resources within its largest launch (registers x
+  threads, static + the launcher's dynamic shared memory <= 48 KiB, no spills);
+- the Numba kernels (gpu_act/backends/cuda/sparsemax.py) compiled to PTX with
+  NVVM, every variant and dtype (each once: float64 for sm_80, the others for
+  sm_90), ptxas resources fitting the launch ``_config`` gives them; and
+  under numba-cuda-mlir in a process of its own (this file run as a script).
+"""
+
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hostcuda as H
+import reference_sparsemax as ref
+import resources as R
+from gpu_act import _cuda, kernels
+from helpers import ROOT
+from tolerances import assert_close
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+TEAMS = kernels.TEAMS
+i64 = np.int64
+inf, nan = np.inf, np.nan
+
+
+def _f64(a):
+    return np.asarray(a).astype(np.float64)
+
+
+def _storage(dtype):
+    return H.BFLOAT16 if dtype == "bfloat16" else np.dtype(dtype)
+
+
+# ---------------------------------------------------------------- host runs (g++)
+gxx = pytest.mark.skipif(H.GXX is None, reason="g++ is not on PATH: the host build of kernels/ needs it")
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    """(the CuPy backend's sparsemax module on host kernels, its _config) for a device of one SM."""
+    cache = Path(os.environ.get("GA_HOSTCUDA_CACHE") or tmp_path_factory.mktemp("hostcuda"))
+    built = {}
+
+    def function(name, dtype, expr):
+        if (name, dtype) not in built:
+            built[(name, dtype)] = H.build(kernels.source(name), kernels.INSTANCES[(name, dtype)], cache)
+        return built[(name, dtype)].get_function(expr)
+
+    b = H.backend(function, sms=1, cache_dir=cache)
+    # the module as hostcuda loads the backend's own: through the package importer it
+    # installs (relative imports resolve to the stand-in CuPy and these host kernels)
+    importer = b.rowwise.__builtins__["__import__"]
+    return importer("sparsemax", b.rowwise.__dict__, None, ("sparsemax",), 1), b.launch
+
+
+class forced_team:
+    """Within: ``_config.team_for`` answers ``team`` (every row length and layout), as
+    tests/toolchain/test_gxx_kernels.py forces teams."""
+
+    def __init__(self, config, team):
+        self.config, self.team = config, team
+
+    def __enter__(self):
+        self.saved = self.config.team_for
+        if self.team is not None:
+            self.config.team_for = lambda *a: self.team
+
+    def __exit__(self, *exc):
+        self.config.team_for = self.saved
+
+
+LAYOUTS = {  # input and output layouts of H.place
+    "aligned": ({}, {}),
+    "misaligned": ({"misalign": True}, {"misalign": True}),
+    "F": ({"order": "F"}, {"order": "F"}),
+    "flip": ({"flip": True}, {"flip": True}),
+    "step2": ({"step": 2}, {"step": 2}),
+}
+
+
+def special_rows(n, seed):
+    """Normal rows, then rows with a NaN, +inf or -inf first / in the middle / last,
+    all -inf, all equal, ties at the threshold, +inf entries, huge values."""
+    rng = np.random.default_rng(seed)
+    rows = [rng.standard_normal(n) * 3 for _ in range(3)]
+    for pos in sorted({0, n // 2, n - 1}):
+        for v in (nan, inf, -inf):
+            r = rng.standard_normal(n)
+            r[pos] = v
+            rows.append(r)
+    rows += [np.full(n, -inf), np.full(n, 2.0), np.resize([1.0, 1.0, 0.5, 0.5], n)]
+    r = np.full(n, -1.0)
+    r[:: max(1, n // 3)] = inf
+    rows += [r, np.resize([1e30, -1e30, 0.0, 1e30], n)]
+    return np.array(rows)
+
+
+def run_rows(sm, dtype, x, axis, layout="aligned", in_place=False, what=""):
+    """Forward on ``x`` then backward from its (rounded) output, both against the
+    reference; every output element written. Returns the forward's output."""
+    lin, lout = LAYOUTS[layout]
+    with np.errstate(all="ignore"):
+        xq = x.astype(_storage(dtype))
+    xin = H.place(xq, **lin)
+    out = xin if in_place else H.place(xq, poison=True, **lout)
+    sm.sparsemax(None, xin, axis, out)
+    y = np.asarray(out)
+    assert H.unwritten(out).size == 0, what
+    assert_close(y, ref.sparsemax(_f64(xq), axis=axis), _storage(dtype), msg=f"forward {what}")
+    g = np.random.default_rng(x.size).standard_normal(x.shape).astype(_storage(dtype))
+    gin, yin = H.place(g, **lin), H.place(y, **lin)
+    dx = gin if in_place else H.place(g, poison=True, **lout)
+    sm.sparsemax_backward(None, gin, yin, axis, dx)
+    assert H.unwritten(dx).size == 0, what
+    assert_close(np.asarray(dx), ref.sparsemax_backward(_f64(g), _f64(y), axis=axis), _storage(dtype),
+                 msg=f"backward {what}")
+    return y
+
+
+@gxx
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("team", TEAMS)
+def test_host_every_team_layout_and_special_row(host, team, dtype):
+    sm, config = host
+    for n, layouts in ((1, ("aligned",)), (7, ("misaligned", "flip")), (33, ("aligned", "F")),
+                       (1030, ("aligned", "step2"))):
+        for layout in layouts:
+            what = f"{team} {dtype} n={n} {layout}"
+            with forced_team(config, team):
+                run_rows(sm, dtype, special_rows(n, n), 1, layout, what=what)
+    with forced_team(config, team):
+        run_rows(sm, dtype, special_rows(40, 1), 1, "aligned", in_place=True, what=f"{team} {dtype} in place")
+
+
+@gxx
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_host_planned_launches(host, dtype):
+    """No team forced: the launcher's own plan, any axis; the forward's block team keeps
+    the row in shared memory where it fits (SHARED_ROW_MAX) and streams it beyond, its
+    blocks looping over more rows than the grid has (the shared row reused)."""
+    sm, config = host
+    csize = np.dtype(dtype).itemsize
+    fits = sm.SHARED_ROW_MAX // csize
+    # (shape, axis, the axis' stride and the rows' in elements, team, dynamic shared bytes)
+    cases = (((6, 40), 0, 40, 1, "thread", 0), ((5, 9, 4), 1, 4, 1, "warp", 0),
+             ((20, 1030), 1, 1, 1030, "block", 1030 * csize), ((2, fits), 1, 1, fits, "block", fits * csize),
+             ((2, fits + 1), 1, 1, fits + 1, "block", 0))
+    for shape, axis, elem_stride, row_stride, team, shared in cases:
+        x = np.random.default_rng(shape[axis]).standard_normal(shape) * 3
+        n = shape[axis]
+        assert sm.plan(x.size // n, n, elem_stride, row_stride, csize)[0::3] == (team, shared), (shape, axis)
+        run_rows(sm, dtype, x, axis, what=f"{shape} axis={axis}")
+    assert config.plan("rows", 20, 1030, 1, 1030, csize)[1] < 20  # blocks looped over rows above
+
+
+# ---------------------------------------------------------------- NVRTC (CuPy's compile path)
+nvrtc = pytest.mark.skipif(
+    importlib.util.find_spec("cupy") is None or R.cupy_nvrtc_version() is None,
+    reason="CuPy cannot load NVRTC (install the cu12 or cu13 extra)",
+)
+ARCHS = (80, 90)
+
+
+def _largest_launch(expr, csize):
+    """(block, dynamic shared bytes) of the largest launch the CuPy launcher makes of ``expr``."""
+    _config = importlib.import_module("gpu_act.backends.cupy._config")
+    sparsemax = importlib.import_module("gpu_act.backends.cupy.sparsemax")  # the module, not the backend's function
+    team = TEAMS[int(expr.rsplit(",", 1)[1].strip(" >"))]
+    block = _config.BLOCK_MAX[csize] if team == "block" else _config.THREADS
+    shared = sparsemax.SHARED_ROW_MAX if team == "block" and "_fwd" in expr else 0
+    return block, shared
+
+
+@nvrtc
+@pytest.mark.parametrize("arch", ARCHS)
+def test_nvrtc_compiles_every_instance(arch):
+    _modules = importlib.import_module("gpu_act.backends.cupy._modules")
+
+    for dtype in DTYPES:
+        exprs = kernels.INSTANCES[("sparsemax.cu", dtype)]
+        got = R.cupy_compile(kernels.source("sparsemax.cu"), _modules.OPTIONS, arch, name_expressions=exprs)
+        assert got.kind == "cubin"
+        for expr in exprs:
+            lowered = got.mapping[expr]
+            assert b"\0" + lowered.encode() + b"\0" in got.image and b".text." + lowered.encode() in got.image, expr
+        if R.ptxas_path() is None:
+            continue
+        csize = 8 if dtype == "float64" else 4
+        for expr, r in R.cupy_module_resources("sparsemax.cu", dtype, arch).items():
+            block, shared = _largest_launch(expr, csize)
+            where = f"{expr} sm_{arch} ({r}), {block} threads, {shared} bytes of dynamic shared memory"
+            assert r.max_threads is None or block <= r.max_threads, where
+            assert R.registers_for_block(r.registers, block) <= R.REGISTERS_PER_SM, where
+            assert r.static_shared + shared <= R.STATIC_SHARED_MAX, where
+            assert r.spill_stores == r.spill_loads == 0 and r.stack == 0, where
+
+
+# ---------------------------------------------------------------- Numba kernels to PTX
+numba_ptx = pytest.mark.skipif(
+    importlib.util.find_spec("numba_cuda") is None or _cuda.SIMULATOR,
+    reason="PTX needs numba-cuda's real CUDA target (not the simulator)",
+)
+VARIANTS = ("thread", "warp", "block", "block-shared")
+
+
+def numba_kernels():
+    """(label, kernel, signature, variant, compute dtype) of every Numba sparsemax kernel
+    with the argument types the backend launches it with (``_operands``): float16 and
+    float32 storage computed in float32, float64, and bfloat16 as its uint16 view."""
+    sm = importlib.import_module("gpu_act.backends.cuda.sparsemax")
+    cd = importlib.import_module("gpu_act.backends.cuda._codecs")
+    T = _cuda.types
+    tup = T.UniTuple(T.int64, 2)
+
+    def row_op(dtype):
+        return (T.Array(_cuda.from_dtype(np.dtype(dtype)), 1, "C"), T.int64, tup, T.int64)
+
+    out = []
+    for storage, ctype, codec in ((np.float16, np.float32, cd.NATIVE), (np.float32, np.float32, cd.NATIVE),
+                                  (np.float64, np.float64, cd.NATIVE), (np.uint16, np.float32, cd.BF16)):
+        for variant in VARIANTS:
+            for name, operands in (("forward", 2), ("backward", 3)):
+                if name == "backward" and variant == "block-shared":
+                    continue  # the backward reads its two rows once: no shared variant
+                sig = row_op(storage) * operands + (tup, T.int64, T.int64)
+                label = f"{name}.{variant}.{np.dtype(storage).name}"
+                out.append((label, sm.kernel(name, ctype, variant, codec), sig, variant, np.dtype(ctype)))
+    return out
+
+
+@numba_ptx
+def test_numba_kernels_compile_and_fit_their_launch():
+    # each kernel compiled once (the suite's rule): float64 ones for sm_80, the others for sm_90
+    config = importlib.import_module("gpu_act.backends.cuda._config")
+    problems = []
+    for label, k, sig, variant, ctype in numba_kernels():
+        threads = config.max_threads(variant, ctype.itemsize)
+        cc = (8, 0) if ctype == np.float64 else (9, 0)
+        arch = f"{cc[0]}{cc[1]}"
+        ptx = _cuda.compile_ptx(k, sig, cc)
+        assert f".target sm_{arch}" in ptx and ".local" not in ptx, label
+        if variant != "thread":
+            assert "shfl.sync.bfly" in ptx, label
+        if R.ptxas_path() is None:
+            continue
+        ((_, r),) = R.ptx_resources(ptx, arch).items()
+        if R.registers_for_block(r.registers, threads) > R.REGISTERS_PER_SM:
+            problems.append(f"{label} sm_{arch}: {r.registers} registers x {threads} threads")
+        if r.static_shared > config.STATIC_SHARED or r.spill_stores or r.spill_loads:
+            problems.append(f"{label} sm_{arch}: {r}")
+        if r.max_threads is not None and r.max_threads < threads:
+            problems.append(f"{label} sm_{arch}: launch bound {r.max_threads} < {threads}")
+    assert not problems, "\n".join(problems)
+
+
+@numba_ptx
+def test_numba_block_shared_rows_fit_the_shared_memory_they_are_given():
+    # the longest row plan() keeps in shared memory, with the kernel's static shared memory, fits 48 KiB
+    config = importlib.import_module("gpu_act.backends.cuda._config")
+    lim = _cuda.Limits(sm_count=132, max_threads=1024, shared_per_block=48 * 1024)
+    for label, k, sig, variant, ctype in numba_kernels():
+        if variant != "block-shared":
+            continue
+        n = lim.shared_per_block // ctype.itemsize
+        while config.plan("softmax", 1, n, "unit", ctype.itemsize, lim).variant != "block-shared":
+            n -= 1
+        shared = config.plan("softmax", 1, n, "unit", ctype.itemsize, lim).shared
+        if R.ptxas_path():
+            ((_, r),) = R.ptx_resources(_cuda.compile_ptx(k, sig, (9, 0)), "90").items()
+            assert shared + r.static_shared <= lim.shared_per_block, (label, n, r)
+
+
+# ---------------------------------------------------------------- numba-cuda-mlir
+def main():
+    """The worker (a fresh process with GPU_ACT_CUDA_TARGET=numba-cuda-mlir): the
+    Numba sparsemax kernels to PTX, float64 ones for sm_80, float32 ones for sm_90, with
+    the launch bound ``_cuda.kernel`` gives and no call left (device functions inlined)."""
+    assert _cuda.MLIR, _cuda.TARGET
+    config = importlib.import_module("gpu_act.backends.cuda._config")
+    problems = []
+    for label, k, sig, variant, ctype in numba_kernels():
+        if not label.endswith(("float32", "float64")):
+            continue  # float32 kernels on 16-bit loads: the float32 build covers the rest of the code
+        cc = (8, 0) if ctype == np.float64 else (9, 0)
+        try:
+            ptx = _cuda.compile_ptx(k, sig, cc)
+        except Exception as e:  # every kernel is reported, not only the first to fail
+            problems.append(f"{label}: {type(e).__name__}: {str(e)[:1000]}")
+            continue
+        lines = [line.strip() for line in ptx.splitlines()]
+        threads = config.max_threads(variant, ctype.itemsize)
+        bounded = threads * _cuda.MAX_REGISTERS_PER_THREAD > _cuda.REGISTERS_PER_SM
+        if bounded != (f".maxntid {threads}, 1, 1" in lines):
+            problems.append(f"{label}: launch bound {[x for x in lines if x.startswith('.maxntid')]}")
+        if any(x.startswith("call") for x in lines):
+            problems.append(f"{label}: a call is left in the kernel")
+    print(json.dumps({"problems": problems}))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda_mlir") is None, reason="numba-cuda-mlir is not installed")
+def test_numba_kernels_compile_under_numba_cuda_mlir():
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "PYTEST_XDIST_WORKER")}
+    env["GPU_ACT_CUDA_TARGET"] = "numba-cuda-mlir"
+    here = Path(__file__).resolve().parent
+    paths = [str(ROOT), str(ROOT / "tests"), str(here), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    r = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    problems = json.loads(r.stdout.strip().splitlines()[-1])["problems"]
+    assert not problems, "\n".join(problems)
+
+
+if __name__ == "__main__":
+    main()
