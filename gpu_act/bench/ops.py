@@ -8,7 +8,8 @@ every registry activation, forward ``NAME(x)`` and backward
 cross-entropy with class weights, z-loss and softcap on (rows, vocabulary)
 logits, and binary cross-entropy on logits over a flat array, each returning
 the loss and its gradient. The family group: logsumexp and sparsemax over
-rows, and a SwiGLU step (forward and backward over x of shape (rows, 2, width), the
+rows, softmax with a mask (one per element, and one row broadcast to every
+row), and a SwiGLU step (forward and backward over x of shape (rows, 2, width), the
 halves along axis 1, as a transformer MLP's fused projection gives them).
 """
 
@@ -26,6 +27,8 @@ SWEEP_COLS = (128, 512, 2048, 8192, 32768, 131072, 262144)
 SWEEP_ELEMENTS = 1 << 22  # rows x cols of each sweep point
 ELEMENTWISE_SIZE = 1 << 24
 SPARSEMAX_SHAPES = ((4096, 4096), (32, 262144))
+MASKED_SHAPES = ((4096, 4096),)
+MASKED = {"softmax_masked": "full", "softmax_masked_row": "row"}  # op -> its mask's shape: x's, or (1, cols)
 SWIGLU_SHAPES = ((8192, 2, 11008),)  # Llama 2 7B's MLP width, a batch of 8192 tokens
 Z_LOSS = 1e-4  # cross_entropy_capped's z-loss and softcap (Gemma 2 caps its final logits at 30)
 SOFTCAP = 30.0
@@ -59,6 +62,10 @@ class Op:
             return x, rng.integers(0, shape[-1], shape[:-1]), rng.uniform(0.5, 1.5, shape[-1]).astype(dtype)
         if self.name == "binary_cross_entropy_with_logits":
             return x, rng.random(shape, np.float32).astype(dtype)
+        if self.name in MASKED:  # nine entries in ten take part; the first of every row does
+            mask = rng.random(shape if MASKED[self.name] == "full" else (1, shape[-1])) < 0.9
+            mask[..., 0] = True
+            return x, mask
         if self.name == "swiglu_step":  # x and the gradient of y (the halves' shape)
             g = rng.standard_normal(shape[:1] + (1,) + shape[2:], np.float32).astype(dtype)
             return x, g
@@ -83,6 +90,8 @@ class Op:
             return 2 * n + targets + shape[-1] * itemsize  # and the class weights
         if self.name == "logsumexp":
             return n + int(np.prod(shape[:-1])) * itemsize  # one result per row
+        if self.name in MASKED:  # x in, y out, the bool mask in
+            return 2 * n + (n // itemsize if MASKED[self.name] == "full" else shape[-1])
         if self.name == "swiglu_step":
             return 3 * n  # x in, y (half) out, g (half) in, the gradient of x out
         return (self.arity + 1) * n
@@ -98,6 +107,8 @@ class Op:
             return lambda z, y: ga.binary_cross_entropy_with_logits(z, y, return_grad=True, backend=backend)
         if self.name == "swiglu_step":
             return lambda x, g: (ga.swiglu(x, 1, backend=backend), ga.swiglu_backward(g, x, 1, backend=backend))
+        if self.name in MASKED:
+            return lambda x, m: ga.softmax(x, mask=m, backend=backend)
         f = getattr(ga, self.name)
         return lambda *a: f(*a, backend=backend)
 
@@ -120,6 +131,8 @@ LOSSES = (
 FAMILY = (
     Op("logsumexp", "family", 1, ROW_SHAPES),
     Op("sparsemax", "family", 1, SPARSEMAX_SHAPES),
+    Op("softmax_masked", "family", 1, MASKED_SHAPES),  # inputs (x, mask)
+    Op("softmax_masked_row", "family", 1, MASKED_SHAPES),
     Op("swiglu_step", "family", 1, SWIGLU_SHAPES),  # inputs (x, g); returns (y, the gradient of x)
 )
 ALL = {op.name: op for op in ROWWISE + ELEMENTWISE + LOSSES + FAMILY}

@@ -93,6 +93,11 @@ def _sparsemax(xp, x):
     return xp.maximum(x - tau, 0)
 
 
+def _softmax_masked(xp, x, m):
+    # the usual composition: masked entries set to -inf (a row with none left: NaN)
+    return _softmax(xp, xp.where(m, x, -xp.inf))
+
+
 def _swiglu_step(xp, x, g):
     # halves along axis 1 in PyTorch's glu order: b (values) first, a (gate) second;
     # y = b silu(a), dx = [g silu(a), g b silu'(a)], silu'(a) = s (1 + a (1 - s))
@@ -112,6 +117,8 @@ _COMPOSE = {
     "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
     "logsumexp": _logsumexp,
     "sparsemax": _sparsemax,
+    "softmax_masked": _softmax_masked,
+    "softmax_masked_row": _softmax_masked,
     "swiglu_step": _swiglu_step,
     "sigmoid": lambda xp, x: 1 / (1 + xp.exp(-x)),
     "tanh": lambda xp, x: xp.tanh(x),
@@ -240,6 +247,8 @@ def _torch(torch, device, to):
             return bce
         if op == "logsumexp":
             return lambda x: torch.logsumexp(x, -1)
+        if op in ("softmax_masked", "softmax_masked_row"):  # PyTorch's usual masked_fill composition
+            return lambda x, m: torch.softmax(x.masked_fill(~m, float("-inf")), -1)
         if op == "sparsemax":  # PyTorch has none: the sort-based composition
 
             def sparsemax(x):
