@@ -54,7 +54,7 @@ from ..._dtypes import COMPUTE, inverse_temperature
 from ._kernels import cached, decorator, launch, pick
 from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit
-from ._views import rows3
+from ._views import rows3, same, unit
 
 
 BLOCK = 1024
@@ -230,11 +230,11 @@ def _forward_masked(x, mk, out, inv_t, log, rows_per_task):
     if log:
         for r in prange(rows):
             i = r // Q if P > 1 else 0
-            _row_log(x[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], inv_t)
+            _row_log(x[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], inv_t)
     elif _KEEP and out.strides[2] == out.itemsize:  # noqa: F821
         for r in prange(rows):
             i = r // Q if P > 1 else 0
-            _row_direct(x[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], inv_t)
+            _row_direct(x[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], inv_t)
     else:
         kept = min(n, KEEP_MAX)
         size = n if n <= kept else kept + BLOCK
@@ -242,7 +242,7 @@ def _forward_masked(x, mk, out, inv_t, log, rows_per_task):
             buf = np.empty(size, _C)  # noqa: F821
             for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
                 i = r // Q
-                _row_buffered(x[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], buf, kept, inv_t)
+                _row_buffered(x[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], buf, kept, inv_t)
 
 
 def _row_lse(xr, mr, inv_t, t):
@@ -279,7 +279,7 @@ def _lse(x, mk, out, inv_t, t):
     for r in prange(P * Q):
         i = r // Q
         k = r - i * Q
-        mr = mk[i, k] if _MASKED else mk[0, 0]  # noqa: F821
+        mr = _UM(mk[i, k]) if _MASKED else mk[0, 0]  # noqa: F821
         out[i, k, 0] = _S(_row_lse(x[i, k], mr, inv_t, t))  # noqa: F821
 
 
@@ -290,7 +290,7 @@ def _lse_backward(g, x, r, mk, out, inv_t):
     for row in prange(P * Q):
         i = row // Q
         k = row - i * Q
-        mr = mk[i, k] if _MASKED else mk[0, 0]  # noqa: F821
+        mr = _UM(mk[i, k]) if _MASKED else mk[0, 0]  # noqa: F821
         gv = _Lg(g[i, k, 0])  # noqa: F821
         rv = _Lr(r[i, k, 0])  # noqa: F821
         xr = x[i, k]
@@ -336,7 +336,7 @@ def _backward_masked(g, y, mk, out, inv_t, log):
     P, Q, n = g.shape
     for r in prange(P * Q):
         i = r // Q
-        _row_backward(g[i, r - i * Q], y[i, r - i * Q], mk[i, r - i * Q], out[i, r - i * Q], inv_t, log)
+        _row_backward(g[i, r - i * Q], y[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], inv_t, log)
 
 
 def _negated(v):
@@ -394,18 +394,19 @@ TEMPLATES = {  # (unmasked, masked) kernel of each op
 _X = {"forward": 0, "backward": 0, "logsumexp": 0, "logsumexp_backward": 1}
 
 
-def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None):
+def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None, unit_mask=False):
     """The kernel for operand codecs ``cs`` (value inputs..., out; a mask is read
     as it is) writing through argument ``dst`` (the last: out; else the input
     that out is, in place), x's loads negated with ``neg`` (softmin), with the
     mask's rows read where ``masked``, compiled by ``how`` (default: serial or
-    parallel by ``size``)."""
+    parallel by ``size``); ``unit_mask``: the mask's rows are contiguous (typed
+    so, the loops reading them vectorize; ``_views.unit``)."""
     how = how or decorator(size)
     op = next(k for k, v in TEMPLATES.items() if template in v)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{dst}.{int(neg)}{int(masked)}.{how.__name__}.{SOURCE_HASH}"
+        tag = f"{ctype.name}.{names}.{dst}.{int(neg)}{int(masked)}{int(unit_mask)}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
         ins = [_codecs.functions(c, ctype).load for c in cs[:-1]]
         x = _X[op]
@@ -423,6 +424,7 @@ def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None):
             "_S": _codecs.functions(cs[-1], ctype).store,
             "_KEEP": cs[-1].native,
             "_dst": pick(dst),
+            "_UM": unit if unit_mask else same,
         }
         if masked:
             bindings["_rmax"] = masked_max
@@ -434,7 +436,7 @@ def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None):
             bindings[row.__name__] = _compile.instantiate(row, bindings, tag, ijit, ctype)
         return _compile.instantiate(template, bindings, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how, cs, dst, neg, masked), build)
+    return cached((template.__name__, ctype, how, cs, dst, neg, masked, unit_mask), build)
 
 
 def _inv_t(temperature, ctype):
@@ -456,7 +458,9 @@ def _run(op, inputs, mask, ctype, axis, out, args, neg=False):
     def run(v, cs, alias):
         # the mask is the last input: its codec is not a value's
         values = cs[:n] + cs[-1:]
-        k = _kernel(template, ctype, out.size, values, n if alias is None else alias, neg, masked)
+        unit_mask = masked and v[n].strides[-1] == 1
+        k = _kernel(template, ctype, out.size, values, n if alias is None else alias, neg, masked,
+                    unit_mask=unit_mask)
         k(*v[:n], *stand_in, *v[n:], *args)
 
     arrays = inputs + ([np.broadcast_to(mask, inputs[_X[op]].shape)] if masked else [])
