@@ -119,10 +119,11 @@ def _row_log(xr, mr, o, inv_t):
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
         xb = xr[b : b + blk]
+        mb = mr[b : b + blk]  # sliced as xb: read as mr[b + j], the loop would not vectorize
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
             e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
-            sb += e if _live(mr, b + j) else _C(0.0)  # noqa: F821
+            sb += e if _live(mb, j) else _C(0.0)  # noqa: F821
         s += sb
     ls = _C(np.log(s))  # noqa: F821
     d = _dst(xr, o)  # noqa: F821
@@ -142,11 +143,12 @@ def _row_direct(xr, mr, o, inv_t):
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
         xb = xr[b : b + blk]
+        mb = mr[b : b + blk]
         ob = _dst(xb, o[b : b + blk])  # noqa: F821
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
             e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
-            e = e if _live(mr, b + j) else _C(0.0)  # noqa: F821
+            e = e if _live(mb, j) else _C(0.0)  # noqa: F821
             ob[j] = _S(e)  # noqa: F821
             sb += e
         s += sb
@@ -169,11 +171,12 @@ def _row_buffered(xr, mr, o, buf, kept, inv_t):
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
         xb = xr[b : b + blk]
+        mb = mr[b : b + blk]
         eb = buf[b : b + blk] if b < kept else buf[kept : kept + xb.shape[0]]
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
             e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
-            e = e if _live(mr, b + j) else _C(0.0)  # noqa: F821
+            e = e if _live(mb, j) else _C(0.0)  # noqa: F821
             eb[j] = e
             sb += e
         if _KEEP and b >= kept:  # noqa: F821
@@ -187,14 +190,15 @@ def _row_buffered(xr, mr, o, buf, kept, inv_t):
     for j in range(head):
         d[j] = _S(buf[j] * inv_s if _live(mr, j) else _C(0.0))  # noqa: F821
     xt = xr[head:]
+    mt = mr[head:]
     dt = _dst(xt, o[head:])  # noqa: F821
     if _KEEP:  # noqa: F821
         for j in range(xt.shape[0]):
-            dt[j] = _S(_Lo(dt[j]) * inv_s if _live(mr, head + j) else _C(0.0))  # noqa: F821
+            dt[j] = _S(_Lo(dt[j]) * inv_s if _live(mt, j) else _C(0.0))  # noqa: F821
     else:
         for j in range(xt.shape[0]):
             e = _exp(_scaled(_L(xt[j]) - m, inv_t)) * inv_s  # noqa: F821
-            dt[j] = _S(e if _live(mr, head + j) else _C(0.0))  # noqa: F821
+            dt[j] = _S(e if _live(mt, j) else _C(0.0))  # noqa: F821
 
 
 def _forward(x, out, inv_t, log, rows_per_task):
@@ -265,10 +269,11 @@ def _row_lse(xr, mr, inv_t, t):
     blk = BLOCK if xr.strides[0] == xr.itemsize else STRIDED_BLOCK
     for b in range(0, n, blk):
         xb = xr[b : b + blk]
+        mb = mr[b : b + blk]
         sb = _C(0.0)  # noqa: F821
         for j in range(xb.shape[0]):
             e = _exp(_scaled(_L(xb[j]) - m, inv_t))  # noqa: F821
-            sb += e if _live(mr, b + j) else _C(0.0)  # noqa: F821
+            sb += e if _live(mb, j) else _C(0.0)  # noqa: F821
         s += sb
     return _C(m + _times(np.log(s), t))  # noqa: F821
 
@@ -447,10 +452,28 @@ def _inv_t(temperature, ctype):
 _ANY = np.ones((1, 1, 1), np.bool_)  # the mask argument of an unmasked logsumexp kernel, never read
 
 
-def _run(op, inputs, mask, ctype, axis, out, args, neg=False):
+def _fill_rows(out, dead, axis, value):
+    """``value`` along ``axis`` in the rows of ``out`` where ``dead`` (x's rank,
+    length 1 along ``axis``) is True; only those rows are touched."""
+    idx = list(np.nonzero(np.broadcast_to(dead, out.shape[:axis] + (1,) + out.shape[axis + 1 :])))
+    if not idx[0].size:
+        return
+    idx[axis] = slice(None)
+    out[tuple(idx)] = value
+
+
+def _run(op, inputs, mask, ctype, axis, out, args, empty, neg=False):
     """The kernel of ``op`` over the rows of ``inputs`` (and of ``mask``, None or
-    a bool array of x's rank whose size-1 axes are read through stride 0) into ``out``."""
+    a bool array of x's rank whose size-1 axes are read through stride 0) into
+    ``out``; ``empty``: the value of a row with no unmasked entry."""
     masked = mask is not None
+    if masked and mask.ndim and mask.shape[axis] == 1:
+        # one value per row: each row is all unmasked or all masked. The unmasked
+        # kernel (a stride-0 mask row would keep its loops from vectorizing) over
+        # every row, then the masked rows' value
+        _run(op, inputs, None, ctype, axis, out, args, empty, neg)
+        _fill_rows(out, ~mask, axis, empty)
+        return
     template = TEMPLATES[op][masked]
     n = len(inputs)
     stand_in = () if masked or op in ("forward", "backward") else (_ANY,)
@@ -472,13 +495,13 @@ def forward(x, axis, temperature, log, mask, out):
     ctype = COMPUTE[x.dtype]
     n = x.shape[axis] if x.ndim else 1
     args = (_inv_t(abs(temperature), ctype), log, max(1, TASK // max(n, 1)))
-    _run("forward", [x], mask, ctype, axis, out, args, neg=temperature < 0)
+    _run("forward", [x], mask, ctype, axis % max(x.ndim, 1), out, args, -np.inf if log else 0.0, neg=temperature < 0)
 
 
 def backward(g, y, axis, temperature, log, mask, out):
     """The gradient through (log-)softmax; a negative ``temperature`` scales it by 1/(-T) (softmin)."""
     ctype = COMPUTE[np.result_type(g, y)]
-    _run("backward", [g, y], mask, ctype, axis, out, (_inv_t(temperature, ctype), log))
+    _run("backward", [g, y], mask, ctype, axis % max(g.ndim, 1), out, (_inv_t(temperature, ctype), log), 0.0)
 
 
 def logsumexp(x, axis, temperature, mask, out):
@@ -488,10 +511,10 @@ def logsumexp(x, axis, temperature, mask, out):
         return
     ctype = COMPUTE[x.dtype]
     t = None if temperature == 1 else ctype.type(temperature)
-    _run("logsumexp", [x], mask, ctype, axis, out, (_inv_t(temperature, ctype), t))
+    _run("logsumexp", [x], mask, ctype, axis % max(x.ndim, 1), out, (_inv_t(temperature, ctype), t), -np.inf)
 
 
 def logsumexp_backward(g, x, r, axis, temperature, mask, out):
     """g e^{(x - r)/T}, g and r of x's rank with length 1 along ``axis``; masked entries 0."""
     ctype = COMPUTE[x.dtype]
-    _run("logsumexp_backward", [g, x, r], mask, ctype, axis, out, (_inv_t(temperature, ctype),))
+    _run("logsumexp_backward", [g, x, r], mask, ctype, axis % max(x.ndim, 1), out, (_inv_t(temperature, ctype),), 0.0)
