@@ -93,16 +93,41 @@ def codecs(arrays):
     return tuple([_codecs.codec(a.dtype) for a in arrays])
 
 
-def _shared(out, inputs):
-    """For each input, whether it may share memory with ``out``."""
-    if out.flags.owndata and all(a.flags.owndata and a is not out for a in inputs):
-        return [False] * len(inputs)  # distinct arrays that own their memory: no overlap to look for
-    return [np.may_share_memory(out, a) for a in inputs]
+def _shares(out, a):
+    # whether out and a share an element (exactly where that is cheap to decide; a
+    # layout too hard to decide counts as shared)
+    if not np.may_share_memory(out, a):
+        return False
+    try:
+        return np.shares_memory(out, a, max_work=1 << 16)
+    except np.exceptions.TooHardError:
+        return True
 
 
 def _same(a, b):
     # the very same view: same first element, strides, shape and dtype
     return a.dtype == b.dtype and same_view(a, b)
+
+
+def apart(out, inputs):
+    """Whether ``out`` and the inputs are distinct arrays that own their memory, and
+    so cannot overlap (the common call, whose out was just allocated)."""
+    return out.flags.owndata and all(a is not out and a.flags.owndata for a in inputs)
+
+
+def overlap(out, inputs):
+    """(alias, staged): ``alias`` the index of the input that ``out`` is, as that
+    very view (in place), or None; ``staged`` whether ``out`` shares memory with
+    an input otherwise, and so must be written through a temporary."""
+    if apart(out, inputs):
+        return None, False
+    alias = None
+    for k, a in enumerate(inputs):
+        if _same(a, out):
+            alias = k if alias is None else alias
+        elif _shares(out, a):
+            return None, True
+    return alias, False
 
 
 def launch(run, view, inputs, out):
@@ -112,15 +137,8 @@ def launch(run, view, inputs, out):
 
     An ``out`` that overlaps an input other than as the very same view (of the
     same dtype) is written through a temporary of its dtype."""
-    shared = _shared(out, inputs)
-    alias = None
-    dst = out
-    if any(shared):
-        same = [sh and _same(a, out) for sh, a in zip(shared, inputs)]
-        if all(s or not sh for s, sh in zip(same, shared)):
-            alias = same.index(True)
-        else:
-            dst = np.empty(out.shape, out.dtype)
+    alias, staged = overlap(out, inputs)
+    dst = np.empty(out.shape, out.dtype) if staged else out
     arrays = list(inputs) + [dst]
     views = view(arrays)
     if views is None:  # a layout that does not merge: contiguous copies, each in its own dtype

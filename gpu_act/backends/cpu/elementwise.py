@@ -35,7 +35,7 @@ from ..._wrappers import WRAPPERS
 from ...formulas import rrelu_slope
 from . import _codecs, _nontemporal
 from ._nontemporal import STAGE, aligned_head, buffer, fence, write_aligned
-from ._kernels import cached, decorator, formulas, launch, pick
+from ._kernels import apart, cached, decorator, formulas, launch, pick
 from ._numba import SOURCE_HASH, ijit, jit
 from ._views import flat, row as _row, same, unit as _unit
 
@@ -188,17 +188,11 @@ def _plan(wrapper, formula, dtypes, size):
     return cached(key, build)
 
 
-def _apart(out, arrays):
-    # out and the inputs own their memory and are distinct arrays: no overlap (the
-    # common call, whose out was just allocated); anything else goes through launch
-    return out.flags.owndata and all(a is not out and a.flags.owndata for a in arrays)
-
-
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     picked = _PICK[len(arrays)]
     a, b, c = picked
-    if out.flags.c_contiguous and all(x.flags.c_contiguous for x in arrays) and _apart(out, arrays):
+    if out.flags.c_contiguous and all(x.flags.c_contiguous for x in arrays) and apart(out, arrays):
         k, ctype, cs = _plan(wrapper, formula, (*[x.dtype for x in arrays], out.dtype), out.size)
         v = [x.reshape(1, -1) if cd.native else x.reshape(1, -1).view(cd.storage) for x, cd in zip([*arrays, out], cs)]
         k(v[a], v[b], v[c], v[-1], tuple(map(ctype.type, params)))

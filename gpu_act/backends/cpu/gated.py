@@ -23,9 +23,9 @@ from numba import prange
 from ... import _compile
 from ..._dtypes import COMPUTE
 from . import _codecs
-from ._kernels import cached, codecs, decorator, formulas
+from ._kernels import cached, codecs, decorator, formulas, overlap
 from ._numba import SOURCE_HASH, jit
-from ._views import flat, row as _row, same, same_view, unit as _unit
+from ._views import flat, row as _row, same, unit as _unit
 
 CHUNK = 1 << 14
 
@@ -77,25 +77,12 @@ def _kernel(fwd, der, ctype, size, cs, unit):
     return cached(("gated", fwd, der, ctype, how, cs, unit), build)
 
 
-def _overlaps(o, inputs):
-    """Whether output ``o`` shares memory with an input other than as that very view."""
-    for a in inputs:
-        if a.dtype == o.dtype and same_view(a, o) or not np.may_share_memory(o, a):
-            continue
-        try:
-            if np.shares_memory(o, a, max_work=1 << 16):
-                return True
-        except np.exceptions.TooHardError:
-            return True
-    return False
-
-
 def backward(f, d, g, a, b, params, da, db):
     """da = g * b * d(a, *params), db = g * f(a, *params)."""
     ctype = COMPUTE[np.result_type(g, a, b)]
     p = tuple(map(ctype.type, params))
     inputs = [g, a, b]
-    outs = [np.empty(o.shape, o.dtype) if _overlaps(o, inputs) else o for o in (da, db)]
+    outs = [np.empty(o.shape, o.dtype) if overlap(o, inputs)[1] else o for o in (da, db)]
     views = flat(inputs + outs)
     if views is None:  # a layout that does not merge: contiguous copies and outputs
         inputs = [np.ascontiguousarray(v) for v in inputs]
