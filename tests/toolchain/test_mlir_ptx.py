@@ -76,6 +76,7 @@ def kernels():
     bce = importlib.import_module("gpu_act.backends.cuda.binary_cross_entropy")
     mo = importlib.import_module("gpu_act.backends.cuda.maxout")
     rd = importlib.import_module("gpu_act.backends.cuda.reduce")
+    spx = importlib.import_module("gpu_act.backends.cuda.sparsemax")
 
     I64 = T.int64
     TUP = T.UniTuple(I64, 2)  # outer strides and shapes of rank 2
@@ -126,6 +127,13 @@ def kernels():
             if variant != "block-shared":
                 sig = row_op(c) * 3 + (TUP, I64, I64, ct, T.boolean)
                 out.append((f"softmax.backward.{variant}.{c}", sm.kernel("backward", c, variant), sig, variant, c, CCS))
+        for variant in ("thread", "warp", "block", "block-shared"):
+            sig = row_op(c) * 2 + (TUP, I64, I64)
+            out.append((f"sparsemax.forward.{variant}.{c}", spx.kernel("forward", c, variant), sig, variant, c, CCS))
+            if variant != "block-shared":
+                sig = row_op(c) * 3 + (TUP, I64, I64)
+                out.append((f"sparsemax.backward.{variant}.{c}", spx.kernel("backward", c, variant), sig, variant, c,
+                            CCS))
         for variant in ("thread", "warp", "block"):
             for target, t in (("index", (arr(np.int64), I64, TUP, I64)), ("prob", row_op(c))):
                 sig = row_op(c) * 2 + t + (arr(c),) * 3 + (TUP, I64, I64, I64) + (ct,) * 5 + (T.boolean,) * 3
@@ -241,8 +249,8 @@ def check(label, ptx, cc, bound, variant):
 ROW_VARIANTS = ("thread", "warp", "block", "block-shared", "reduce")
 
 
-def fits(label, ptx, variant, ctype):
-    """What keeps a row kernel's sm_90 build from its launch configuration
+def fits(label, ptx, variant, ctype, cc):
+    """What keeps a row kernel's build for ``cc`` from its launch configuration
     (as tests/toolchain/test_nvvm_ptx.py asks of numba-cuda's): registers x the most
     threads ``_config`` launches it with, static shared memory within
     ``_config.STATIC_SHARED``, no spills (ptxas -v)."""
@@ -252,7 +260,8 @@ def fits(label, ptx, variant, ctype):
     if resources.ptxas_path() is None:
         return [f"{label}: no ptxas to check its resources"] if os.environ.get("CI") else []
     threads = config.max_threads(variant, np.dtype(ctype).itemsize)
-    ((_, r),) = resources.ptx_resources(ptx, "90").items()
+    arch = f"{cc[0]}{cc[1]}"
+    ((_, r),) = resources.ptx_resources(ptx, arch).items()
     problems = []
     if resources.registers_for_block(r.registers, threads) > resources.REGISTERS_PER_SM:
         problems.append(f"{r.registers} registers for {threads} threads")
@@ -260,7 +269,7 @@ def fits(label, ptx, variant, ctype):
         problems.append(f"{r.static_shared} bytes of static shared memory, over {config.STATIC_SHARED}")
     if r.spill_stores or r.spill_loads:
         problems.append(f"spills ({r})")
-    return [f"{label} sm_90: {p}" for p in problems]
+    return [f"{label} sm_{arch}: {p}" for p in problems]
 
 
 def main(shard, shards):
@@ -297,8 +306,8 @@ def main(shard, shards):
                 problems.append(f"{label} sm_{cc[0]}{cc[1]}: compiles now: take it out of KNOWN_FAILURES")
             compiled += 1
             problems += check(label, ptx, cc, bound, variant)
-            if cc == (9, 0) and variant in ROW_VARIANTS:
-                problems += fits(label, ptx, variant, ctype)
+            if variant in ROW_VARIANTS:
+                problems += fits(label, ptx, variant, ctype, cc)
     print(json.dumps({"total": total, "kernels": len(todo), "compiles": sum(len(t[-1]) for t in todo),
                       "compiled": compiled, "problems": problems, "seconds": round(time.perf_counter() - start, 1)}))
 

@@ -13,16 +13,13 @@
   threads, static + the launcher's dynamic shared memory <= 48 KiB, no spills);
 - the Numba kernels (gpu_act/backends/cuda/sparsemax.py) compiled to PTX with
   NVVM, every variant and dtype (each once: float64 for sm_80, the others for
-  sm_90), ptxas resources fitting the launch ``_config`` gives them; and
-  under numba-cuda-mlir in a process of its own (this file run as a script).
+  sm_90), ptxas resources fitting the launch ``_config`` gives them (under
+  numba-cuda-mlir: tests/toolchain/test_mlir_ptx.py, with every other kernel).
 """
 
 import importlib
 import importlib.util
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +29,6 @@ import hostcuda as H
 import reference_sparsemax as ref
 import resources as R
 from gpu_act import _cuda, kernels
-from helpers import ROOT
 from tolerances import assert_close
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -286,47 +282,3 @@ def test_numba_block_shared_rows_fit_the_shared_memory_they_are_given():
         if R.ptxas_path():
             ((_, r),) = R.ptx_resources(_cuda.compile_ptx(k, sig, (9, 0)), "90").items()
             assert shared + r.static_shared <= lim.shared_per_block, (label, n, r)
-
-
-# ---------------------------------------------------------------- numba-cuda-mlir
-def main():
-    """The worker (a fresh process with GPU_ACT_CUDA_TARGET=numba-cuda-mlir): the
-    Numba sparsemax kernels to PTX, float64 ones for sm_80, float32 ones for sm_90, with
-    the launch bound ``_cuda.kernel`` gives and no call left (device functions inlined)."""
-    assert _cuda.MLIR, _cuda.TARGET
-    config = importlib.import_module("gpu_act.backends.cuda._config")
-    problems = []
-    for label, k, sig, variant, ctype in numba_kernels():
-        if not label.endswith(("float32", "float64")):
-            continue  # float32 kernels on 16-bit loads: the float32 build covers the rest of the code
-        cc = (8, 0) if ctype == np.float64 else (9, 0)
-        try:
-            ptx = _cuda.compile_ptx(k, sig, cc)
-        except Exception as e:  # every kernel is reported, not only the first to fail
-            problems.append(f"{label}: {type(e).__name__}: {str(e)[:1000]}")
-            continue
-        lines = [line.strip() for line in ptx.splitlines()]
-        threads = config.max_threads(variant, ctype.itemsize)
-        bounded = threads * _cuda.MAX_REGISTERS_PER_THREAD > _cuda.REGISTERS_PER_SM
-        if bounded != (f".maxntid {threads}, 1, 1" in lines):
-            problems.append(f"{label}: launch bound {[x for x in lines if x.startswith('.maxntid')]}")
-        if any(x.startswith("call") for x in lines):
-            problems.append(f"{label}: a call is left in the kernel")
-    print(json.dumps({"problems": problems}))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("numba_cuda_mlir") is None, reason="numba-cuda-mlir is not installed")
-def test_numba_kernels_compile_under_numba_cuda_mlir():
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "PYTEST_XDIST_WORKER")}
-    env["GPU_ACT_CUDA_TARGET"] = "numba-cuda-mlir"
-    here = Path(__file__).resolve().parent
-    paths = [str(ROOT), str(ROOT / "tests"), str(here), env.get("PYTHONPATH")]
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
-    r = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    problems = json.loads(r.stdout.strip().splitlines()[-1])["problems"]
-    assert not problems, "\n".join(problems)
-
-
-if __name__ == "__main__":
-    main()

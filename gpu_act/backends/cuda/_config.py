@@ -27,10 +27,12 @@ MAX_THREADS = {
     "thread": THREAD_BLOCK,
     "warp": ROWS_PER_BLOCK * WARP,
 }
-# static shared memory of any row kernel (its block reductions: at most three
-# arrays of one float64 per warp); block-shared rows get what is left of the
-# device's per-block shared memory
-STATIC_SHARED = 1024
+# static shared memory of any row kernel (its block reductions' slots, one value
+# per warp each); block-shared rows get what is left of the device's per-block
+# shared memory. numba-cuda shares one slot array per reduction helper (at most
+# 512 bytes); numba-cuda-mlir inlines device functions before lowering, so each
+# call site gets its own (sparsemax's forward: 1,800 bytes in float64)
+STATIC_SHARED = 2048
 # row ops with a mask ("_masked") run the kernels that read one: no block-shared variant
 ROW_OPS = ("softmax", "softmax_backward", "logsumexp", "logsumexp_backward", "cross_entropy")
 ROW_OPS += tuple(op + "_masked" for op in ROW_OPS)
