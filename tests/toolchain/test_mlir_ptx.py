@@ -1,19 +1,19 @@
-"""Every CUDA kernel of the registry compiles to PTX under numba-cuda-mlir,
-with its launch bound, and without a GPU: float64 kernels for sm_80, the
-others for sm_90 (numba-cuda's PTX tests build both targets of every kernel).
+"""Every CUDA kernel compiles to PTX under numba-cuda-mlir, with its launch
+bound, and without a GPU: each once, float64 kernels for sm_80, the others
+for sm_90 (as ``tests/toolchain/test_nvvm_ptx.py`` and the softmax family's
+PTX tests compile them under numba-cuda).
 
-The kernels are those ``tests/toolchain/test_nvvm_ptx.py`` compiles under numba-cuda,
-each (op, variant, compute dtype, path) with the argument types the backend
-launches it with (built from the target's own types, ``_cuda.types``), for
-both targets; only the 160 kernels of the 40 elementwise formulas are split
-between them (``kernels``), to keep the run within its time. Each PTX must
-name its target (``.target sm_80`` / ``sm_90``), carry the launch bound
+The kernels (``kernels``) are built with the argument types the backend
+launches them with (from the target's own types, ``_cuda.types``). Each PTX
+must name its target (``.target sm_80`` / ``sm_90``), carry the launch bound
 ``gpu_act._cuda.kernel`` gives it (``.maxntid N, 1, 1`` and ``.minnctapersm
 1`` where N threads could run out of registers, none otherwise), and call no
 function (device functions inlined, as numba-cuda's forceinline makes them);
 the warp and block reductions must use shuffles and shared memory. The row
-kernels' sm_90 builds must also fit their launch configuration (ptxas -v:
-registers, static shared memory, no spills).
+kernels must also fit their launch configuration (ptxas -v: registers,
+static shared memory within ``_config.STATIC_SHARED``, no spills): this
+front end inlines device functions before lowering, so each call of a block
+reduction gets its own shared slots.
 
 How it works without a GPU: numba-cuda-mlir 0.6 lowers through MLIR to NVVM
 (the libnvvm of its cu12 extra), which needs no driver, but it asks the
@@ -26,8 +26,8 @@ under CI (``CI`` set) for want of numba-cuda-mlir or of a way to compile.
 
 The target is chosen once per process (``GPU_ACT_CUDA_TARGET``, read by
 ``gpu_act._cuda`` at import), so the compiles run in fresh processes, two at
-once (this file, run as a script, compiles one shard). The PTX tests with
-ptxas resource checks and the simulator stay on numba-cuda.
+once (this file, run as a script, compiles one shard). The other PTX tests
+and the simulator stay on numba-cuda.
 """
 
 import importlib
@@ -55,14 +55,15 @@ KNOWN_FAILURES = {}
 # ---------------------------------------------------------------- the worker (a fresh process)
 def kernels():
     """(label, kernel, signature, variant, compute dtype, compute capabilities)
-    for the kernels the CUDA backend builds: each on sm_80 and sm_90, but the
-    elementwise kernels of the registry's formulas (160 of the 225: two
-    templates, two compute types, 40 formulas) two per formula: float32 on
-    the flat path for sm_90, float64 on the strided path for sm_80. So every
-    formula is compiled for both targets and in both compute types, and every
-    path in both types (the templates do not depend on the formula). Kernels
-    with bfloat16 operands (33: every kind in every variant) follow, in all
-    276 compiles of about 0.25 s of CPU each rather than 516."""
+    for the kernels the CUDA backend builds, each compiled once by ``main``
+    (float64 ones for sm_80, the others for sm_90). The elementwise kernels
+    of the registry's formulas (80 of the 244: two per formula, float32 on the
+    flat path and float64 on the strided one) cover every formula in both
+    compute types and every path in both (the templates do not depend on the
+    formula); the gated kernels likewise, with one gate. Then every row
+    kernel of the softmax family (with and without a mask, logsumexp,
+    sparsemax, cross-entropy), the losses', and those with bfloat16 operands
+    (every kind in every variant)."""
     from gpu_act import _cuda
     from gpu_act import formulas as F
     from gpu_act.registry import ACTIVATIONS
@@ -77,6 +78,7 @@ def kernels():
     mo = importlib.import_module("gpu_act.backends.cuda.maxout")
     rd = importlib.import_module("gpu_act.backends.cuda.reduce")
     spx = importlib.import_module("gpu_act.backends.cuda.sparsemax")
+    gt = importlib.import_module("gpu_act.backends.cuda.gated")
 
     I64 = T.int64
     TUP = T.UniTuple(I64, 2)  # outer strides and shapes of rank 2
@@ -118,6 +120,12 @@ def kernels():
         for path in ("flat", "strided"):
             out.append((f"ew.copy.{path}.{c}", mp.kernel("copy", None, c, path), ew_sig(c, path, 0), "elementwise",
                         c, CCS))
+    softplus = ACTIVATIONS["softplus"]
+    for c, path, cc in ((f32, "flat", (9, 0)), (f64, "strided", (8, 0))):
+        p = T.UniTuple(from_dtype(c), 2)
+        sig = (arr(c),) * 5 + (p,) if path == "flat" else (arr(c), I64, TUP) * 5 + (TUP, p)
+        out.append((f"glu.softplus.{path}.{c}", gt.kernel(softplus.forward, softplus.derivative, c, path), sig,
+                    "elementwise", c, (cc,)))
     for c in ctypes:
         ct = from_dtype(c)
         out.append((f"rrelu_slopes.{c}", ew.slopes_kernel(c), (arr(c), T.uint64, ct, ct), "elementwise", c, CCS))
@@ -127,6 +135,24 @@ def kernels():
             if variant != "block-shared":
                 sig = row_op(c) * 3 + (TUP, I64, I64, ct, T.boolean)
                 out.append((f"softmax.backward.{variant}.{c}", sm.kernel("backward", c, variant), sig, variant, c, CCS))
+        x, m, b = row_op(c), row_op(np.bool_), T.boolean
+        for variant in ("thread", "warp", "block"):
+            # the softmax family's row kernels: with a mask (read as bools), and
+            # logsumexp without one (x's operand stands in for the mask)
+            for name, sig in (("forward", x + m + x + (TUP, I64, I64, ct, b)),
+                              ("backward", x * 2 + m + x + (TUP, I64, I64, ct, b)),
+                              ("logsumexp", x + m + x + (TUP, I64, I64, ct, ct)),
+                              ("logsumexp-backward", x * 3 + m + x + (TUP, I64, I64, ct))):
+                out.append((f"softmax.{name}.masked.{variant}.{c}", sm.kernel(name, c, variant, masked=True), sig,
+                            variant, c, CCS))
+            out.append((f"logsumexp.{variant}.{c}", sm.kernel("logsumexp", c, variant), x * 3 + (TUP, I64, I64, ct, ct),
+                        variant, c, CCS))
+            out.append((f"logsumexp-backward.{variant}.{c}", sm.kernel("logsumexp-backward", c, variant),
+                        x * 5 + (TUP, I64, I64, ct), variant, c, CCS))
+            for target, t in (("index", (arr(np.int64), I64, TUP, I64)), ("prob", x)):
+                sig = x * 2 + t + m + (arr(c),) * 3 + (TUP, I64, I64, I64) + (ct,) * 5 + (b,) * 3
+                out.append((f"ce.{target}.masked.{variant}.{c}", ce.kernel(target, c, variant, masked=True), sig,
+                            variant, c, CCS))
         for variant in ("thread", "warp", "block", "block-shared"):
             sig = row_op(c) * 2 + (TUP, I64, I64)
             out.append((f"sparsemax.forward.{variant}.{c}", spx.kernel("forward", c, variant), sig, variant, c, CCS))
@@ -209,6 +235,12 @@ def kernels():
                 (arr(np.int64), I64, TUP, TUP, I64, I64, I64, arr(f32), arr(f64), T.Array(T.int64, 1, "C"),
                  T.boolean), "elementwise", f64, CCS))
     out.append(("fill", rd.fill_kernel(), (arr(np.float32), T.float32), "elementwise", f32, CCS))
+    # the rows of a mask: any entry unmasked; the live rows' class indices
+    mask = (arr(np.bool_), I64, TUP, I64)
+    out.append(("mask_rows.any", ce.rows_kernel("any"), mask + (arr(np.bool_), TUP, I64, I64), "elementwise", f64,
+                CCS))
+    out.append(("mask_rows.live", ce.rows_kernel("live"), (arr(np.int64), I64, TUP, arr(np.bool_), I64, TUP, TUP, I64,
+                I64, arr(np.int64)), "elementwise", f64, CCS))
     return out
 
 
@@ -235,9 +267,10 @@ def check(label, ptx, cc, bound, variant):
         problems.append(f"unexpected launch bound {maxntid}")
     if bound is not None and (maxntid != [f".maxntid {bound}, 1, 1"] or ".minnctapersm 1" not in lines):
         problems.append(f"launch bound {maxntid}, expected .maxntid {bound}, 1, 1 and .minnctapersm 1")
-    if variant in ("warp", "block", "block-shared") and "shfl.sync.bfly" not in ptx:
+    reduces = "logsumexp-backward" not in label  # g e^{(x - r)/T}: one row's elements, no sum
+    if reduces and variant in ("warp", "block", "block-shared") and "shfl.sync.bfly" not in ptx:
         problems.append("no warp shuffle")
-    if variant in ("block", "block-shared") and not (".shared" in ptx and "bar.sync" in ptx):
+    if reduces and variant in ("block", "block-shared") and not (".shared" in ptx and "bar.sync" in ptx):
         problems.append("no shared memory or barrier")
     entry = next((i for i, line in enumerate(lines) if ".entry" in line), len(lines))
     calls = [line for line in lines[entry:] if line.startswith("call")]
@@ -345,8 +378,8 @@ def test_every_kernel_compiles_to_ptx_under_numba_cuda_mlir(mlir_env):
         results.append(json.loads(stdout.strip().splitlines()[-1]))
     problems = [q for r in results for q in r["problems"]]
     assert not problems, "\n".join(problems[:40]) + (f"\n... {len(problems)} in all" if len(problems) > 40 else "")
-    # every kernel (178 entries: 80 formula kernels, 65 others, 33 with bfloat16 operands), each in one shard
-    assert sum(r["kernels"] for r in results) == results[0]["total"] >= 178
+    # every kernel (244 entries: 80 formula kernels, 131 others, 33 with bfloat16 operands), each in one shard
+    assert sum(r["kernels"] for r in results) == results[0]["total"] >= 244
     assert sum(r["compiled"] for r in results) == sum(r["compiles"] for r in results)
 
 
