@@ -1,10 +1,9 @@
 """The masked kernels of the CUDA backend (softmax and log_softmax forward and
 backward, logsumexp and its backward, cross-entropy on class indices and on
 probabilities, every variant a masked row op runs: thread, warp, block; the
-per-row mask kernels of live_rows and check_targets) compile to PTX for sm_80
-and sm_90 without a driver and fit the launches ``_config`` gives them
-(ptxas -v, ``resources.py``): registers x the most threads of the variant
-<= 65,536, static shared memory within ``_config.STATIC_SHARED``, no spills.
+per-row mask kernels of live_rows and check_targets) compile to PTX without a
+driver, once each, and fit the launches ``_config`` gives them
+(``ptx.assert_ptx``).
 The mask is a 1-D view of bool with an int64 offset and strides, as the
 backend launches it (``_operands``). The unmasked kernels keep their
 signatures: tests/toolchain/test_nvvm_ptx.py compiles them.
@@ -19,52 +18,19 @@ pytest.importorskip("numba.cuda")
 
 from gpu_act import _cuda  # noqa: E402
 
-import resources  # noqa: E402
+from ptx import I64, T, TUP, arr, assert_ptx, compute, row_op  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_cuda.SIMULATOR, reason="PTX needs the real CUDA target, not the simulator")
 
-T = _cuda.types
 sm = importlib.import_module("gpu_act.backends.cuda.softmax")
 ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
 cd = importlib.import_module("gpu_act.backends.cuda._codecs")
 _config = importlib.import_module("gpu_act.backends.cuda._config")
 
-CCS = ((8, 0), (9, 0))
 DTYPES = (np.float16, np.float32, np.float64)
-I64 = T.int64
-TUP = T.UniTuple(I64, 2)
 B = T.boolean
 VARIANTS = ("thread", "warp", "block")
-
-
-def compute(dtype):
-    return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
-
-
-def arr(dtype):
-    return T.Array(_cuda.from_dtype(np.dtype(dtype)), 1, "C")
-
-
-def row_op(dtype):
-    return (arr(dtype), I64, TUP, I64)
-
-
 MASK = row_op(np.bool_)
-
-
-def assert_fits(kernel, sig, variant, ctype, ccs=CCS):
-    for cc in ccs:
-        ptx = _cuda.compile_ptx(kernel, sig, cc)
-        assert f".target sm_{cc[0]}{cc[1]}" in ptx and ".entry" in ptx
-        if not resources.ptxas_path():
-            continue
-        arch = f"{cc[0]}{cc[1]}"
-        threads = _config.max_threads(variant, np.dtype(ctype).itemsize)
-        ((_, r),) = resources.ptx_resources(ptx, arch).items()
-        where = f"{variant} kernel on sm_{arch} ({r})"
-        assert resources.registers_for_block(r.registers, threads) <= resources.REGISTERS_PER_SM, where
-        assert r.static_shared <= _config.STATIC_SHARED, where
-        assert r.spill_stores == r.spill_loads == 0, where
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -73,11 +39,11 @@ def test_masked_softmax_and_logsumexp_kernels(variant):
         c = compute(dtype)
         s = _cuda.from_dtype(c)
         x = row_op(dtype)
-        assert_fits(sm.kernel("forward", c, variant, masked=True), x + MASK + x + (TUP, I64, I64, s, B), variant, c)
-        assert_fits(sm.kernel("backward", c, variant, masked=True), x * 2 + MASK + x + (TUP, I64, I64, s, B), variant,
+        assert_ptx(sm.kernel("forward", c, variant, masked=True), x + MASK + x + (TUP, I64, I64, s, B), variant, c)
+        assert_ptx(sm.kernel("backward", c, variant, masked=True), x * 2 + MASK + x + (TUP, I64, I64, s, B), variant,
                     c)
-        assert_fits(sm.kernel("logsumexp", c, variant, masked=True), x + MASK + x + (TUP, I64, I64, s, s), variant, c)
-        assert_fits(sm.kernel("logsumexp-backward", c, variant, masked=True), x * 3 + MASK + x + (TUP, I64, I64, s),
+        assert_ptx(sm.kernel("logsumexp", c, variant, masked=True), x + MASK + x + (TUP, I64, I64, s, s), variant, c)
+        assert_ptx(sm.kernel("logsumexp-backward", c, variant, masked=True), x * 3 + MASK + x + (TUP, I64, I64, s),
                     variant, c)
 
 
@@ -89,7 +55,7 @@ def test_masked_cross_entropy_kernels(variant, target):
         s = _cuda.from_dtype(c)
         t = row_op(np.int64) if target == "index" else row_op(dtype)
         sig = row_op(dtype) * 2 + t + MASK + (arr(c),) * 3 + (TUP, I64, I64, I64) + (s,) * 5 + (B,) * 3
-        assert_fits(ce.kernel(target, c, variant, masked=True), sig, variant, c, ccs=((9, 0),))
+        assert_ptx(ce.kernel(target, c, variant, masked=True), sig, variant, c)
 
 
 def test_masked_bfloat16_kernels():
@@ -97,18 +63,17 @@ def test_masked_bfloat16_kernels():
     u16 = row_op(np.uint16)
     for variant in VARIANTS:
         s = T.float32
-        assert_fits(sm.kernel("forward", f32, variant, cd.BF16, masked=True), u16 + MASK + u16 + (TUP, I64, I64, s, B),
-                    variant, f32, ccs=((9, 0),))
+        assert_ptx(sm.kernel("forward", f32, variant, cd.BF16, masked=True), u16 + MASK + u16 + (TUP, I64, I64, s, B),
+                    variant, f32)
         sig = u16 * 2 + row_op(np.int64) + MASK + (arr(f32),) * 3 + (TUP, I64, I64, I64) + (s,) * 5 + (B,) * 3
-        assert_fits(ce.kernel("index", f32, variant, (cd.BF16, cd.NATIVE), masked=True), sig, variant, f32,
-                    ccs=((9, 0),))
+        assert_ptx(ce.kernel("index", f32, variant, (cd.BF16, cd.NATIVE), masked=True), sig, variant, f32)
 
 
 def test_mask_row_kernels():
-    assert_fits(ce.rows_kernel("any"), MASK + (arr(np.bool_), TUP, I64, I64), "elementwise", np.float64)
+    assert_ptx(ce.rows_kernel("any"), MASK + (arr(np.bool_), TUP, I64, I64), "elementwise", np.float64)
     for tdt in (np.int64, np.int32):
         sig = (arr(tdt), I64, TUP, arr(np.bool_), I64, TUP, TUP, I64, I64, arr(np.int64))
-        assert_fits(ce.rows_kernel("live"), sig, "elementwise", np.float64)
+        assert_ptx(ce.rows_kernel("live"), sig, "elementwise", np.float64)
 
 
 def test_masked_rows_never_run_block_shared():

@@ -1,14 +1,7 @@
 """Every CUDA kernel, for every dtype and variant, compiles to PTX (no driver
-needed: numba-cuda[cu12] brings NVVM), and fits the launch configuration it is
-given (ptxas -v on the PTX, ``resources.py``): registers x the most threads
-``_config`` launches it with <= 65,536, static shared memory within
-``_config.STATIC_SHARED`` (what the block-shared variant's budget leaves), no
-spills to local memory. Each kernel is compiled once: kernels computing in
-float64 (the register-heaviest) for sm_80, the others for sm_90 (the cards
-gpu_act is tuned for), so both architectures are covered.
-
-The argument types are those the backend launches with: 1-D views of each
-operand plus int64 offsets and UniTuple(int64, R) strides (``_operands``).
+needed: numba-cuda[cu12] brings NVVM) once, and fits the launch configuration
+it is given (``ptx.assert_ptx``: the compute capability each kernel is built
+for, the argument types, the resource checks).
 """
 
 import importlib
@@ -23,12 +16,9 @@ from gpu_act import formulas as F  # noqa: E402
 from gpu_act.registry import ACTIVATIONS  # noqa: E402
 
 import resources  # noqa: E402
+from ptx import I64, T, TUP, arr, assert_ptx, compute, from_dtype, row_op, scalar  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_cuda.SIMULATOR, reason="PTX needs the real CUDA target, not the simulator")
-
-# the target's own types (numba-cuda-mlir takes no numba.types)
-T = _cuda.types
-from_dtype = _cuda.from_dtype
 
 ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
 mp = importlib.import_module("gpu_act.backends.cuda._map")
@@ -41,55 +31,6 @@ rd = importlib.import_module("gpu_act.backends.cuda.reduce")
 _config = importlib.import_module("gpu_act.backends.cuda._config")
 
 DTYPES = (np.float16, np.float32, np.float64)
-I64 = T.int64
-R = 2  # rank of the merged outer shape in the signatures below
-
-
-def arr(dtype):
-    return T.Array(from_dtype(np.dtype(dtype)), 1, "C")
-
-
-def compute(dtype):
-    return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
-
-
-def scalar(dtype):
-    return from_dtype(compute(dtype))
-
-
-TUP = T.UniTuple(I64, R)
-
-
-def row_op(dtype):
-    """(view, offset, outer strides, axis stride) of a row operand."""
-    return (arr(dtype), I64, TUP, I64)
-
-
-def assert_ptx(kernel, sig, variant, ctype):
-    """PTX for the kernel's cc (``cc_for(ctype)``), and the kernel fits blocks of
-    the most threads ``_config`` launches ``variant`` with for compute type ``ctype``."""
-    cc = cc_for(ctype)
-    ptx = _cuda.compile_ptx(kernel, sig, cc)
-    assert f".target sm_{cc[0]}{cc[1]}" in ptx
-    assert ".entry" in ptx
-    if resources.ptxas_path():
-        assert_fits(ptx, f"{cc[0]}{cc[1]}", variant, ctype)
-
-
-def cc_for(ctype):
-    """The cc a kernel computing in ``ctype`` is compiled for."""
-    return (8, 0) if np.dtype(ctype) == np.float64 else (9, 0)
-
-
-def assert_fits(ptx, arch, variant, ctype):
-    threads = _config.max_threads(variant, np.dtype(ctype).itemsize)
-    ((name, r),) = resources.ptx_resources(ptx, arch).items()
-    where = f"{variant} kernel on sm_{arch} ({r})"
-    assert resources.registers_for_block(r.registers, threads) <= resources.REGISTERS_PER_SM, where
-    assert r.static_shared <= _config.STATIC_SHARED, where
-    assert r.spill_stores == r.spill_loads == 0, where
-    if r.max_threads is not None:
-        assert r.max_threads >= threads, where
 
 
 # ---------------------------------------------------------------- elementwise
