@@ -160,6 +160,24 @@ __device__ __forceinline__ void each2(const Tm& team, i64 n, const T* a, i64 sa,
     for (i64 j = j0 + team.lane(); j < n; j += team.size()) f(j, load(a + j * sa), load(b + j * sb));
 }
 
+// y_j = f(j) for the elements of this lane
+template <typename T, class Tm, class F>
+__device__ __forceinline__ void write(const Tm& team, i64 n, T* y, i64 sy, F f) {
+    i64 j0 = 0;
+    if (sy == 1 && aligned16(y)) {
+        const int N = Pack<T>::N;
+        const i64 nv = n / N;
+        for (i64 v = team.lane(); v < nv; v += team.size()) {
+            Pack<T> r;
+#pragma unroll
+            for (int q = 0; q < N; ++q) store(&r.v[q], f(v * N + q));
+            reinterpret_cast<uint4*>(y)[v] = r.raw;
+        }
+        j0 = nv * N;
+    }
+    for (i64 j = j0 + team.lane(); j < n; j += team.size()) store(y + j * sy, f(j));
+}
+
 // y_j = f(j, x_j); y may be x itself (each element is read, then written, by one thread)
 template <typename T, class Tm, class F>
 __device__ __forceinline__ void map1(const Tm& team, i64 n, const T* x, i64 sx, T* y, i64 sy, F f) {

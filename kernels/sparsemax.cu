@@ -134,7 +134,14 @@ __global__ void GA_BOUNDS(TEAM, T)
         // (the reduction's barriers also publish the cache to the whole block)
         m = team.reduce(m, simplex::Max<C>());
         const C tau = simplex::threshold(team, n, xr, xn, cache, m);
-        map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C { return simplex::projected(simplex::relative(v, m), tau); });
+        const auto y_of = [&](C v) -> C { return simplex::projected(simplex::relative(v, m), tau); };
+        if (cache) {
+            // from the cached row, not x again; the block's next row overwrites the cache
+            write(team, n, yr, yn, [&](i64 j) -> C { return y_of(cache[j]); });
+            __syncthreads();
+        } else {
+            map1(team, n, xr, xn, yr, yn, [&](i64, C v) -> C { return y_of(v); });
+        }
     }
 }
 

@@ -89,6 +89,7 @@ LAYOUTS = {  # input and output layouts of H.place
     "F": ({"order": "F"}, {"order": "F"}),
     "flip": ({"flip": True}, {"flip": True}),
     "step2": ({"step": 2}, {"step": 2}),
+    "shifted": ({}, {"misalign": True}),  # x aligned, out not: their lanes take other elements
 }
 
 
@@ -164,6 +165,8 @@ def test_host_planned_launches(host, dtype):
         n = shape[axis]
         assert sm.plan(x.size // n, n, elem_stride, row_stride, csize)[0::3] == (team, shared), (shape, axis)
         run_rows(sm, dtype, x, axis, what=f"{shape} axis={axis}")
+        if shared:  # the output written from the shared row by other lanes than read it in
+            run_rows(sm, dtype, x, axis, "shifted", what=f"{shape} axis={axis} shifted")
     assert config.plan("rows", 20, 1030, 1, 1030, csize)[1] < 20  # blocks looped over rows above
 
 
