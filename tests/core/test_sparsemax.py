@@ -1,5 +1,5 @@
 """sparsemax and sparsemax_backward through the public API, against the
-independent sort-based float64 reference (reference_sparsemax.py), on every
+independent sort-based float64 reference (in reference.py), on every
 available backend: row lengths (one 262,144-column row), every axis, layouts,
 out= and in place, the special rows, finite differences and PyTorch's
 sort-based composition, properties, bad input, and Dask arrays (split axes
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gpu_act as ga
-import reference_sparsemax as ref
+import reference as ref
 from helpers import assert_dtype, grad_fd, sample, to_backend, to_numpy
 from tolerances import DTYPES, FD_ATOL, FD_RTOL, assert_close
 

@@ -11,7 +11,7 @@ on short rows: "warp", "thread" (a strided axis, rows side by side),
 "block-shared" and "block" forward; "warp", "thread" and "block" backward;
 every dtype's codec, strided and in-place operands, and the special rows.
 Results are compared with the independent float64 reference
-(``reference_sparsemax.py``) under the shared tolerance table.
+(``reference.py``) under the shared tolerance table.
 """
 
 import importlib
@@ -32,7 +32,7 @@ pytestmark = [
 ]
 
 import cuda_sim  # noqa: E402
-import reference_sparsemax as ref  # noqa: E402
+import reference as ref  # noqa: E402
 from helpers import sample  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import hostcuda as H
-import reference_sparsemax as ref
+import reference as ref
 import resources as R
 from gpu_act import _cuda, kernels
 from tolerances import assert_close
