@@ -1,8 +1,9 @@
 """mask= on the CUDA backend under the Numba CUDA simulator: the masked kernels
 of softmax, log_softmax, their backward passes, logsumexp and cross_entropy
-in every variant ``_config.plan`` gives them (thread, warp, block: masked rows
-never run block-shared), masks broadcast through stride 0, rows with no
-unmasked entry, and the backend's live_rows / check_targets.
+in every variant ``_config.plan`` gives them (thread, warp, block, and
+block-shared for the forward), masks broadcast through stride 0, rows with no
+unmasked entry or with NaN, +inf or only -inf among the unmasked ones, and the
+backend's live_rows / check_targets.
 
     NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/simulator
 """
@@ -58,9 +59,10 @@ def mask_of(shape, axis, seed):
     return m
 
 
-CASES = [  # (shape, axis, dtype, expected variant)
+CASES = [  # (shape, axis, dtype, expected variant of the forward)
     ((5, 33), -1, np.float16, "warp"),
-    ((2, 1100), -1, np.float32, "block"),
+    ((2, 1100), -1, np.float32, "block-shared"),
+    ((2, 6100), -1, np.float64, "block"),  # too long for shared memory
     ((6, 40), 0, np.float64, "thread"),
 ]
 
@@ -84,6 +86,22 @@ def test_softmax_family_and_logsumexp(shape, axis, dtype, expect):
     gr = sample(r.shape, dtype, seed=4, kinks=False)
     d = host(ga.logsumexp_backward(dev(gr), dev(x), dev(r), axis=axis, mask=dev(m), keepdims=True))
     assert_close(d, ref.logsumexp_backward(gr, x, r, axis, True, mask=m), dtype)
+
+
+@pytest.mark.parametrize("n,dtype", [(1100, np.float32), (6100, np.float64)], ids=["block-shared", "block"])
+def test_special_rows(n, dtype):
+    # unmasked entries: normal, with a NaN, with +inf, all -inf; then a row with none
+    x = sample((5, n), dtype, seed=10)
+    m = np.random.default_rng(11).random((5, n)) > 0.3
+    x[~m] = np.nan  # never read
+    x[1, np.flatnonzero(m[1])[3]] = np.nan
+    x[2, np.flatnonzero(m[2])[5]] = np.inf
+    x[3, m[3]] = -np.inf
+    m[4] = False
+    for f, want in ((ga.softmax, ref.masked_softmax), (ga.log_softmax, ref.masked_log_softmax)):
+        y = host(f(dev(x), mask=dev(m), temperature=0.7))
+        assert_close(y, want(x, m, -1, 0.7), dtype)
+        assert ((y[~m] == 0) if f is ga.softmax else (y[~m] == -np.inf)).all()
 
 
 def test_broadcast_masks():

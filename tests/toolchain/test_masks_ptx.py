@@ -1,6 +1,7 @@
 """The masked kernels of the CUDA backend (softmax and log_softmax forward and
 backward, logsumexp and its backward, cross-entropy on class indices and on
-probabilities, every variant a masked row op runs: thread, warp, block; the
+probabilities, every variant a masked row op runs: thread, warp, block, and
+block-shared for the forward; the
 per-row mask kernels of live_rows and check_targets) compile to PTX without a
 driver, once each, and fit the launches ``_config`` gives them
 (``ptx.assert_ptx``).
@@ -76,7 +77,14 @@ def test_mask_row_kernels():
         assert_ptx(ce.rows_kernel("live"), sig, "elementwise", np.float64)
 
 
-def test_masked_rows_never_run_block_shared():
+def test_masked_softmax_rows_that_fit_run_block_shared():
     lim = _cuda.Limits(sm_count=132, max_threads=1024, shared_per_block=48 * 1024)
     assert _config.plan("softmax", 1, 2000, "unit", 4, lim).variant == "block-shared"
-    assert _config.plan("softmax_masked", 1, 2000, "unit", 4, lim).variant == "block"
+    assert _config.plan("softmax_masked", 1, 2000, "unit", 4, lim).variant == "block-shared"
+    assert _config.plan("softmax_masked", 1, 20000, "unit", 4, lim).variant == "block"
+    assert _config.plan("softmax_backward_masked", 1, 2000, "unit", 4, lim).variant == "block"
+    for dtype in DTYPES:
+        c, x = compute(dtype), row_op(dtype)
+        sig = x + MASK + x + (TUP, I64, I64, _cuda.from_dtype(c), B)
+        ptx, _ = assert_ptx(sm.kernel("forward", c, "block-shared", masked=True), sig, "block-shared", c)
+        assert "bar.sync" in ptx

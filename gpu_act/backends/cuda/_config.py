@@ -33,7 +33,7 @@ MAX_THREADS = {
 # 512 bytes); numba-cuda-mlir inlines device functions before lowering, so each
 # call site gets its own (sparsemax's forward: 1,800 bytes in float64)
 STATIC_SHARED = 2048
-# row ops with a mask ("_masked") run the kernels that read one: no block-shared variant
+# row ops with a mask ("_masked") run the kernels that read one
 ROW_OPS = ("softmax", "softmax_backward", "logsumexp", "logsumexp_backward", "cross_entropy")
 ROW_OPS += tuple(op + "_masked" for op in ROW_OPS)
 
@@ -81,8 +81,9 @@ def plan(op, rows, n, layout, compute_size, lim):
       - "thread": one thread per row, for "spatial" rows when there are enough
         to fill a warp (neighbouring threads then read neighbouring rows);
       - "warp": one warp per row for n <= 1024 (shuffle reductions);
-      - "block-shared" (softmax forward): one block per row, the row kept in
-        shared memory so it is read from global memory once;
+      - "block-shared" (softmax forward, with or without a mask): one block
+        per row, the row kept in shared memory so it is read from global
+        memory once;
       - "block": one block per row, any length (online normaliser for
         softmax: running max and rescaled sum in one pass, merged across
         threads).
@@ -100,7 +101,7 @@ def plan(op, rows, n, layout, compute_size, lim):
         return Config("warp", -(-rows // ROWS_PER_BLOCK), ROWS_PER_BLOCK * WARP, 0)
     threads = min(lim.max_threads, block_max(compute_size), max(128, _pow2_at_least(-(-n // 16))))
     row_bytes = n * compute_size
-    if op == "softmax" and row_bytes + STATIC_SHARED <= lim.shared_per_block:
+    if op in ("softmax", "softmax_masked") and row_bytes + STATIC_SHARED <= lim.shared_per_block:
         return Config("block-shared", rows, threads, row_bytes)
     return Config("block", rows, threads, 0)
 

@@ -13,8 +13,9 @@ softmin is softmax at a negative temperature: the forward kernels take the
 sign of 1/T (of -0.0 too, where 1/T rounds to 0) and negate every load of x
 with it, the backward ones scale by the signed 1/T.
 Variants (``_config.plan``): "thread", "warp" and "block" compute
-(m, s) with the online normaliser and read x twice; "block-shared" keeps the
-row in shared memory (read once), with tree reductions for max and sum.
+(m, s) with the online normaliser and read x (and a mask) twice;
+"block-shared" keeps the row in shared memory (x and a mask read once), with
+tree reductions for max and sum.
 Elements are read and written through their codecs (``_codecs``: ``_Lx``,
 ``_Lg``, ``_Ly``, ``_Lr`` load, ``_So`` stores).
 """
@@ -75,18 +76,26 @@ def _forward_masked(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows
     _forward_row(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log)  # noqa: F821
 
 
-def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
+def _shared_row(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    # the forward of one row per block, the row kept in shared memory (x and the
+    # mask read once). Masked entries are kept as -inf, so e^{d} = 0 (d = -inf)
+    # there. A row whose sum is NaN (a NaN or +inf unmasked, its unmasked entries
+    # all -inf, or none unmasked) reads the mask again to give its masked entries
+    # 0 (-inf); a row with no unmasked entry then writes only those
     row, t, width = _worker()  # noqa: F821
     if row >= rows:
         return
     cache = cuda.shared.array(0, _CT)  # noqa: F821 (the row, in the compute type)
     px = _row_offset(row, shape, xs, xo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
+    pm = _row_offset(row, shape, ms, mo)  # noqa: F821
     sg = math.copysign(1.0, inv_t)  # -1 for softmin: the row is kept negated
     k = abs(inv_t)
     m = -_INF  # noqa: F821
     for j in range(t, n, width):
         v = sg * _Lx(x[px + j * xa])  # noqa: F821
+        if _MASKED and not mk[pm + j * ma]:  # noqa: F821
+            v = -_INF  # noqa: F821
         cache[j] = v
         if v > m:
             m = v
@@ -95,17 +104,34 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)
     if log:
         for j in range(t, n, width):
             s += math.exp(_scaled(cache[j] - m, k))  # noqa: F821
-        ls = math.log(_sum_all(s))  # noqa: F821
+        s = _sum_all(s)  # noqa: F821
+        ls = math.log(s)
         for j in range(t, n, width):
-            out[po + j * oa] = _So(_scaled(cache[j] - m, k) - ls)  # noqa: F821
+            v = _scaled(cache[j] - m, k) - ls  # noqa: F821
+            if _MASKED and s != s and not mk[pm + j * ma]:  # noqa: F821
+                v = -_INF  # noqa: F821
+            out[po + j * oa] = _So(v)  # noqa: F821
     else:
         for j in range(t, n, width):
             e = math.exp(_scaled(cache[j] - m, k))  # noqa: F821
             cache[j] = e
             s += e
-        inv_s = 1.0 / _sum_all(s)  # noqa: F821
+        s = _sum_all(s)  # noqa: F821
+        inv_s = 1.0 / s
         for j in range(t, n, width):
-            out[po + j * oa] = _So(cache[j] * inv_s)  # noqa: F821
+            v = cache[j] * inv_s
+            if _MASKED and s != s and not mk[pm + j * ma]:  # noqa: F821
+                v = 0.0
+            out[po + j * oa] = _So(v)  # noqa: F821
+
+
+def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    # no mask: x's operand stands in for it, never read
+    _shared_row(x, xo, xs, xa, x, xo, xs, xa, out, oo, os_, oa, shape, rows, n, inv_t, log)  # noqa: F821
+
+
+def _forward_shared_masked(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log):
+    _shared_row(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log)  # noqa: F821
 
 
 def _backward_row(g, go, gs, ga, y, yo, ys, ya, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n, inv_t, log):
@@ -202,7 +228,8 @@ def _lse_backward(x, xo, xs, xa, g, go, gs, ga, r, ro, rs, ra, mk, mo, ms, ma, o
 TEMPLATES = {
     ("forward", False): (_forward, _forward_row),
     ("forward", True): (_forward_masked, _forward_row),
-    ("forward-shared", False): (_forward_shared, None),
+    ("forward-shared", False): (_forward_shared, _shared_row),
+    ("forward-shared", True): (_forward_shared_masked, _shared_row),
     ("backward", False): (_backward, _backward_row),
     ("backward", True): (_backward_masked, _backward_row),
     ("logsumexp", False): (_lse, None),
