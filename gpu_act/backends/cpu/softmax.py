@@ -201,20 +201,22 @@ def _row_buffered(xr, mr, o, buf, kept, inv_t):
             dt[j] = _S(e if _live(mt, j) else _C(0.0))  # noqa: F821
 
 
-def _forward(x, out, inv_t, log, rows_per_task):
+def _forward(x, mk, out, inv_t, log, rows_per_task):
     # one call site per row function: each inlined copy of its loops makes the
     # kernel's register allocation worse (exp's constants reloaded in its loop).
-    # No mask: the row functions get a stand-in they never read
+    # mk: the mask (its rows views, stride 0 where it is broadcast), or a stand-in
+    # never read (unmasked kernels)
     P, Q, n = x.shape
     rows = P * Q
-    mr = np.ones(1, np.bool_)
     if log:
         for r in prange(rows):
             i = r // Q if P > 1 else 0
+            mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
             _row_log(x[i, r - i * Q], mr, out[i, r - i * Q], inv_t)
     elif _KEEP and out.strides[2] == out.itemsize:  # noqa: F821
         for r in prange(rows):
             i = r // Q if P > 1 else 0
+            mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
             _row_direct(x[i, r - i * Q], mr, out[i, r - i * Q], inv_t)
     else:
         # a buffer per task of rows_per_task rows
@@ -224,29 +226,8 @@ def _forward(x, out, inv_t, log, rows_per_task):
             buf = np.empty(size, _C)  # noqa: F821
             for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
                 i = r // Q
+                mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
                 _row_buffered(x[i, r - i * Q], mr, out[i, r - i * Q], buf, kept, inv_t)
-
-
-def _forward_masked(x, mk, out, inv_t, log, rows_per_task):
-    # _forward with the mask's rows (views of mk, stride 0 where it is broadcast)
-    P, Q, n = x.shape
-    rows = P * Q
-    if log:
-        for r in prange(rows):
-            i = r // Q if P > 1 else 0
-            _row_log(x[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], inv_t)
-    elif _KEEP and out.strides[2] == out.itemsize:  # noqa: F821
-        for r in prange(rows):
-            i = r // Q if P > 1 else 0
-            _row_direct(x[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], inv_t)
-    else:
-        kept = min(n, KEEP_MAX)
-        size = n if n <= kept else kept + BLOCK
-        for t in prange((rows + rows_per_task - 1) // rows_per_task):
-            buf = np.empty(size, _C)  # noqa: F821
-            for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
-                i = r // Q
-                _row_buffered(x[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], buf, kept, inv_t)
 
 
 def _row_lse(xr, mr, inv_t, t):
@@ -329,19 +310,13 @@ def _row_backward(gr, yr, mr, o, inv_t, log):
             d[j] = _S(v if _live(mr, j) else _C(0.0))  # noqa: F821
 
 
-def _backward(g, y, out, inv_t, log):
+def _backward(g, y, mk, out, inv_t, log):
+    # mk: the mask, or a stand-in never read (unmasked kernels)
     P, Q, n = g.shape
-    mr = np.ones(1, np.bool_)  # no mask: a stand-in never read
     for r in prange(P * Q):
         i = r // Q
+        mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
         _row_backward(g[i, r - i * Q], y[i, r - i * Q], mr, out[i, r - i * Q], inv_t, log)
-
-
-def _backward_masked(g, y, mk, out, inv_t, log):
-    P, Q, n = g.shape
-    for r in prange(P * Q):
-        i = r // Q
-        _row_backward(g[i, r - i * Q], y[i, r - i * Q], _UM(mk[i, r - i * Q]), out[i, r - i * Q], inv_t, log)
 
 
 def _negated(v):
@@ -389,11 +364,11 @@ def masked_row_max(ctype, c):
     return loads(c, ctype)[2]
 
 
-TEMPLATES = {  # (unmasked, masked) kernel of each op
-    "forward": (_forward, _forward_masked),
-    "backward": (_backward, _backward_masked),
-    "logsumexp": (_lse, _lse),
-    "logsumexp_backward": (_lse_backward, _lse_backward),
+TEMPLATES = {  # the kernel of each op, masked or not (_MASKED)
+    "forward": _forward,
+    "backward": _backward,
+    "logsumexp": _lse,
+    "logsumexp_backward": _lse_backward,
 }
 # where x (whose loads _L are) is among each op's inputs
 _X = {"forward": 0, "backward": 0, "logsumexp": 0, "logsumexp_backward": 1}
@@ -407,7 +382,7 @@ def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None, u
     parallel by ``size``); ``unit_mask``: the mask's rows are contiguous (typed
     so, the loops reading them vectorize; ``_views.unit``)."""
     how = how or decorator(size)
-    op = next(k for k, v in TEMPLATES.items() if template in v)
+    op = next(k for k, v in TEMPLATES.items() if v is template)
 
     def build():
         names = ".".join(c.name for c in cs)
@@ -449,7 +424,7 @@ def _inv_t(temperature, ctype):
     return None if temperature == 1 else inverse_temperature(temperature, ctype)
 
 
-_ANY = np.ones((1, 1, 1), np.bool_)  # the mask argument of an unmasked logsumexp kernel, never read
+_ANY = np.ones((1, 1, 1), np.bool_)  # the mask argument of an unmasked kernel, never read
 
 
 def _fill_rows(out, dead, axis, value):
@@ -474,9 +449,9 @@ def _run(op, inputs, mask, ctype, axis, out, args, empty, neg=False):
         _run(op, inputs, None, ctype, axis, out, args, empty, neg)
         _fill_rows(out, ~mask, axis, empty)
         return
-    template = TEMPLATES[op][masked]
+    template = TEMPLATES[op]
     n = len(inputs)
-    stand_in = () if masked or op in ("forward", "backward") else (_ANY,)
+    stand_in = () if masked else (_ANY,)
 
     def run(v, cs, alias):
         # the mask is the last input: its codec is not a value's
