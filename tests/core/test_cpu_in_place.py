@@ -26,6 +26,7 @@ softmax_mod = importlib.import_module("gpu_act.backends.cpu.softmax")
 elementwise_mod = importlib.import_module("gpu_act.backends.cpu.elementwise")
 codecs = importlib.import_module("gpu_act.backends.cpu._codecs")
 launch_mod = importlib.import_module("gpu_act.backends.cpu._kernels")
+numba_mod = importlib.import_module("gpu_act.backends.cpu._numba")
 
 
 def _same_bits(actual, expected, msg=""):
@@ -165,10 +166,14 @@ def _vector_loops(ir):
 
 
 def _uncached(fn):
-    return launch_mod.jit(fn, cache=False)  # compiled here, so its LLVM IR can be read
+    return numba_mod.jit(fn, cache=False)  # compiled here, so its LLVM IR can be read
 
 
-_uncached.__name__ = "uncached"
+def _uncached_kernel(fn):
+    return numba_mod.Kernel(_uncached, fn)  # typed any-layout, as the backend's kernels
+
+
+_uncached.__name__ = _uncached_kernel.__name__ = "uncached"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -177,9 +182,11 @@ def test_in_place_softmax_kernel_drops_the_alias_checks(dtype):
     x = np.random.default_rng(1).standard_normal((1, 4, 1024)).astype(dtype)
     irs = {}
     for dst in (1, 0):  # out of place (out), in place (x)
-        k = softmax_mod._kernel(softmax_mod._forward, np.dtype(dtype), 10, (c, c), dst, how=_uncached)
+        k = softmax_mod._kernel(softmax_mod._forward, np.dtype(dtype), 10, (c, c), dst, (True, True),
+                                how=_uncached_kernel)
         k(x.copy(), softmax_mod._ANY, x.copy(), None, False, 1)  # _ANY: the unmasked kernel's stand-in mask
-        irs[dst] = k.inspect_llvm(k.signatures[0])
+        (sig,) = k.dispatcher.signatures  # any-layout arrays, rows cast contiguous
+        irs[dst] = k.dispatcher.inspect_llvm(sig)
     assert _vector_loops(irs[0]) == _vector_loops(irs[1]) > 0
     # out of place LLVM checks at run time that x and out do not overlap; in place
     # there is nothing to check between them (the task's buffer is checked in both)

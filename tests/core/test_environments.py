@@ -123,13 +123,13 @@ def test_forked_child_runs_serial_under_gnu_openmp_and_parallel_otherwise():
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            ok = work(2)[0] == parent[0] and (_kernels.decorator(x.size) is _numba.jit) == (layer == "omp")
+            ok = work(2)[0] == parent[0] and (_kernels.decorator(x.size) is _numba.kernel_jit) == (layer == "omp")
             os.write(w, b"1" if ok else b"0")
             os._exit(0)
         os.close(w)
         got = os.read(r, 1)
         _, status = os.waitpid(pid, 0)
         assert status == 0 and got == b"1", (status, got, layer)
-        assert _kernels.decorator(x.size) is _numba.pjit  # the parent keeps its threads
+        assert _kernels.decorator(x.size) is _numba.kernel_pjit  # the parent keeps its threads
         print("OK", layer)
         """)

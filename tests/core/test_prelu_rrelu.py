@@ -282,10 +282,10 @@ def test_small_rrelu_training_runs_serial_kernels(monkeypatch):
     assert_close(ga.rrelu(x, training=True, seed=3), ref.rrelu(x, training=True, seed=3), np.float32)
     g = sample((4, 256), np.float32, seed=2, kinks=False)
     assert_close(ga.rrelu_backward(g, x, training=True, seed=3), ref.rrelu_backward(g, x, training=True, seed=3), np.float32)
-    assert len(chosen) == 4 and all(how is launch.jit for how in chosen)  # slopes and kernel, twice
-    slopes = launch._built[("slopes", np.dtype(np.float32), launch.jit)]
-    assert not slopes.targetoptions.get("parallel")
+    assert len(chosen) == 4 and all(how is launch.kernel_jit for how in chosen)  # slopes and kernel, twice
+    slopes = launch._built[("slopes", np.dtype(np.float32), launch.kernel_jit)]
+    assert not slopes.dispatcher.targetoptions.get("parallel")
     chosen.clear()
     x = sample((launch.PARALLEL_MIN // 256, 256), np.float32, seed=4)
     assert_close(ga.rrelu(x, training=True, seed=3), ref.rrelu(x, training=True, seed=3), np.float32)
-    assert chosen == [launch.pjit, launch.pjit]
+    assert chosen == [launch.kernel_pjit, launch.kernel_pjit]

@@ -23,7 +23,7 @@ import numpy as np
 
 from ... import _compile
 from . import _codecs, _vmath
-from ._numba import SOURCE_HASH, ijit, jit, parallel_usable, pjit
+from ._numba import SOURCE_HASH, ijit, kernel_jit, kernel_pjit, parallel_usable
 from ._views import same_view
 
 _lock = threading.RLock()
@@ -57,11 +57,11 @@ PARALLEL_MIN = 1 << 16
 
 
 def decorator(size):
-    """How to compile the kernel for an array of ``size`` elements: ``pjit``
-    (all threads) or ``jit`` (serial; ``prange`` is then a plain range).
+    """How to compile the kernel for an array of ``size`` elements: ``kernel_pjit``
+    (all threads) or ``kernel_jit`` (serial; ``prange`` is then a plain range).
     Serial always in a process forked after its parent ran a GNU OpenMP
     parallel region (``_numba.parallel_usable``)."""
-    return pjit if size >= PARALLEL_MIN and parallel_usable() else jit
+    return kernel_pjit if size >= PARALLEL_MIN and parallel_usable() else kernel_jit
 
 
 def _pick0(a, *rest):

@@ -19,12 +19,17 @@
   fork ``multiprocessing.Pool`` hangs). Such a child runs every kernel serial
   (``parallel_usable``); tbb and Intel OpenMP are fork-safe and keep their
   threads.
+- Kernels (``kernel_jit``, ``kernel_pjit``) are compiled once per kind of
+  arguments, not per array layout (``Kernel``).
 """
 
 import os
 import pathlib
+import threading
 
 import numba
+from numba import types
+from numba.core.typing.typeof import Purpose
 
 from ..._compile import disk_cache, sources_hash
 
@@ -83,3 +88,63 @@ def ijit(fn):
 def pjit(fn):
     """A parallel kernel."""
     return jit(fn, parallel=True)
+
+
+_compiling = threading.Lock()
+
+
+def _any_layout(t):
+    # an array argument typed any-layout ('A'): a C, F or strided array converts to it
+    return t.copy(layout="A") if isinstance(t, types.Array) else t
+
+
+class Kernel:
+    """A kernel called from Python, compiled once per kind of arguments: each
+    array typed any-layout ('A'), so a C-contiguous array, its transpose and a
+    strided view of it run one compiled function (Numba alone compiles a
+    specialization per combination of operand layouts). The kernels index rows
+    through strides and cast rows of unit stride to contiguous themselves
+    (``_views.unit``), which is what their loops need to vectorize.
+
+    ``dispatcher`` never compiles: Numba runs the signature the arguments
+    convert to (a C array to an any-layout one). A call that no signature
+    accepts compiles one in ``_compiler``, a second dispatcher of the same
+    function, and adds it to ``dispatcher``; a call that two accept (an input
+    read-only in one, writable in the other) runs the signature of its own
+    argument types directly."""
+
+    __slots__ = ("dispatcher", "_compiler", "_open")
+
+    def __init__(self, decorate, fn):
+        self.dispatcher = decorate(fn)
+        self._compiler = decorate(fn)
+        self._open = True  # until the first signature is added (a dispatcher without one cannot be disabled)
+
+    def __call__(self, *args):
+        if not self._open:
+            try:
+                return self.dispatcher(*args)
+            except TypeError:  # no compiled signature takes these argument types, or two do
+                pass
+        return self._entry(args)(*args)
+
+    def _entry(self, args):
+        sig = tuple(_any_layout(numba.typeof(a, Purpose.argument)) for a in args)
+        d = self.dispatcher
+        with _compiling:
+            if sig not in d.overloads:
+                self._compiler.compile(sig)
+                d.add_overload(self._compiler.overloads[sig])
+                d.disable_compile()
+                self._open = False
+        return d.overloads[sig].entry_point
+
+
+def kernel_jit(fn):
+    """A serial kernel (``Kernel``)."""
+    return Kernel(jit, fn)
+
+
+def kernel_pjit(fn):
+    """A parallel kernel (``Kernel``)."""
+    return Kernel(pjit, fn)

@@ -11,6 +11,7 @@ stages through contiguous copies.
 
 import numpy as np
 from numba import types
+from numba.core import ir_utils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 from numpy.lib.stride_tricks import as_strided
@@ -103,3 +104,33 @@ def unit(typingctx, a):
 def same(a):
     """In a kernel: ``a`` as it is (the other choice to ``unit``)."""
     return a
+
+
+def _returns_its_argument(lhs, args, alias_map, arg_aliases):
+    rhs = args[0].name
+    if rhs in arg_aliases:
+        arg_aliases.add(lhs)
+    else:
+        alias_map.setdefault(rhs, set()).add(lhs)
+        alias_map.setdefault(lhs, set()).add(rhs)
+
+
+# Numba's parfor pass drops the stores to an array it does not know to be a view
+# of an argument, and it takes a call's result for a new array: a row cast by
+# ``unit`` or ``same`` and written in a parallel loop's body would lose its last
+# store. Both return their argument, which is declared here.
+for _fn in ("unit", "same"):
+    ir_utils.alias_func_extensions[(_fn, __name__)] = _returns_its_argument
+
+
+def unit_rows(views):
+    """Per view: whether its rows (the last axis) have unit stride or at most one
+    element, and so may be typed contiguous in a kernel (``unit``)."""
+    return tuple(v.shape[-1] <= 1 or v.strides[-1] == v.itemsize for v in views)
+
+
+def row_casts(units):
+    """The bindings ``_U0``, ``_U1``, ... of a row kernel: ``unit`` for the operands
+    whose rows have unit stride (``unit_rows``), else ``same``. Kernels are typed
+    any-layout (``_numba.Kernel``); cast so, their row loops vectorize."""
+    return {f"_U{k}": unit if u else same for k, u in enumerate(units)}

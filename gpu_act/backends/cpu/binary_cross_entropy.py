@@ -19,7 +19,7 @@ from ...formulas import bce_der, bce_fwd, bce_logits_der, bce_logits_fwd
 from . import _codecs
 from ._kernels import cached, codecs, decorator, formulas
 from ._numba import SOURCE_HASH, ijit
-from ._views import flat
+from ._views import flat, row_casts, unit_rows
 
 
 # elements per parallel task
@@ -36,8 +36,8 @@ def _rows(z, t, w, pw, loss, grad, scale):
         hi = min(lo + CHUNK, N)
         i = row // Q
         k = row - i * Q
-        zr, tr, lr, gr = z[i, k], t[i, k], loss[i, k], grad[i, k]
-        wr, pr = w[i, k], pw[i, k]
+        zr, tr, lr, gr = _U0(z[i, k]), _U1(t[i, k]), _U4(loss[i, k]), _U5(grad[i, k])  # noqa: F821
+        wr, pr = _U2(w[i, k]), _U3(pw[i, k])  # noqa: F821
         for j in range(lo, hi):
             a, b = _Lz(zr[j]), _Lt(tr[j])  # noqa: F821
             c = _Lw(wr[j]) if _WEIGHTED else _C(1.0)  # noqa: F821
@@ -56,14 +56,16 @@ def _probs_template(p, t, w, pw):
     return _g(p, t, w)  # noqa: F821
 
 
-def _kernel(ctype, size, cs, logits, weighted, pos_weighted, want_grad):
+def _kernel(ctype, size, cs, logits, weighted, pos_weighted, want_grad, units):
     """The kernel for operand codecs ``cs`` (z, t, w, pw, gradient); without a
-    weight (or positive weight) its argument is never read: 1 is compiled in."""
+    weight (or positive weight) its argument is never read: 1 is compiled in.
+    ``units``: whether the rows of z, t, w, pw, loss and gradient have unit
+    stride (``_views.row_casts``)."""
     how = decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        flags = "".join(str(int(f)) for f in (logits, weighted, pos_weighted, want_grad))
+        flags = "".join(str(int(f)) for f in (logits, weighted, pos_weighted, want_grad, *units))
         tag = f"{ctype.name}.{names}.{flags}.{how.__name__}.{SOURCE_HASH}"
         if logits:
             fwd, der = formulas(ctype)[bce_logits_fwd.__name__], formulas(ctype)[bce_logits_der.__name__]
@@ -82,10 +84,11 @@ def _kernel(ctype, size, cs, logits, weighted, pos_weighted, want_grad):
             "_Lw": load[2],
             "_Lp": load[3],
             "_S": _codecs.functions(cs[4], ctype).store,
+            **row_casts(units),
         }
         return _compile.instantiate(_rows, bound, tag, how, ctype)
 
-    return cached(("bce", ctype, how, cs, logits, weighted, pos_weighted, want_grad), build)
+    return cached(("bce", ctype, how, cs, logits, weighted, pos_weighted, want_grad, units), build)
 
 
 def binary_cross_entropy(z, t, w, pw, logits, scale, want_grad):
@@ -105,5 +108,6 @@ def binary_cross_entropy(z, t, w, pw, logits, scale, want_grad):
         views.append(np.empty((1, 1, 1), z.dtype))
     cs = codecs([z, t, wb, pwb, views[5]])
     views = [_codecs.storage(v, c) for v, c in zip(views[:4], cs[:4])] + [views[4], _codecs.storage(views[5], cs[4])]
-    _kernel(ctype, z.size, cs, logits, w is not None, pw is not None, want_grad)(*views, ctype.type(scale))
+    k = _kernel(ctype, z.size, cs, logits, w is not None, pw is not None, want_grad, unit_rows(views))
+    k(*views, ctype.type(scale))
     return loss, grad

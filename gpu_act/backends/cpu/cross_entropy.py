@@ -36,7 +36,7 @@ from ..._dtypes import COMPUTE
 from ._kernels import cached, codecs, decorator
 from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit
-from ._views import rows3
+from ._views import row_casts, rows3, unit_rows
 from .softmax import masked_row_max, row_max
 
 
@@ -84,7 +84,7 @@ def _stats(zr, mr, cap, inv_cap):
 
 def _row_mask(mk, i, k):
     # the mask's row (i, k), or the stand-in of an unmasked kernel, never read
-    return mk[i, k] if _MASKED else mk[0, 0]  # noqa: F821
+    return _U3(mk[i, k]) if _MASKED else mk[0, 0]  # noqa: F821
 
 
 def _dead(loss, grad, lse, i, k, want_grad, want_lse):
@@ -101,7 +101,7 @@ def _index_rows(z, mk, t, w, ignore, eps, z_loss, cap, inv_cap, scale, loss, gra
     for r in prange(P * Q):
         i = r // Q
         k = r - i * Q
-        zr = z[i, k]
+        zr = _U0(z[i, k])  # noqa: F821
         mr = _row_mask(mk, i, k)  # noqa: F821
         ti = t[i, k]
         if ti == ignore:
@@ -143,7 +143,7 @@ def _index_rows(z, mk, t, w, ignore, eps, z_loss, cap, inv_cap, scale, loss, gra
         if want_lse:
             lse[i, k] = lr
         if want_grad:
-            gr = grad[i, k]
+            gr = _U2(grad[i, k])  # noqa: F821
             a = _C((qsum + 2.0 * z_loss * lr) / s * scale)  # noqa: F821
             bs = _C(base * scale)  # noqa: F821
             for j in range(C):
@@ -162,8 +162,8 @@ def _prob_rows(z, mk, t, w, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, w
     for r in prange(P * Q):
         i = r // Q
         k = r - i * Q
-        zr = z[i, k]
-        tr = t[i, k]
+        zr = _U0(z[i, k])  # noqa: F821
+        tr = _U1(t[i, k])  # noqa: F821
         mr = _row_mask(mk, i, k)  # noqa: F821
         m, s, ls, count = _stats(zr, mr, cap, inv_cap)  # noqa: F821
         if count == 0:
@@ -187,7 +187,7 @@ def _prob_rows(z, mk, t, w, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, w
         if want_lse:
             lse[i, k] = lr
         if want_grad:
-            gr = grad[i, k]
+            gr = _U2(grad[i, k])  # noqa: F821
             a = _C((qsum + 2.0 * z_loss * lr) / s * scale)  # noqa: F821
             for j in range(C):
                 live = _live(mr, j)  # noqa: F821
@@ -197,13 +197,16 @@ def _prob_rows(z, mk, t, w, eps, z_loss, cap, inv_cap, scale, loss, grad, lse, w
                 gr[j] = _S(gj if live else _C(0.0))  # noqa: F821
 
 
-def _kernel(template, ctype, size, cs, capped, weighted, masked):
-    """The kernel for codecs ``cs``: (logits, gradient) or (logits, targets, gradient)."""
+def _kernel(template, ctype, size, cs, capped, weighted, masked, units):
+    """The kernel for codecs ``cs``: (logits, gradient) or (logits, targets, gradient);
+    ``units``: whether the rows of logits, targets, gradient and mask have unit
+    stride (``_views.row_casts``)."""
     how = decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{int(capped)}{int(weighted)}{int(masked)}.{how.__name__}.{SOURCE_HASH}"
+        flags = "".join(str(int(f)) for f in (capped, weighted, masked, *units))
+        tag = f"{ctype.name}.{names}.{flags}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
         bound = {
             "_C": ctype.type,
@@ -217,12 +220,13 @@ def _kernel(template, ctype, size, cs, capped, weighted, masked):
             "_S": _codecs.functions(cs[-1], ctype).store,
             "_rmax": masked_row_max(ctype, cs[0]) if masked else _compile.instantiate(
                 _unmasked_max, {"_row_max": row_max(ctype, cs[0])}, tag, ijit, ctype),
+            **row_casts(units),
         }
         for helper in (_v, _dv, _w, _live, _row_mask, _stats, _dead):
             bound[helper.__name__] = _compile.instantiate(helper, bound, tag, ijit, ctype)
         return _compile.instantiate(template, bound, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how, cs, capped, weighted, masked), build)
+    return cached((template.__name__, ctype, how, cs, capped, weighted, masked, units), build)
 
 
 def _unmasked_max(zr, mr):
@@ -267,8 +271,10 @@ def cross_entropy(z, target, axis, index, ignore, eps, weight, z_loss, softcap, 
     w = np.ones(1, ctype) if weight is None else np.ascontiguousarray(weight, ctype)
     cap = ctype.type(softcap if softcap is not None else 1.0)
     args = (ctype.type(eps), ctype.type(z_loss), cap, ctype.type(1.0 / cap), ctype.type(scale))
+    # whose rows have unit stride: logits, targets (class indices have none: logits stand in), gradient, mask
+    units = unit_rows([values[0], values[0] if index else values[1], g3, mk])
     k = _kernel(_index_rows if index else _prob_rows, ctype, z.size, cs, softcap is not None, weight is not None,
-                mask is not None)
+                mask is not None, units)
     outs = (loss2, g3, lse2, want_grad, want_lse)
     if index:
         t2 = np.ascontiguousarray(target, dtype=np.int64).reshape(P, Q)

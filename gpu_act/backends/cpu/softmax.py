@@ -54,7 +54,7 @@ from ..._dtypes import COMPUTE, inverse_temperature
 from ._kernels import cached, decorator, launch, pick
 from . import _codecs, _vmath
 from ._numba import SOURCE_HASH, ijit
-from ._views import rows3, same, unit
+from ._views import row_casts, rows3, same, unit, unit_rows
 
 
 BLOCK = 1024
@@ -212,12 +212,12 @@ def _forward(x, mk, out, inv_t, log, rows_per_task):
         for r in prange(rows):
             i = r // Q if P > 1 else 0
             mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
-            _row_log(x[i, r - i * Q], mr, out[i, r - i * Q], inv_t)
+            _row_log(_U0(x[i, r - i * Q]), mr, _U1(out[i, r - i * Q]), inv_t)  # noqa: F821
     elif _KEEP and out.strides[2] == out.itemsize:  # noqa: F821
         for r in prange(rows):
             i = r // Q if P > 1 else 0
             mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
-            _row_direct(x[i, r - i * Q], mr, out[i, r - i * Q], inv_t)
+            _row_direct(_U0(x[i, r - i * Q]), mr, _U1(out[i, r - i * Q]), inv_t)  # noqa: F821
     else:
         # a buffer per task of rows_per_task rows
         kept = min(n, KEEP_MAX)
@@ -227,7 +227,7 @@ def _forward(x, mk, out, inv_t, log, rows_per_task):
             for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
                 i = r // Q
                 mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
-                _row_buffered(x[i, r - i * Q], mr, out[i, r - i * Q], buf, kept, inv_t)
+                _row_buffered(_U0(x[i, r - i * Q]), mr, _U1(out[i, r - i * Q]), buf, kept, inv_t)  # noqa: F821
 
 
 def _row_lse(xr, mr, inv_t, t):
@@ -266,7 +266,7 @@ def _lse(x, mk, out, inv_t, t):
         i = r // Q
         k = r - i * Q
         mr = _UM(mk[i, k]) if _MASKED else mk[0, 0]  # noqa: F821
-        out[i, k, 0] = _S(_row_lse(x[i, k], mr, inv_t, t))  # noqa: F821
+        out[i, k, 0] = _S(_row_lse(_U0(x[i, k]), mr, inv_t, t))  # noqa: F821
 
 
 def _lse_backward(g, x, r, mk, out, inv_t):
@@ -279,8 +279,8 @@ def _lse_backward(g, x, r, mk, out, inv_t):
         mr = _UM(mk[i, k]) if _MASKED else mk[0, 0]  # noqa: F821
         gv = _Lg(g[i, k, 0])  # noqa: F821
         rv = _Lr(r[i, k, 0])  # noqa: F821
-        xr = x[i, k]
-        d = _dst(g[i, k], xr, r[i, k], out[i, k])  # noqa: F821  (in place: x itself)
+        xr = _U1(x[i, k])  # noqa: F821
+        d = _dst(g[i, k], xr, r[i, k], _U3(out[i, k]))  # noqa: F821  (in place: x itself)
         nan = rv - rv  # 0, or NaN where r is not finite: the row's softmax is NaN
         for j in range(n):
             e = gv * _exp(_scaled(_L(xr[j]) - rv, inv_t)) if nan == 0.0 else nan  # noqa: F821
@@ -316,7 +316,7 @@ def _backward(g, y, mk, out, inv_t, log):
     for r in prange(P * Q):
         i = r // Q
         mr = _UM(mk[i, r - i * Q]) if _MASKED else mk[0, 0]  # noqa: F821
-        _row_backward(g[i, r - i * Q], y[i, r - i * Q], mr, out[i, r - i * Q], inv_t, log)
+        _row_backward(_U0(g[i, r - i * Q]), _U1(y[i, r - i * Q]), mr, _U2(out[i, r - i * Q]), inv_t, log)  # noqa: F821
 
 
 def _negated(v):
@@ -374,19 +374,21 @@ TEMPLATES = {  # the kernel of each op, masked or not (_MASKED)
 _X = {"forward": 0, "backward": 0, "logsumexp": 0, "logsumexp_backward": 1}
 
 
-def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None, unit_mask=False):
+def _kernel(template, ctype, size, cs, dst, units, neg=False, masked=False, how=None, unit_mask=False):
     """The kernel for operand codecs ``cs`` (value inputs..., out; a mask is read
     as it is) writing through argument ``dst`` (the last: out; else the input
     that out is, in place), x's loads negated with ``neg`` (softmin), with the
     mask's rows read where ``masked``, compiled by ``how`` (default: serial or
-    parallel by ``size``); ``unit_mask``: the mask's rows are contiguous (typed
-    so, the loops reading them vectorize; ``_views.unit``)."""
+    parallel by ``size``); ``units``: whether each value operand's rows are
+    contiguous, ``unit_mask`` the mask's (typed so, the loops reading them
+    vectorize; ``_views.unit``)."""
     how = how or decorator(size)
     op = next(k for k, v in TEMPLATES.items() if v is template)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"{ctype.name}.{names}.{dst}.{int(neg)}{int(masked)}{int(unit_mask)}.{how.__name__}.{SOURCE_HASH}"
+        flags = "".join(str(int(u)) for u in (neg, masked, unit_mask, *units))
+        tag = f"{ctype.name}.{names}.{dst}.{flags}.{how.__name__}.{SOURCE_HASH}"
         vm = _vmath.functions(ctype)
         ins = [_codecs.functions(c, ctype).load for c in cs[:-1]]
         x = _X[op]
@@ -405,6 +407,7 @@ def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None, u
             "_KEEP": cs[-1].native,
             "_dst": pick(dst),
             "_UM": unit if unit_mask else same,
+            **row_casts(units),
         }
         if masked:
             bindings["_rmax"] = masked_max
@@ -416,7 +419,7 @@ def _kernel(template, ctype, size, cs, dst, neg=False, masked=False, how=None, u
             bindings[row.__name__] = _compile.instantiate(row, bindings, tag, ijit, ctype)
         return _compile.instantiate(template, bindings, tag, how, ctype)
 
-    return cached((template.__name__, ctype, how, cs, dst, neg, masked, unit_mask), build)
+    return cached((template.__name__, ctype, how, cs, dst, units, neg, masked, unit_mask), build)
 
 
 def _inv_t(temperature, ctype):
@@ -456,9 +459,9 @@ def _run(op, inputs, mask, ctype, axis, out, args, empty, neg=False):
     def run(v, cs, alias):
         # the mask is the last input: its codec is not a value's
         values = cs[:n] + cs[-1:]
-        unit_mask = masked and v[n].strides[-1] == 1
-        k = _kernel(template, ctype, out.size, values, n if alias is None else alias, neg, masked,
-                    unit_mask=unit_mask)
+        unit_mask = masked and unit_rows(v[n:n + 1])[0]
+        k = _kernel(template, ctype, out.size, values, n if alias is None else alias, unit_rows(v[:n] + v[-1:]),
+                    neg, masked, unit_mask=unit_mask)
         k(*v[:n], *stand_in, *v[n:], *args)
 
     arrays = inputs + ([np.broadcast_to(mask, inputs[_X[op]].shape)] if masked else [])

@@ -44,7 +44,7 @@ from ..._dtypes import COMPUTE
 from ._kernels import cached, decorator, launch, pick
 from . import _codecs
 from ._numba import SOURCE_HASH, ijit
-from ._views import rows3
+from ._views import row_casts, rows3, unit_rows
 from .softmax import row_max
 
 BISECTIONS = 32  # the bracket then spans 2^-32: the fix removes what little is left
@@ -135,7 +135,7 @@ def _forward(x, out, rows_per_task):
         buf = np.empty(n, _C)  # noqa: F821
         for r in range(t * rows_per_task, min(t * rows_per_task + rows_per_task, rows)):
             i = r // Q
-            _row_forward(x[i, r - i * Q], out[i, r - i * Q], buf)  # noqa: F821
+            _row_forward(_U0(x[i, r - i * Q]), _U1(out[i, r - i * Q]), buf)  # noqa: F821
 
 
 def _row_backward(gr, yr, o):
@@ -161,17 +161,19 @@ def _backward(g, y, out):
     P, Q, n = g.shape
     for r in prange(P * Q):
         i = r // Q
-        _row_backward(g[i, r - i * Q], y[i, r - i * Q], out[i, r - i * Q])  # noqa: F821
+        _row_backward(_U0(g[i, r - i * Q]), _U1(y[i, r - i * Q]), _U2(out[i, r - i * Q]))  # noqa: F821
 
 
-def _kernel(template, ctype, size, cs, dst):
+def _kernel(template, ctype, size, cs, dst, units):
     """The kernel for operand codecs ``cs`` (inputs..., out) writing through
-    argument ``dst`` (the last: out; else the input that out is, in place)."""
+    argument ``dst`` (the last: out; else the input that out is, in place);
+    ``units``: whether each operand's rows have unit stride (``_views.row_casts``)."""
     how = decorator(size)
 
     def build():
         names = ".".join(c.name for c in cs)
-        tag = f"sparsemax.{ctype.name}.{names}.{dst}.{how.__name__}.{SOURCE_HASH}"
+        flags = "".join(str(int(u)) for u in units)
+        tag = f"sparsemax.{ctype.name}.{names}.{dst}.{flags}.{how.__name__}.{SOURCE_HASH}"
         loads = [_codecs.functions(c, ctype).load for c in cs[:-1]]
         b = {
             "_C": ctype.type,
@@ -182,17 +184,18 @@ def _kernel(template, ctype, size, cs, dst):
             "_S": _codecs.functions(cs[-1], ctype).store,
             "_dst": pick(dst),
             "_row_max": row_max(ctype, cs[0]),
+            **row_casts(units),
         }
         for fn in (_relative, _above, _fix, _threshold, _row_forward, _row_backward):
             b[fn.__name__] = _compile.instantiate(fn, b, tag, ijit, ctype)
         return _compile.instantiate(template, b, tag, how, ctype)
 
-    return cached(("sparsemax", template.__name__, ctype, how, cs, dst), build)
+    return cached(("sparsemax", template.__name__, ctype, how, cs, dst, units), build)
 
 
 def _run(template, inputs, ctype, axis, out, *extra):
     def run(v, cs, alias):
-        k = _kernel(template, ctype, out.size, cs, len(inputs) if alias is None else alias)
+        k = _kernel(template, ctype, out.size, cs, len(inputs) if alias is None else alias, unit_rows(v))
         k(*v, *extra)
 
     launch(run, lambda a: rows3(a, axis), inputs, out)
