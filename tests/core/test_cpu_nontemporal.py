@@ -93,7 +93,7 @@ def test_streamed_kernel_uses_vector_non_temporal_stores():
     seg = _compile.instantiate(elementwise._segment, {"_w": w}, "t", numba.njit)
     bound = {"_segment": seg, "_whole": seg, "_STREAM": True, "_CHUNK": elementwise.STREAM_CHUNK}
     k = _compile.instantiate(elementwise._template, bound, "t", lambda f: numba.njit(f, error_model="numpy"))
-    x = np.ones((1, 100), np.float32)
+    x = np.ones((1, 1, 100), np.float32)  # the (P, R, n) views of _views.flat
     k(x, x, x, np.empty_like(x), ())
     asm = k.inspect_asm(k.signatures[0])
     assert re.search(r"\bv?movnt(p[sd]|dq)\s+%[xyz]mm", asm), "no packed non-temporal store in the streamed kernel"

@@ -2,9 +2,9 @@
 
 Adjacent dimensions are merged where every operand lays them out
 contiguously with respect to each other (``gpu_act._layout.merge_dims``); broadcast (stride 0), negative and
-non-unit strides are kept as they are. Kernels then see 2-D or 3-D
-(elementwise) or 3-D ``(P, Q, n)`` (row-wise, the reduced axis last) arrays of
-any strides.
+non-unit strides are kept as they are. Kernels then see 3-D arrays of any
+strides: ``(P, R, n)`` (elementwise, P * R rows) or ``(P, Q, n)`` (row-wise,
+the reduced axis last).
 Layouts that do not collapse that far (rare) return None and the caller
 stages through contiguous copies.
 """
@@ -36,15 +36,15 @@ def _contiguous(arrays):
 
 
 def flat(arrays):
-    """2-D views of same-shape operands, 3-D where their dims merge into no fewer
-    than three (a per-channel operand broadcast along a 3-D array), or None."""
+    """3-D views (P, R, n) of same-shape operands, their dims merged (one kernel
+    signature for every layout), or None where they merge into more than three."""
     if _contiguous(arrays):  # the common case, without as_strided's cost
-        shape = (1, arrays[0].size)
+        shape = (1, 1, arrays[0].size)
         return [a.reshape(shape) for a in arrays]
     groups = merge_dims(arrays[0].shape, [a.strides for a in arrays])
     if len(groups) > 3:
         return None
-    return _views(arrays, groups, max(2, len(groups)), [()] * len(arrays))
+    return _views(arrays, groups, 3, [()] * len(arrays))
 
 
 def rows3(arrays, axis):
@@ -68,21 +68,16 @@ def same_view(a, b):
 
 
 def row(a, q, inner):
-    """In a kernel: row q of a 2-D view from ``flat``, or of the P * inner rows
-    of a 3-D one (P, inner, n)."""
+    """In a kernel: row q of the P * inner rows of a 3-D view (P, inner, n) from ``flat``."""
 
 
 @overload(row, inline="always")
 def _row_impl(a, q, inner):
-    if a.ndim == 2:
-        return lambda a, q, inner: a[q]
-    if a.ndim == 3:
+    def row3(a, q, inner):
+        i = q // inner
+        return a[i, q - i * inner]
 
-        def row3(a, q, inner):
-            i = q // inner
-            return a[i, q - i * inner]
-
-        return row3
+    return row3
 
 
 @intrinsic
@@ -90,7 +85,7 @@ def unit(typingctx, a):
     """In a kernel: the 1-D array ``a``, whose stride the caller knows to be its
     item size, typed C-contiguous. A loop over an array of any layout indexes it
     through its stride, which LLVM cannot vectorize; typed C-contiguous, it can
-    (a row of a row-sliced or half view is contiguous, its 2-D view is not)."""
+    (a row of a row-sliced or half view is contiguous, its 3-D view is not)."""
     if not isinstance(a, types.Array) or a.ndim != 1:
         return None
 

@@ -5,7 +5,7 @@ Each element's loss and gradient are the formulas of ``gpu_act.formulas``
 weight pw; ``bce_fwd``/``bce_der`` on probabilities with weight w), compiled
 for the compute dtype. The operands (input, target, w, pw) share the input's
 shape, w and pw through stride 0 where they broadcast (1 where absent), and
-are merged to 2-D or 3-D views (``_views.flat``); each is read through its
+are merged to 3-D views (``_views.flat``); each is read through its
 codec. Losses are written in the compute dtype, the gradient (times ``scale``)
 in the input's.
 """
@@ -103,7 +103,6 @@ def binary_cross_entropy(z, t, w, pw, logits, scale, want_grad):
     views = flat(arrays)
     if views is None:  # dims that do not merge to three: contiguous copies
         views = flat([np.ascontiguousarray(a) for a in arrays[:4]] + arrays[4:])
-    views = [v[None] if v.ndim == 2 else v for v in views]
     if not want_grad:  # the kernel's gradient argument, never written
         views.append(np.empty((1, 1, 1), z.dtype))
     cs = codecs([z, t, wb, pwb, views[5]])

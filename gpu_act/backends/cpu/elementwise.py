@@ -1,6 +1,6 @@
 """Elementwise kernels for the CPU, one per (wrapper, formula, compute dtype).
 
-A kernel applies ``_w`` to every element of 2-D or 3-D views (see ``_views.flat``);
+A kernel applies ``_w`` to every element of 3-D views (see ``_views.flat``);
 ``_w`` is one of ``gpu_act._wrappers`` bound to a registry formula ``_g``. The
 flat element range is split into chunks run in parallel; inside a chunk the
 loop runs along a row so LLVM can vectorize contiguous data.
@@ -68,7 +68,7 @@ def _segment(sa, sb, sc, so, p):
 
 
 def _template(a, b, c, out, p):
-    # 2-D views (rows, cols), or 3-D (P, R, cols) of P * R rows
+    # 3-D views (P, R, cols) of P * R rows
     cols = out.shape[-1]
     inner = out.shape[out.ndim - 2]
     total = out.size
@@ -194,7 +194,7 @@ def _run(wrapper, formula, arrays, params, out):
     a, b, c = picked
     if out.flags.c_contiguous and all(x.flags.c_contiguous for x in arrays) and apart(out, arrays):
         k, ctype, cs = _plan(wrapper, formula, (*[x.dtype for x in arrays], out.dtype), out.size)
-        v = [x.reshape(1, -1) if cd.native else x.reshape(1, -1).view(cd.storage) for x, cd in zip([*arrays, out], cs)]
+        v = [x.reshape(1, 1, -1) if cd.native else x.reshape(1, 1, -1).view(cd.storage) for x, cd in zip([*arrays, out], cs)]
         k(v[a], v[b], v[c], v[-1], tuple(map(ctype.type, params)))
         return
     ctype = COMPUTE[np.result_type(*arrays)]

@@ -3,7 +3,7 @@ compute dtype, operand codecs) writes both halves of the gradient of x,
 
     da = g * b * act'(a),    db = g * act(a),
 
-reading g, a and b once. The operands are 2-D or 3-D views of one shape
+reading g, a and b once. The operands are 3-D views of one shape
 (``_views.flat``: the halves of x and of the gradient are strided views,
 merged where their dimensions allow), read and written through their codecs
 (``_codecs``: float16 and bfloat16 as uint16 bits, computed in float32); the
@@ -40,7 +40,7 @@ def _segment(sg, sa, sb, sda, sdb, p):
 
 
 def _backward(g, a, b, da, db, p):
-    # 2-D views (rows, cols), or 3-D (P, R, cols) of P * R rows
+    # 3-D views (P, R, cols) of P * R rows
     cols = g.shape[-1]
     inner = g.shape[g.ndim - 2]
     total = g.size
