@@ -9,6 +9,8 @@ the blocks.
 
 import functools
 
+from numpy import ndarray as _ndarray
+
 from ._dispatch import BackendUnavailableError, available_backends
 from ._public import FUNCTIONS as _PUBLIC
 
@@ -17,7 +19,8 @@ def _dask_aware(fn):
     @functools.wraps(fn)
     def call(*args, **kwargs):
         for a in (*args, *kwargs.values()):
-            if type(a).__module__.startswith("dask"):
+            t = type(a)
+            if t is not _ndarray and t.__module__.startswith("dask"):
                 from . import _dask
 
                 return _dask.call(fn, args, kwargs)

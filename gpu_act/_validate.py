@@ -127,6 +127,8 @@ def array(fname, be, ctx, what, obj):
     byte order is computed by value (converted to native order); a masked array
     is refused: its mask would be ignored; so is a torch tensor that requires
     grad (gpu_act.torch differentiates)."""
+    if type(obj) is np.ndarray and be.NAME == "cpu" and obj.dtype.isnative:  # the common call: as it is
+        return obj
     if type(obj) is not np.ndarray and isinstance(obj, np.ndarray) and isinstance(obj, np.ma.MaskedArray):
         raise TypeError(
             f"{fname}: {what} is a numpy.ma.MaskedArray, whose mask gpu_act would ignore; "

@@ -36,7 +36,8 @@ def context(primary, stream):
 
 
 def _is_tensor(obj):
-    return type(obj).__module__.split(".")[0] == "torch"
+    m = type(obj).__module__
+    return m == "torch" or m.startswith("torch.")
 
 
 def _from_tensor(t):

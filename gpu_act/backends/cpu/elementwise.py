@@ -170,32 +170,41 @@ _PICK = {1: (0, 0, 0), 2: (0, 1, 1), 3: (0, 1, 2)}
 
 
 def _plan(wrapper, formula, dtypes, size):
-    """(kernel, compute dtype, codecs) for C-contiguous operands of ``dtypes``
-    (inputs..., out) of ``size`` elements, out apart from every input: what a
-    call computes before its kernel runs, once per (wrapper, formula, dtypes,
-    thread use, store kind)."""
-    nbytes = size * dtypes[-1].itemsize
-    key = ("plan", wrapper, formula, dtypes, decorator(size), _nontemporal.wanted(nbytes))
+    """(kernel, compute dtype, storage dtypes) for C-contiguous operands of
+    ``dtypes`` (inputs..., out) of ``size`` elements, out apart from every input:
+    what a call computes before its kernel runs, once per (wrapper, formula,
+    dtypes, thread use, store kind). A storage dtype is None for an operand
+    read as it is (float32, float64)."""
+    how = decorator(size)
+    streamed = _nontemporal.wanted(size * dtypes[-1].itemsize)
+    key = (formula, wrapper, dtypes, how, streamed)
+    hit = _plans.get(key)
+    if hit is not None:
+        return hit
 
     def build():
         ctype = COMPUTE[np.result_type(*dtypes[:-1])]
-        stream = _nontemporal.wanted(nbytes) and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
+        stream = streamed and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
         cs = tuple(_codecs.codec(d) for d in dtypes)
         a, b, c = _PICK[len(dtypes) - 1]
         k = _kernel(wrapper, formula, ctype, size, stream, (cs[a], cs[b], cs[c], cs[-1]), 3, (False,) * 3)
-        return k, ctype, cs
+        return k, ctype, tuple(None if cd.native else cd.storage for cd in cs)
 
-    return cached(key, build)
+    return _plans.setdefault(key, cached(key, build))
+
+
+_plans = {}
 
 
 def _run(wrapper, formula, arrays, params, out):
     """out = wrapper(arrays...) elementwise; arrays share out's shape."""
     picked = _PICK[len(arrays)]
     a, b, c = picked
-    if out.flags.c_contiguous and all(x.flags.c_contiguous for x in arrays) and apart(out, arrays):
-        k, ctype, cs = _plan(wrapper, formula, (*[x.dtype for x in arrays], out.dtype), out.size)
-        v = [x.reshape(1, 1, -1) if cd.native else x.reshape(1, 1, -1).view(cd.storage) for x, cd in zip([*arrays, out], cs)]
-        k(v[a], v[b], v[c], v[-1], tuple(map(ctype.type, params)))
+    if out.flags.c_contiguous and all([x.flags.c_contiguous for x in arrays]) and apart(out, arrays):
+        k, ctype, storage = _plan(wrapper, formula, tuple([x.dtype for x in arrays]) + (out.dtype,), out.size)
+        shape = (1, 1, out.size)
+        v = [x.reshape(shape) if st is None else x.reshape(shape).view(st) for x, st in zip(arrays + [out], storage)]
+        k(v[a], v[b], v[c], v[-1], tuple([ctype.type(p) for p in params]) if params else ())
         return
     ctype = COMPUTE[np.result_type(*arrays)]
     stream = _nontemporal.wanted(out.size * out.dtype.itemsize) and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
