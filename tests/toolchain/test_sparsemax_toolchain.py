@@ -7,10 +7,10 @@
   hostcuda's NumPy stand-in for CuPy), for every team, dtype, layout, special
   row, in place, with the row in shared memory and streamed, and with blocks
   looping over rows; results against the float64 reference;
-- the same source compiled by NVRTC as CuPy compiles it (CuPy's own compile
-  path, resources.py) for sm_80 and sm_90, every instance in the cubin, and
-  each kernel's ptxas resources within its largest launch (registers x
-  threads, static + the launcher's dynamic shared memory <= 48 KiB, no spills);
+- (the same source through NVRTC as CuPy compiles it, every instance in the
+  cubin and fitting its largest launch with the launcher's dynamic shared
+  memory: tests/toolchain/test_nvrtc.py and test_ptxas_resources.py, with
+  every other module);
 - the Numba kernels (gpu_act/backends/cuda/sparsemax.py) compiled to PTX with
   NVVM, every variant and dtype (each once: float64 for sm_80, the others for
   sm_90), ptxas resources fitting the launch ``_config`` gives them (under
@@ -168,48 +168,6 @@ def test_host_planned_launches(host, dtype):
         if shared:  # the output written from the shared row by other lanes than read it in
             run_rows(sm, dtype, x, axis, "shifted", what=f"{shape} axis={axis} shifted")
     assert config.plan("rows", 20, 1030, 1, 1030, csize)[1] < 20  # blocks looped over rows above
-
-
-# ---------------------------------------------------------------- NVRTC (CuPy's compile path)
-nvrtc = pytest.mark.skipif(
-    importlib.util.find_spec("cupy") is None or R.cupy_nvrtc_version() is None,
-    reason="CuPy cannot load NVRTC (install the cu12 or cu13 extra)",
-)
-ARCHS = (80, 90)
-
-
-def _largest_launch(expr, csize):
-    """(block, dynamic shared bytes) of the largest launch the CuPy launcher makes of ``expr``."""
-    _config = importlib.import_module("gpu_act.backends.cupy._config")
-    sparsemax = importlib.import_module("gpu_act.backends.cupy.sparsemax")  # the module, not the backend's function
-    team = TEAMS[int(expr.rsplit(",", 1)[1].strip(" >"))]
-    block = _config.BLOCK_MAX[csize] if team == "block" else _config.THREADS
-    shared = sparsemax.SHARED_ROW_MAX if team == "block" and "_fwd" in expr else 0
-    return block, shared
-
-
-@nvrtc
-@pytest.mark.parametrize("arch", ARCHS)
-def test_nvrtc_compiles_every_instance(arch):
-    _modules = importlib.import_module("gpu_act.backends.cupy._modules")
-
-    for dtype in DTYPES:
-        exprs = kernels.INSTANCES[("sparsemax.cu", dtype)]
-        got = R.cupy_compile(kernels.source("sparsemax.cu"), _modules.OPTIONS, arch, name_expressions=exprs)
-        assert got.kind == "cubin"
-        for expr in exprs:
-            lowered = got.mapping[expr]
-            assert b"\0" + lowered.encode() + b"\0" in got.image and b".text." + lowered.encode() in got.image, expr
-        if R.ptxas_path() is None:
-            continue
-        csize = 8 if dtype == "float64" else 4
-        for expr, r in R.cupy_module_resources("sparsemax.cu", dtype, arch).items():
-            block, shared = _largest_launch(expr, csize)
-            where = f"{expr} sm_{arch} ({r}), {block} threads, {shared} bytes of dynamic shared memory"
-            assert r.max_threads is None or block <= r.max_threads, where
-            assert R.registers_for_block(r.registers, block) <= R.REGISTERS_PER_SM, where
-            assert r.static_shared + shared <= R.STATIC_SHARED_MAX, where
-            assert r.spill_stores == r.spill_loads == 0 and r.stack == 0, where
 
 
 # ---------------------------------------------------------------- Numba kernels to PTX
