@@ -25,11 +25,16 @@
 
 namespace ga {
 
+// A block team given dynamic shared memory for the row (`cached`, n compute
+// values) keeps the row there and writes y from it: x is read once.
 template <typename T, int TEAM, bool LOG>
 __global__ void GA_BOUNDS(TEAM, T)
     softmax_fwd(const T* x, const bool* mask, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 mP, i64 mQ,
-                i64 mn, i64 yP, i64 yQ, i64 yn, typename Acc<T>::type inv_t, int masked) {
+                i64 mn, i64 yP, i64 yQ, i64 yn, typename Acc<T>::type inv_t, int masked, int cached) {
     typedef typename Acc<T>::type C;
+    extern __shared__ __align__(16) unsigned char softmax_row[];
+    // the block's one row in shared memory: for block teams only (a warp team's rows would share it)
+    C* cache = TEAM == TEAM_BLOCK && cached ? reinterpret_cast<C*>(softmax_row) : nullptr;
     const Team<TEAM> team;
     const C sg = copysign(C(1), inv_t), a = fabs(inv_t);  // sg = -1: softmin
     const C off = LOG ? -C(1) / C(0) : C(0);               // a masked entry's output
@@ -41,12 +46,22 @@ __global__ void GA_BOUNDS(TEAM, T)
         MaxSum<C> ms = MaxSum<C>::empty();
         each(team, n, xr, xn, [&](i64 j, C v) {
             if (live(j)) ms.add(sg * v, a);
+            if (cache) cache[j] = sg * v;
         });
+        // (the reduction's barriers also publish the cache to the whole block)
         ms = team.reduce(ms, Merge<C>{a}).finish();
         const C m = ms.m, ls = log(ms.s), inv_s = C(1) / ms.s;
-        map1(team, n, xr, xn, yr, yn, [&](i64 j, C v) -> C {
-            return live(j) ? softmax_out<LOG>(sg * v, m, ls, inv_s, a) : off;
-        });
+        if (cache) {
+            // from the cached row, not x again; the block's next row overwrites the cache
+            write(team, n, yr, yn, [&](i64 j) -> C {
+                return live(j) ? softmax_out<LOG>(cache[j], m, ls, inv_s, a) : off;
+            });
+            __syncthreads();
+        } else {
+            map1(team, n, xr, xn, yr, yn, [&](i64 j, C v) -> C {
+                return live(j) ? softmax_out<LOG>(sg * v, m, ls, inv_s, a) : off;
+            });
+        }
     }
 }
 

@@ -566,6 +566,25 @@ def test_softmax_special_rows_every_team(module, dtype, direction, log):
                         msg=f"team={team}")
 
 
+@pytest.mark.parametrize("dtype", WITH_BF16)
+def test_softmax_forward_row_kept_on_chip_or_read_again(module, dtype):
+    """A block team's forward keeps its row in dynamic shared memory where it fits
+    ``_config.SHARED_ROW_MAX`` (x read once, y written from there) and reads x
+    again beyond: both against the reference, with special rows, a mask-free
+    misaligned output (its lanes take other elements), reversed rows and in place."""
+    for log in (False, True):
+        for n, layout, inplace in ((1025, "aligned", False), (300, "mixed", False), (2500, "flip", False),
+                                   (40, "aligned", True)):
+            x = special_rows(n, dtype)
+            for row_max in (None, 0):  # the planner's limit, then none: the row read twice
+                rig = Rig(module, team="block", grid_cap=2)
+                if row_max is not None:
+                    rig.b.launch.SHARED_ROW_MAX = row_max
+                run_softmax(rig, "fwd", log, dtype, x, layout=layout, inplace=inplace, msg=f"row_max={row_max}")
+                cached = [int(args[-1]) for *_, args in rig.launches]
+                assert cached == [int(row_max is None)] * len(cached) and cached, (n, layout, row_max, cached)
+
+
 def _inv_t_overflows(dtype, t):
     with np.errstate(all="ignore"):
         return np.isinf(_temperature_type(dtype)(1.0 / t))
@@ -660,15 +679,26 @@ def _barriers(src):
 def test_removing_any_barrier_of_softmax_is_caught(cache_dir, k):
     """Mutation test of the harness on the real sources: drop the k-th __syncthreads()
     of softmax.cu (with its headers); a block-team softmax whose blocks loop over
-    several rows must then fail (a race between schedules, or a wrong result)."""
+    several rows must then fail (a race between schedules, or a wrong result) with
+    its rows kept in shared memory, or read twice (``SHARED_ROW_MAX`` 0). Kept, the
+    output is misaligned ("mixed"): the lanes that write y from the cached row then
+    take other elements than the ones that read x into it."""
     src = kernels.source("softmax.cu")
     at = _barriers(src)[k]
     mutant = src[:at] + "/* removed */ ;" + src[at:].split(";", 1)[1]
     expr = kernels.softmax_name("fwd", "float32", "block", False)
     mod = H.build(mutant, [expr], cache_dir)
     x = np.random.default_rng(0).standard_normal((6, 300))
-    with pytest.raises((H.RaceError, AssertionError)):
-        run_softmax(Rig(lambda *a: mod, team="block", block=128, grid_cap=2), "fwd", False, "float32", x)
+    caught = []
+    for row_max, layout in ((None, "mixed"), (0, "aligned")):
+        rig = Rig(lambda *a: mod, team="block", block=128, grid_cap=2)
+        if row_max is not None:
+            rig.b.launch.SHARED_ROW_MAX = row_max
+        try:
+            run_softmax(rig, "fwd", False, "float32", x, layout=layout)
+        except (H.RaceError, AssertionError):
+            caught.append(layout)
+    assert caught, "the barrier's removal went unnoticed"
 
 
 # ------------------------------------------------------------------ maxout

@@ -69,10 +69,11 @@ def _largest_blocks(dtype):
 
 def _dynamic_shared(dtype):
     """{name expression: dynamic shared bytes of its largest launch} where not 0:
-    sparsemax's block-team forward keeps its row there (``sparsemax.SHARED_ROW_MAX``
-    bytes at most, backends/cupy/sparsemax.py); the launches of
-    backends/cupy/rowwise.py pass none."""
-    return {kernels.sparsemax_name("fwd", dtype, "block"): sparsemax.SHARED_ROW_MAX}
+    the softmax and sparsemax forwards of a block team keep their row there
+    (``_config.SHARED_ROW_MAX`` bytes at most, ``_config.shared_row``); every
+    other launch passes none."""
+    fwd = [kernels.softmax_name("fwd", dtype, "block", log) for log in (False, True)]
+    return {e: _config.SHARED_ROW_MAX for e in fwd + [kernels.sparsemax_name("fwd", dtype, "block")]}
 
 
 def _violations(expr, r, block, dynamic=0):
@@ -149,9 +150,14 @@ def test_plan_stays_within_the_team_limits(monkeypatch):
         assert _config.plan("items", total, 1)[2] <= ELEMENTWISE_BLOCK
 
 
-def test_launches_pass_no_dynamic_shared_memory():
-    # _dynamic_shared above is 0 but for sparsemax: revisit it when a launch here starts passing shared_mem
-    assert "shared_mem" not in inspect.getsource(rowwise)
+def test_dynamic_shared_memory_is_the_row_of_a_forward():
+    # _dynamic_shared above: the launches that pass shared_mem are the forwards',
+    # sized by _config.shared_row; revisit it when another launch starts passing some
+    for mod, launches in ((rowwise, "_softmax"), (sparsemax, "_launch")):
+        src = inspect.getsource(mod)
+        assert src.count("shared_mem=") == 1, mod.__name__
+        assert "shared_row(" in src + inspect.getsource(getattr(mod, "plan", lambda: None)), mod.__name__
+        assert "shared_mem=" in inspect.getsource(getattr(mod, launches)), mod.__name__
 
 
 @pytest.mark.parametrize("arch", [90])

@@ -155,7 +155,7 @@ def test_host_planned_launches(host, dtype):
     blocks looping over more rows than the grid has (the shared row reused)."""
     sm, config = host
     csize = np.dtype(dtype).itemsize
-    fits = sm.SHARED_ROW_MAX // csize
+    fits = config.SHARED_ROW_MAX // csize
     # (shape, axis, the axis' stride and the rows' in elements, team, dynamic shared bytes)
     cases = (((6, 40), 0, 40, 1, "thread", 0), ((5, 9, 4), 1, 4, 1, "warp", 0),
              ((20, 1030), 1, 1, 1030, "block", 1030 * csize), ((2, fits), 1, 1, fits, "block", fits * csize),

@@ -10,6 +10,8 @@ that chooses them.
 ``plan`` adds the grid and block sizes, for the row kernels and for the
 kernels with one thread per item (maxout). Kernels loop over rows or items
 (grid-stride), so the grid is capped at what the device keeps resident.
+``shared_row`` is the dynamic shared memory of a block team that keeps its
+row on chip (the softmax and sparsemax forwards), so x is read once.
 """
 
 import functools
@@ -54,3 +56,16 @@ def plan(op, rows, n, elem_stride=1, row_stride=0, compute_size=4):
         block = min(BLOCK_MAX[compute_size], max(BLOCK_MIN, 1 << (max(n // 64, 1) - 1).bit_length()))
         grid = min(rows, resident // block)
     return team, max(grid, 1), block
+
+
+# dynamic shared memory a launch may take without the opt-in attribute: 48 KiB
+# for static and dynamic together, less 1 KiB for the team's own reductions
+SHARED_ROW_MAX = 47 * 1024
+
+
+def shared_row(team, n, compute_size):
+    """Bytes of dynamic shared memory for a row of ``n`` elements of the compute
+    type kept on chip by a block team: the row's, where it fits
+    ``SHARED_ROW_MAX``, else 0 (the kernel then reads the row again)."""
+    row_bytes = n * compute_size
+    return row_bytes if team == "block" and row_bytes <= SHARED_ROW_MAX else 0

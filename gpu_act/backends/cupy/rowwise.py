@@ -43,7 +43,13 @@ def _softmax(direction, inputs, mask, out, axis, temperature, log):
         team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], inv_t.itemsize)
         fn = _modules.function("softmax.cu", dtype, kernels.softmax_name(direction, dtype, team, log))
         args, flat = _with_mask(arrays, strides, masked, len(inputs))
-        fn((grid,), (block,), (*args, i64(P * Q), i64(Q), i64(n), *flat, inv_t, masked))
+        if direction == "bwd":
+            fn((grid,), (block,), (*args, i64(P * Q), i64(Q), i64(n), *flat, inv_t, masked))
+            return
+        # the forward keeps a block team's row on chip where it fits: x read once
+        shared = _config.shared_row(team, n, inv_t.itemsize)
+        fn((grid,), (block,), (*args, i64(P * Q), i64(Q), i64(n), *flat, inv_t, masked, np.int32(shared > 0)),
+           shared_mem=shared)
 
     _layout.run(launch, arrays, out, axis)
 

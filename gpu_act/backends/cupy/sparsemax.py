@@ -4,7 +4,7 @@ arrays, on CuPy's current stream.
 The teams are ``_config.plan``'s for row kernels; ``plan`` adds what only
 sparsemax needs: the forward's passes over a row (a bisection, kernels/
 sparsemax.cu) read it from dynamic shared memory when a block team reduces it
-and it fits there without the opt-in attribute.
+and it fits there without the opt-in attribute (``_config.shared_row``).
 """
 
 import numpy as np
@@ -15,18 +15,11 @@ from . import _config, _layout, _modules
 
 i64 = np.int64
 
-# dynamic shared memory a launch may take without the opt-in attribute: 48 KiB
-# for static and dynamic together, less 1 KiB for the team's own reductions
-SHARED_ROW_MAX = 47 * 1024
-
-
 def plan(rows, n, elem_stride, row_stride, compute_size):
     """(team, grid, block, shared bytes) of the forward over ``rows`` rows of ``n``
-    elements: ``_config.plan``'s team, grid and block, and the row's bytes in
-    the compute type for a block team whose row fits ``SHARED_ROW_MAX`` (else 0)."""
+    elements: ``_config.plan``'s team, grid and block, and ``_config.shared_row``."""
     team, grid, block = _config.plan("rows", rows, n, elem_stride, row_stride, compute_size)
-    row_bytes = n * compute_size
-    return team, grid, block, row_bytes if team == "block" and row_bytes <= SHARED_ROW_MAX else 0
+    return team, grid, block, _config.shared_row(team, n, compute_size)
 
 
 def _launch(direction, inputs, out, axis):
