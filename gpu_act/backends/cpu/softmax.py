@@ -383,9 +383,9 @@ def _kernel(template, ctype, size, cs, dst, units, neg=False, masked=False, how=
     contiguous, ``unit_mask`` the mask's (typed so, the loops reading them
     vectorize; ``_views.unit``)."""
     how = how or decorator(size)
-    op = next(k for k, v in TEMPLATES.items() if v is template)
 
     def build():
+        op = next(k for k, v in TEMPLATES.items() if v is template)
         names = ".".join(c.name for c in cs)
         flags = "".join(str(int(u)) for u in (neg, masked, unit_mask, *units))
         tag = f"{ctype.name}.{names}.{dst}.{flags}.{how.__name__}.{SOURCE_HASH}"
