@@ -59,6 +59,14 @@ def _md_rows(head, rows):
 
 _LEGEND = ("GB/s of minimum traffic; x PEER = peer time / gpu_act time (above 1: gpu_act is faster); of copy = "
            "copy time / gpu_act time (1 = at the bandwidth floor)")
+_SPREAD = ("; in brackets the lowest and highest ratio of the rounds' medians (the providers take turns in every "
+           "round)")
+def _legend(data, device):
+    # the brackets are explained where a run kept each round's medians
+    spread = any(len(r.get("round_seconds") or ()) > 1 for r in data["results"] if r["device"] == device)
+    return _LEGEND + (_SPREAD if spread else "")
+
+
 _PF = ("pf: most timed calls of that provider took page faults on every try (its output got fresh pages from the "
        "allocator), so its figure includes them")
 
@@ -72,7 +80,7 @@ def table(data, sections=("shapes", "elementwise")):
         if got is None:
             continue
         head, rows, faulted = got
-        out.append(f"{device.upper()}: {_LEGEND}")
+        out.append(f"{device.upper()}: {_legend(data, device)}")
         out += _md_rows(head, rows)
         if faulted:
             out.append(_PF)
@@ -81,6 +89,12 @@ def table(data, sections=("shapes", "elementwise")):
         out.append("Per-call time on a 1024-element array (microseconds)")
         out += _md_rows(*_overhead_table(data))
     return "\n".join(out)
+
+
+_CONDITIONS = ("Conditions: every call allocates its output, as users call these functions (on glibc freed memory "
+               "stays in the heap, touched once up front: no provider pays page faults); inputs rotate through up "
+               "to 4 sets, enough to exceed the caches; the providers take turns over 3 rounds, each warmed up "
+               "after a pause; PyTorch runs on as many threads as Numba.")
 
 
 def _machine(data):
@@ -108,7 +122,7 @@ def markdown(data):
     the self-check, a table per device, the row-length sweep and the per-call
     times. bench/README.md holds this for ``bench/results/cpu.json`` between the
     markers ``BEGIN`` and ``END`` (``gpu-act bench-report FILE --into MARKDOWN``)."""
-    out = [f"Machine: {_machine(data)}", ""]
+    out = [f"Machine: {_machine(data)}", "", _CONDITIONS, ""]
     if data.get("checks"):
         out += ["Self-check before timing (worst error as a multiple of the tolerance):", ""]
         out += [checks_table(data["checks"]), ""]
@@ -122,7 +136,7 @@ def markdown(data):
             if got is None:
                 continue
             head, rows, faulted = got
-            out += [f"{title}, {device.upper()}: {_LEGEND}.", ""] + _md_rows(head, rows) + [""]
+            out += [f"{title}, {device.upper()}: {_legend(data, device)}.", ""] + _md_rows(head, rows) + [""]
             out += [_PF + ".", ""] if faulted else []
         if any(r["device"] == device for r in data["results"]):
             if not any((r.get("page_faulted") or 0) > 0.5 for r in data["results"] if r["device"] == device):
@@ -166,11 +180,19 @@ def _fmt(v):
 
 
 def _ratio(peer, base, invert=False):
-    """peer time / base time (how many times faster base is)."""
+    """peer time / base time (how many times faster base is), and the lowest and
+    highest of that ratio between the two providers' medians of each round,
+    where the run kept them (the providers took turns within each round)."""
     if not peer or not base or not peer.get("seconds") or not base.get("seconds"):
         return ""
     r = peer["seconds"] / base["seconds"]
-    return f"{1 / r if invert else r:.2f}"
+    cell = f"{1 / r if invert else r:.2f}"
+    pr, br = peer.get("round_seconds") or [], base.get("round_seconds") or []
+    if len(pr) == len(br) > 1 and all(pr) and all(br):
+        each = [p / b for p, b in zip(pr, br)]
+        each = [1 / v for v in each] if invert else each
+        cell += f" ({min(each):.2f}-{max(each):.2f})"
+    return cell
 
 
 def checks_table(rows):

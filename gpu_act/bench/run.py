@@ -169,10 +169,10 @@ def _time_case(case, group, clock, o, host_arrays, step):
             records.append({**_record(case, peer.name, peer.device, None, traffic), "error": f"{type(exc).__name__}: {exc}"})
     timed = timer.median_seconds(calls, o.reps, clock)
     step(f"{case.op} {'x'.join(map(str, case.shape))} {case.dtype}")
-    return [_record(case, name, group[0].device, t, traffic, f) for name, (t, f) in timed.items()] + records
+    return [_record(case, name, group[0].device, t, traffic, f, rounds) for name, (t, f, rounds) in timed.items()] + records
 
 
-def _record(case, provider, device, seconds, traffic, faulted=0.0):
+def _record(case, provider, device, seconds, traffic, faulted=0.0, rounds=()):
     return {
         "op": case.op,
         "section": case.section,
@@ -184,6 +184,7 @@ def _record(case, provider, device, seconds, traffic, faulted=0.0):
         "bytes": traffic,
         "gbps": None if not seconds else traffic / seconds / 1e9,
         "page_faulted": faulted,  # fraction of timed calls that took page faults on every try
+        "round_seconds": list(rounds),  # each round's median: the spread of a ratio between providers
     }
 
 

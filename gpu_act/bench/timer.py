@@ -72,8 +72,8 @@ class CudaClock:
 
 
 def median_seconds(calls, reps, clock, rounds=3, slow=0.05):
-    """{name: (median seconds, fraction of samples that still took page faults)}
-    for ``calls`` = {name: (fn, input sets)}.
+    """{name: (median seconds, fraction of samples that still took page faults,
+    each round's median)} for ``calls`` = {name: (fn, input sets)}.
 
     The calls take turns over ``rounds`` rounds, so that a slow spell of a shared
     machine hits all of them instead of whichever was running: in each round
@@ -86,7 +86,7 @@ def median_seconds(calls, reps, clock, rounds=3, slow=0.05):
     (measured: PyTorch right after gpu_act ran up to 10x slower); the warm-up
     then wakes the threads up again.
     """
-    samples = {name: [] for name in calls}
+    samples = {name: [[] for _ in range(rounds)] for name in calls}
     faulted = {name: 0 for name in calls}
     is_slow = {}
     for r in range(rounds):
@@ -97,9 +97,14 @@ def median_seconds(calls, reps, clock, rounds=3, slow=0.05):
                 is_slow.setdefault(name, warm > slow * len(sets))
             for i in range(1 if is_slow[name] else -(-reps // rounds)):
                 t, f = _sample(clock, lambda: fn(*sets[i % len(sets)]))
-                samples[name].append(t)
+                samples[name][r].append(t)
                 faulted[name] += f
-    return {name: (statistics.median(v), faulted[name] / len(v)) for name, v in samples.items()}
+    out = {}
+    for name, per_round in samples.items():
+        every = [t for v in per_round for t in v]
+        out[name] = (statistics.median(every), faulted[name] / len(every),
+                     tuple(statistics.median(v) for v in per_round))
+    return out
 
 
 def _sample(clock, call, tries=3):

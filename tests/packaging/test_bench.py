@@ -147,9 +147,19 @@ def test_calls_take_turns_and_faulted_calls_are_retried():
               (9, False), (3.0, False), (9, False), (4.0, False)]
     got = timer.median_seconds(calls, reps=2, clock=_FakeClock(script), rounds=2, slow=100)
     assert seen == ["a", "a", "b", "b", "b", "b", "a", "a", "b", "b"]
-    assert got == {"a": (2.0, 0.0), "b": (3.0, 0.0)}
+    assert got == {"a": (2.0, 0.0, (1.0, 3.0)), "b": (3.0, 0.0, (2.0, 4.0))}  # and each round's median
     always = _FakeClock([(9, False)] + [(7.0, True)] * 3)
-    assert timer.median_seconds({"c": (lambda: None, [()])}, 1, always, rounds=1, slow=100) == {"c": (7.0, 1.0)}
+    assert timer.median_seconds({"c": (lambda: None, [()])}, 1, always, rounds=1, slow=100) == {"c": (7.0, 1.0, (7.0,))}
+
+
+def test_ratio_cells_show_the_spread_over_rounds():
+    base = {"seconds": 2.0, "round_seconds": [1.0, 2.0, 4.0]}
+    peer = {"seconds": 3.0, "round_seconds": [1.5, 4.0, 4.0]}
+    # peer/base per round: 1.5, 2.0, 1.0
+    assert report._ratio(peer, base) == "1.50 (1.00-2.00)"
+    assert report._ratio(base, peer, invert=True) == "1.50 (1.00-2.00)"
+    # a run (or a committed file) without the rounds: the ratio alone
+    assert report._ratio({"seconds": 3.0}, {"seconds": 2.0}) == "1.50"
 
 
 def test_bench_readme_tables_are_generated_from_the_committed_results():
