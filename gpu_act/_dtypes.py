@@ -55,7 +55,7 @@ def accepted(dtype):
 
 def check_float(fname, what, dtype):
     """The dtype as np.dtype if accepted, else TypeError naming it and what is accepted."""
-    if type(dtype) is not str and dtype in _FLOATS:  # an array's dtype (a float16/32/64): the common call
+    if isinstance(dtype, np.dtype) and dtype in _FLOATS:  # an array's float16/32/64: the common call
         return dtype
     if not accepted(dtype):
         raise TypeError(f"{fname}: unsupported dtype {dtype} for {what}; accepted: {ACCEPTED_NAMES}")

@@ -175,25 +175,24 @@ def _plan(wrapper, formula, dtypes, size):
     what a call computes before its kernel runs, once per (wrapper, formula,
     dtypes, thread use, store kind). A storage dtype is None for an operand
     read as it is (float32, float64)."""
-    how = decorator(size)
-    streamed = _nontemporal.wanted(size * dtypes[-1].itemsize)
-    key = (formula, wrapper, dtypes, how, streamed)
-    hit = _plans.get(key)
-    if hit is not None:
-        return hit
+    nbytes = size * dtypes[-1].itemsize
+    key = (formula, wrapper, dtypes, decorator(size), _nontemporal.wanted(nbytes))
 
     def build():
         ctype = COMPUTE[np.result_type(*dtypes[:-1])]
-        stream = streamed and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
+        stream = _streamed(formula, nbytes)
         cs = tuple(_codecs.codec(d) for d in dtypes)
         a, b, c = _PICK[len(dtypes) - 1]
         k = _kernel(wrapper, formula, ctype, size, stream, (cs[a], cs[b], cs[c], cs[-1]), 3, (False,) * 3)
         return k, ctype, tuple(None if cd.native else cd.storage for cd in cs)
 
-    return _plans.setdefault(key, cached(key, build))
+    return cached(key, build)
 
 
-_plans = {}
+def _streamed(formula, nbytes):
+    """Whether a kernel of ``formula`` writing ``nbytes`` streams its output
+    (``_nontemporal``: a large output, a formula cheap enough to be memory-bound)."""
+    return _nontemporal.wanted(nbytes) and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
 
 
 def _run(wrapper, formula, arrays, params, out):
@@ -207,7 +206,7 @@ def _run(wrapper, formula, arrays, params, out):
         k(v[a], v[b], v[c], v[-1], tuple([ctype.type(p) for p in params]) if params else ())
         return
     ctype = COMPUTE[np.result_type(*arrays)]
-    stream = _nontemporal.wanted(out.size * out.dtype.itemsize) and _nontemporal.transcendental_cost(formula) <= _nontemporal.MAX_COST
+    stream = _streamed(formula, out.size * out.dtype.itemsize)
     p = tuple(map(ctype.type, params))
 
     def run(v, cs, alias):
