@@ -48,12 +48,12 @@ from numba.extending import intrinsic
 from ... import _compile
 from ..._dtypes import is_bfloat16
 from . import _vmath
-from ._numba import SOURCE_HASH, jit
+from ._numba import SOURCE_HASH, device
 
 
 def _exact(fn):
     # no fastmath (the float operations here are exact only as written), always inlined
-    return jit(fn, fastmath=False, forceinline=True)
+    return device(fn, fastmath=False, forceinline=True)
 
 
 # The conversions are written as LLVM IR on i32 (Numba would widen integer

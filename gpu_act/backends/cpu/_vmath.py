@@ -49,7 +49,7 @@ from numba.extending import intrinsic
 
 from ... import _compile
 from . import _fits
-from ._numba import SOURCE_HASH, jit
+from ._numba import SOURCE_HASH, device
 
 
 @intrinsic
@@ -328,7 +328,7 @@ _built = {}
 def _decorate(fn):
     # contraction (FMA) only: reassociation would undo the Cody-Waite and log1p corrections;
     # always inlined (LLVM alwaysinline), as a call would stop the caller's loop from vectorizing
-    return jit(fn, fastmath={"contract"}, error_model="numpy", forceinline=True)
+    return device(fn, fastmath={"contract"}, error_model="numpy", forceinline=True)
 
 
 def functions(ctype, native_ldexp=None):

@@ -36,7 +36,7 @@ from ...formulas import rrelu_slope
 from . import _codecs, _nontemporal
 from ._nontemporal import STAGE, aligned_head, buffer, fence, write_aligned
 from ._kernels import apart, cached, decorator, formulas, launch, pick
-from ._numba import SOURCE_HASH, ijit, jit
+from ._numba import SOURCE_HASH, device, ijit
 from ._views import flat, row as _row, same, unit as _unit
 
 CHUNK = 1 << 14
@@ -151,7 +151,7 @@ def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast, unit=True):
               "_S": _codecs.functions(cs[3], ctype).store}
         # the streamed stages write into a buffer, never in place
         seg = _compile.instantiate(_segment, {**io, "_dst": pick(3)}, tag, ijit)
-        whole = _compile.instantiate(_segment, {**io, "_dst": pick(dst)}, tag + ".whole", jit)
+        whole = _compile.instantiate(_segment, {**io, "_dst": pick(dst)}, tag + ".whole", device)
         chunk = STREAM_CHUNK if stream else CHUNK
         casts = [same if f or not unit else _unit for f in bcast]
         return _compile.instantiate(

@@ -24,7 +24,7 @@ from ... import _compile
 from ..._dtypes import COMPUTE
 from . import _codecs
 from ._kernels import cached, codecs, decorator, formulas, overlap
-from ._numba import SOURCE_HASH, jit
+from ._numba import SOURCE_HASH, device
 from ._views import flat, row as _row, same, unit as _unit
 
 CHUNK = 1 << 14
@@ -71,7 +71,7 @@ def _kernel(fwd, der, ctype, size, cs, unit):
         stores = [_codecs.functions(c, ctype).store for c in cs[3:]]
         io = {"_fwd": fm[fwd.__name__], "_der": fm[der.__name__], "_Lg": loads[0], "_La": loads[1], "_Lb": loads[2],
               "_Sa": stores[0], "_Sb": stores[1]}
-        seg = _compile.instantiate(_segment, io, tag, jit)
+        seg = _compile.instantiate(_segment, io, tag, device)
         return _compile.instantiate(_backward, {"_seg": seg, "_U": _unit if unit else same}, tag, how)
 
     return cached(("gated", fwd, der, ctype, how, cs, unit), build)
