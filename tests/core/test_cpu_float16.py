@@ -243,7 +243,7 @@ def test_softmax_family_is_float32_rounded_once(op, layout, axis, temperature):
 def test_softmax_rows_longer_than_the_buffer(op, n):
     # e^{d_j} waits in a per-task float32 buffer for the first KEEP_MAX entries of a
     # row; beyond, the second pass computes it again: both give the same bits
-    x = sample((3, n), np.float16, seed=n)
+    x = sample((3 if n < 20000 else 1, n), np.float16, seed=n)  # below PARALLEL_MIN elements: the serial kernel
     _same_bits(getattr(ga, op)(x), _rounded(getattr(ga, op)(x.astype(np.float32))), f"{op} n={n}")
     xt = np.ascontiguousarray(x.T)
     _same_bits(getattr(ga, op)(xt, axis=0), _rounded(getattr(ga, op)(xt.astype(np.float32), axis=0)), f"{op} axis 0 n={n}")

@@ -50,6 +50,15 @@ def masks(shape, axis, seed):
     return [("full", full), ("along", along.reshape(lead)), ("per_row", row_mask), ("scalar", np.array(True))]
 
 
+def layouts(dtype, cases=(((6, 40), -1), ((40, 6), 0), ((3, 5, 7), 1))):
+    """(shape, axis) of rows of unit stride, then strided ones: all in float32, the
+    first alone in the other dtypes. A row's layout and its storage dtype are
+    independent parts of a kernel (rows are cast to contiguous or not before any
+    load through the codec): each compiled combination is another kernel, and the
+    full product adds compiles, not cases."""
+    return cases if np.dtype(dtype) == np.float32 else cases[:1]
+
+
 def with_specials(x, mask):
     """NaN and +-inf at masked entries (they must not matter), and a row of only
     -inf among its unmasked entries (all NaN, as without a mask)."""
@@ -64,7 +73,7 @@ def with_specials(x, mask):
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_family(backend, op, dtype):
-    for shape, axis in (((6, 40), -1), ((40, 6), 0), ((3, 5, 7), 1)):
+    for shape, axis in layouts(dtype):
         for name, mask in masks(shape, axis % len(shape), seed=len(shape) + axis):
             x = with_specials(sample(shape, dtype, seed=1), mask)
             what = f"{op} {shape} axis={axis} mask={name}"
@@ -93,7 +102,7 @@ def test_rows_with_no_unmasked_entry_and_masked_specials(backend):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_logsumexp(backend, dtype):
-    for shape, axis in (((6, 40), -1), ((40, 6), 0), ((3, 5, 7), 1)):
+    for shape, axis in layouts(dtype):
         for name, mask in masks(shape, axis % len(shape), seed=3):
             x = with_specials(sample(shape, dtype, seed=4), mask)
             what = f"{shape} axis={axis} mask={name}"
@@ -169,7 +178,7 @@ def test_broadcast_masks_are_not_copied(monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy(backend, dtype):
     rng = np.random.default_rng(15)
-    for shape, axis in (((6, 23), -1), ((7, 4, 5), 1)):
+    for shape, axis in layouts(dtype, (((6, 23), -1), ((7, 4, 5), 1))):
         ax = axis % len(shape)
         for name, mask in masks(shape, ax, seed=16):
             z = sample(shape, dtype, seed=17)
