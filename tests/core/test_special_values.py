@@ -267,9 +267,12 @@ def test_special_values_in_views(dtype):
     """Special values seen through negative-stride, strided and transposed host views."""
     base = _embed(dtype, n=8194, seed=4)
     gbase = sample(base.shape, dtype, seed=5, scale=1.0, kinks=False)
+    # strided loops run the formulas' scalar code (contiguous ones their vector code);
+    # float16 computes in float32, whose scalar code the float32 views run: two ops
+    ops = VIEW_OPS if np.dtype(dtype) != np.float16 else VIEW_OPS[:2]
     for view in (lambda a: a[::-2], lambda a: a[1::2], lambda a: a.reshape(2, 4097).T):
         x, g = view(base), view(gbase)
-        for name, params in VIEW_OPS:
+        for name, params in ops:
             with no_warnings():
                 r = getattr(ga, name)(x, **params)
                 rb = getattr(ga, name + "_backward")(g, x, **params)

@@ -37,16 +37,7 @@ cuda = _cuda.cuda
 _config = importlib.import_module("gpu_act.backends.cuda._config")
 cuda_sim.install()
 
-SMALL = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=4096 * 4 + _config.STATIC_SHARED)
-F64_SHARED_MAX = 4096 * 4 // 8  # the longest float64 row block-shared holds on SMALL
-
-
-@pytest.fixture
-def small_device(monkeypatch):
-    """A device with 16 KiB of shared memory per block for the row (and the
-    kernels' static shared memory): block-shared holds float32 rows up to 4096
-    and float64 rows up to 2048."""
-    monkeypatch.setattr(_cuda, "limits", lambda device_id: SMALL)
+F64_SHARED_MAX = 4096 * 4 // 8  # the longest float64 row block-shared holds on the small device (conftest)
 
 
 def dev(a):
@@ -152,7 +143,7 @@ def test_prelu_and_rrelu():
 
 # ---------------------------------------------------------------- softmax family
 def _softmax_cases():
-    # (shape, axis, dtype, expected variant) on the SMALL device
+    # (shape, axis, dtype, expected variant) on the small device (conftest)
     return [
         ((3, 1), -1, np.float32, "warp"),
         ((5, 33), -1, np.float32, "warp"),

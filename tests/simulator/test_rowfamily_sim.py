@@ -36,15 +36,6 @@ cuda = _cuda.cuda
 _config = importlib.import_module("gpu_act.backends.cuda._config")
 cuda_sim.install()
 
-SMALL = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=4096 * 4 + _config.STATIC_SHARED)
-
-
-@pytest.fixture
-def small_device(monkeypatch):
-    """16 KiB of shared memory per block for the row: block-shared holds float32 rows up to 4096."""
-    monkeypatch.setattr(_cuda, "limits", lambda device_id: SMALL)
-
-
 def dev(a):
     return cuda.to_device(np.ascontiguousarray(a))
 
@@ -60,7 +51,7 @@ def variant(op, x, axis=-1):
     return _config.plan(op, x.size // n, n, _config.row_layout(x, axis), c.itemsize, _cuda.limits(0)).variant
 
 
-# (shape, axis, dtype, expected variant) on the SMALL device
+# (shape, axis, dtype, expected variant) on the small device (conftest)
 LSE_CASES = [
     ((5, 33), -1, np.float16, "warp"),
     ((2, 1100), -1, np.float32, "block"),
