@@ -1,6 +1,7 @@
 """CI, no GPU: every kernel of the CuPy backend compiles with NVRTC exactly as
 CuPy compiles it at run time, for sm_90 and sm_80 (the RawModules for sm_80
-through PTX and ptxas, in test_ptxas_resources.py).
+through PTX and ptxas, in test_ptxas_resources.py: each source in float64 and
+bfloat16).
 
 Unlike tests/toolchain/test_nvcc.py (nvcc on a hand-built translation unit), the
 sources, options and include paths here are CuPy's own:
@@ -62,8 +63,9 @@ def _symbol_in(image, name):
 
 
 # ---------------------------------------------------------------- RawModules
-# sm_90's cubins here; for sm_80 NVRTC compiles every module to PTX and ptxas
-# assembles it in test_ptxas_resources.py (the two steps of this compile)
+# sm_90's cubins here; for sm_80 NVRTC compiles the float64 and bfloat16 modules
+# to PTX and ptxas assembles them in test_ptxas_resources.py (the two steps of this
+# compile)
 @pytest.mark.parametrize("arch", ["90"])
 def test_every_raw_module_compiles_with_cupy_nvrtc(arch):
     modules = sorted(kernels.INSTANCES)
