@@ -43,10 +43,12 @@ DTYPES = (np.float16, np.float32, np.float64)
 # (each below _kernels.PARALLEL_MIN elements: the serial kernels; the parallel ones
 # run in place in test_in_place_rows_sum_to_one, the same row code in a prange)
 SHAPES = [((37, 1025), -1), ((37, 1025), 0), ((3, 5, 2049), 1), ((1, 40000), -1)]
-# float32 on every shape, with and without 1/T; float64 (the same kernels, wider)
-# and float16 (through a buffer) on a contiguous, a strided and a long row
+# float32 on every shape, and with 1/T on a contiguous and a strided row; float64
+# (the same kernels, wider) and float16 (through a buffer) on a contiguous, a
+# strided and a long row
 ROW_CASES = (
-    [(np.float32, shape, axis, t) for shape, axis in SHAPES for t in (1.0, 0.7)]
+    [(np.float32, shape, axis, 1.0) for shape, axis in SHAPES]
+    + [(np.float32, shape, axis, 0.7) for shape, axis in SHAPES[:2]]
     + [(np.float64, *SHAPES[0], 1.0), (np.float64, *SHAPES[2], 0.7), (np.float64, *SHAPES[3], 1.0)]
     + [(np.float16, *SHAPES[0], 0.7), (np.float16, *SHAPES[1], 1.0), (np.float16, *SHAPES[3], 1.0)]
 )
