@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import math
 import pathlib
+import threading
 import types
 import warnings
 
@@ -100,10 +101,48 @@ def namespace(decorate, ctype, target, overrides=None):
     return ns
 
 
+def _names(code):
+    # the global (and attribute) names a function's code and its nested code read
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _names(c)
+    return names
+
+
+def _identity(value):
+    # a binding's key: its type and value where it hashes (1, 1.0, np.float32(1) and
+    # True are four bindings), else the object itself
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return (type(value), value)
+
+
+_instances = {}
+_instances_lock = threading.Lock()
+
+
 def instantiate(template, bindings, tag, decorate, ctype=None):
     """A copy of kernel template ``template`` with its free names bound by
-    ``bindings`` and, with ``ctype``, its float literals retyped."""
+    ``bindings`` and, with ``ctype``, its float literals retyped.
+
+    Instantiated again with the same values for the names it reads (and the same
+    ``decorate`` and ``ctype``), it is the first copy, whatever the tag: a helper
+    that reads none of the flags a kernel variant differs in is compiled once for
+    all of them, and the kernels of a variant that does not change a template
+    are one kernel. A copy's qualified name is its first tag's (which bound those
+    names to those values in every process, as Numba's disk cache needs)."""
+    used = _names(template.__code__)
+    key = (template, decorate, ctype, tuple(sorted((n, _identity(v)) for n, v in bindings.items() if n in used)))
+    with _instances_lock:
+        hit = _instances.get(key)
+    if hit is not None:
+        return hit
     g = dict(template.__globals__)
     g.update(bindings)
     qual = f"{template.__name__}.{tag}.{SOURCE_HASH}"
-    return decorate(_clone(template, g, qual, None if ctype is None else np.dtype(ctype).type))
+    made = decorate(_clone(template, g, qual, None if ctype is None else np.dtype(ctype).type))
+    with _instances_lock:
+        return _instances.setdefault(key, made)
