@@ -201,7 +201,7 @@ def test_huge_temperature_keeps_minus_inf_at_zero(small_device, shape, axis):
         assert_close(host(fwd(dev(x), axis=axis, temperature=1e46)), rfwd(x, axis=axis, temperature=1e46), np.float32)
 
 
-def test_softmax_real_shared_memory_boundary():
+def test_softmax_real_shared_memory_boundary(few_threads):
     # the simulator's 48 KiB device: float32 rows up to (49152 - STATIC_SHARED)/4 stay in shared memory
     longest = (48 * 1024 - _config.STATIC_SHARED) // 4
     for n, expect in ((longest, "block-shared"), (longest + 1, "block")):

@@ -43,9 +43,10 @@ _config = importlib.import_module("gpu_act.backends.cuda._config")
 cuda_sim.install()
 
 # block-shared holds float32 rows of up to 1100 elements: rows of 1025..1100 run
-# block-shared, longer ones (and float64 ones) "block"
+# block-shared, longer ones (and float64 ones) "block"; blocks of 64 threads (as
+# the small device of conftest.py)
 SHARED_ROW = 1100
-TINY = _cuda.Limits(sm_count=2, max_threads=1024, shared_per_block=SHARED_ROW * 4 + _config.STATIC_SHARED)
+TINY = _cuda.Limits(sm_count=2, max_threads=64, shared_per_block=SHARED_ROW * 4 + _config.STATIC_SHARED)
 
 SPECIAL = [
     [1.0, 1.0, 0.5, 0.5],
