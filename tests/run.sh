@@ -7,13 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,cu12]"
 # numba-cuda-mlir beside numba-cuda (they coexist; numba-cuda stays the default):
 # tests/toolchain/test_mlir_ptx.py compiles every kernel to PTX under it, without a GPU,
-# in processes of its own, and fails under CI if it is missing (Python >= 3.11)
+# in processes of its own, and fails under CI if it is missing (Python >= 3.11).
+# One pip run resolves everything.
+extras="test,cu12"
 if .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    .venv/bin/python -m pip install -q -e ".[mlir-cu12]"
+    extras="$extras,mlir-cu12"
 fi
+.venv/bin/python -m pip install -q -e ".[$extras]"
 .venv/bin/python -m pytest -n 2 -p no:cacheprovider --ignore=tests/simulator "$@"
 # the CUDA simulator replaces numba.cuda for a whole process: its own run
 NUMBA_ENABLE_CUDASIM=1 .venv/bin/python -m pytest -n 2 -p no:cacheprovider tests/simulator
