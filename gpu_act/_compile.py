@@ -111,8 +111,13 @@ def _names(code):
 
 
 def _identity(value):
-    # a binding's key: its type and value where it hashes (1, 1.0, np.float32(1) and
-    # True are four bindings), else the object itself
+    # a binding's key: its type and value (1, 1.0, np.float32(1) and True are four
+    # bindings), floats by their bits (0.0 and -0.0 are two), tuples item by item;
+    # an object that does not hash, by itself
+    if isinstance(value, tuple):
+        return (tuple, tuple(_identity(v) for v in value))
+    if isinstance(value, (float, np.floating)):
+        return (type(value), np.asarray(value).tobytes())
     try:
         hash(value)
     except TypeError:
@@ -132,8 +137,11 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
     ``decorate`` and ``ctype``), it is the first copy, whatever the tag: a helper
     that reads none of the flags a kernel variant differs in is compiled once for
     all of them, and the kernels of a variant that does not change a template
-    are one kernel. A copy's qualified name is its first tag's (which bound those
-    names to those values in every process, as Numba's disk cache needs)."""
+    are one kernel. A copy's qualified name is its first tag's: a tag binds those
+    names to those values in every process, so a name never means two functions in
+    Numba's disk cache (but a process that first asks for the copy under another
+    tag looks for that tag's entry)."""
+    ctype = None if ctype is None else np.dtype(ctype).type
     used = _names(template.__code__)
     key = (template, decorate, ctype, tuple(sorted((n, _identity(v)) for n, v in bindings.items() if n in used)))
     with _instances_lock:
@@ -143,6 +151,6 @@ def instantiate(template, bindings, tag, decorate, ctype=None):
     g = dict(template.__globals__)
     g.update(bindings)
     qual = f"{template.__name__}.{tag}.{SOURCE_HASH}"
-    made = decorate(_clone(template, g, qual, None if ctype is None else np.dtype(ctype).type))
+    made = decorate(_clone(template, g, qual, ctype))
     with _instances_lock:
         return _instances.setdefault(key, made)

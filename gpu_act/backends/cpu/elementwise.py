@@ -54,7 +54,7 @@ def _first(a, j):
     return _L(a[0])  # noqa: F821
 
 
-_Ga = _Gb = _Gc = _compile.instantiate(_element, {"_L": _codecs.identity}, "native", ijit)
+_Ga = _Gb = _Gc = _compile.instantiate(_element, {"_L": _codecs.identity}, f"native.{SOURCE_HASH}", ijit)
 _S = _codecs.identity
 _dst = pick(3)
 _Ua = _Ub = _Uc = _Uo = _unit  # segments of unit stride, typed contiguous (the common call)
@@ -117,7 +117,7 @@ def _bound(wrapper, formula, ctype):
     inlined into every kernel variant of (wrapper, formula, ctype)."""
 
     def build():
-        tag = f"{wrapper}.{formula.__name__}.{ctype.name}"
+        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{SOURCE_HASH}"
         return _compile.instantiate(WRAPPERS[wrapper], {"_g": formulas(ctype)[formula.__name__]}, tag, ijit)
 
     return cached(("bound", wrapper, formula, ctype), build)
@@ -129,7 +129,8 @@ def _getter(codec, ctype, broadcast):
     return cached(
         ("get", codec, ctype, broadcast),
         lambda: _compile.instantiate(
-            _first if broadcast else _element, {"_L": _codecs.functions(codec, ctype).load}, f"{codec.name}.{ctype.name}", ijit
+            _first if broadcast else _element, {"_L": _codecs.functions(codec, ctype).load},
+            f"{codec.name}.{ctype.name}.{SOURCE_HASH}", ijit
         ),
     )
 

@@ -7,6 +7,7 @@
 - ``launch(ctx, kernel, config, args)`` on the call's stream.
 """
 
+import functools
 import pathlib
 import threading
 
@@ -42,8 +43,14 @@ def kernel(template, bindings, tag, ctype, variant):
     compiled for blocks of at most ``max_threads(variant, ...)`` threads."""
     ctype = np.dtype(ctype)
     tag = f"{tag}.{ctype.name}.{SOURCE_HASH}"
-    threads = max_threads(variant, ctype.itemsize)
-    return _compile.instantiate(template, bindings, tag, lambda fn: _cuda.kernel(fn, threads), ctype)
+    return _compile.instantiate(template, bindings, tag, _bounded(max_threads(variant, ctype.itemsize)), ctype)
+
+
+@functools.lru_cache(maxsize=None)
+def _bounded(threads):
+    # the decorator of kernels launched with at most ``threads`` threads: one per
+    # count, so that _compile.instantiate knows a kernel instantiated again
+    return lambda fn: _cuda.kernel(fn, threads)
 
 
 def launch(ctx, k, config, args):
