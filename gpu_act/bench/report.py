@@ -61,6 +61,8 @@ _LEGEND = ("GB/s of minimum traffic; x PEER = peer time / gpu_act time (above 1:
            "copy time / gpu_act time (1 = at the bandwidth floor)")
 _SPREAD = ("; in brackets the lowest and highest ratio of the rounds' medians (the providers take turns in every "
            "round)")
+
+
 def _legend(data, device):
     # the brackets are explained where a run kept each round's medians
     spread = any(len(r.get("round_seconds") or ()) > 1 for r in data["results"] if r["device"] == device)

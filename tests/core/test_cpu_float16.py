@@ -26,6 +26,7 @@ from helpers import OP_DEFAULTS, sample
 from tolerances import assert_close
 
 codecs = importlib.import_module("gpu_act.backends.cpu._codecs")
+PARALLEL_MIN = importlib.import_module("gpu_act.backends.cpu._kernels").PARALLEL_MIN
 
 F16 = codecs.codec(np.float16)
 _load, _store, _key, _value = codecs.functions(F16, np.float32)
@@ -243,7 +244,8 @@ def test_softmax_family_is_float32_rounded_once(op, layout, axis, temperature):
 def test_softmax_rows_longer_than_the_buffer(op, n):
     # e^{d_j} waits in a per-task float32 buffer for the first KEEP_MAX entries of a
     # row; beyond, the second pass computes it again: both give the same bits
-    x = sample((3 if n < 20000 else 1, n), np.float16, seed=n)  # below PARALLEL_MIN elements: the serial kernel
+    rows = 3 if 3 * n < PARALLEL_MIN else 1  # below PARALLEL_MIN elements: the serial kernel
+    x = sample((rows, n), np.float16, seed=n)
     _same_bits(getattr(ga, op)(x), _rounded(getattr(ga, op)(x.astype(np.float32))), f"{op} n={n}")
     xt = np.ascontiguousarray(x.T)
     _same_bits(getattr(ga, op)(xt, axis=0), _rounded(getattr(ga, op)(xt.astype(np.float32), axis=0)), f"{op} axis 0 n={n}")

@@ -139,9 +139,10 @@ def test_cross_entropy_kernels_compile(variant, target):
     # class weights, per-row losses and lse in the compute dtype
     for dtype in DTYPES:
         c = scalar(dtype)
-        kinds = (INDEX_DTYPES if dtype == np.float32 else INDEX_DTYPES[:1]) if target == "index" else (
-            DTYPES if dtype == np.float32 else (dtype,))
-        targets = [index_op(t) if target == "index" else row_op(t) for t in kinds]
+        if target == "index":
+            targets = [index_op(t) for t in (INDEX_DTYPES if dtype == np.float32 else INDEX_DTYPES[:1])]
+        else:
+            targets = [row_op(t) for t in (DTYPES if dtype == np.float32 else (dtype,))]
         for t in targets:
             sig = (row_op(dtype) * 2 + t + (arr(compute(dtype)),) * 3 + (TUP, I64, I64, I64) + (c,) * 5
                    + (T.boolean,) * 3)

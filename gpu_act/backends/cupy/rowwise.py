@@ -42,8 +42,8 @@ def _softmax(direction, inputs, mask, out, axis, temperature, log):
         n = arrays[0].shape[axis]
         team, grid, block = _config.plan("rows", P * Q, n, strides[0][2], strides[0][1], inv_t.itemsize)
         fn = _modules.function("softmax.cu", dtype, kernels.softmax_name(direction, dtype, team, log))
-        arrays, flat = _with_mask(arrays, strides, masked, len(inputs))
-        args = (*arrays, i64(P * Q), i64(Q), i64(n), *flat, inv_t, masked)
+        operands, flat = _with_mask(arrays, strides, masked, len(inputs))
+        args = (*operands, i64(P * Q), i64(Q), i64(n), *flat, inv_t, masked)
         if direction == "bwd":
             fn((grid,), (block,), args)
         else:  # the forward keeps a block team's row on chip where it fits: x read once
