@@ -86,6 +86,12 @@ def device(fn, **kw):
     return jit(fn, no_cpython_wrapper=True, no_cfunc_wrapper=True, **kw)
 
 
+def shared_jit(fn):
+    """A function called from Python and from compiled code: the CPython wrapper
+    without the C one."""
+    return jit(fn, no_cfunc_wrapper=True)
+
+
 def ijit(fn):
     """A function always inlined into its callers (LLVM ``alwaysinline``): a
     call left in a kernel's loop would keep the loop from vectorizing."""

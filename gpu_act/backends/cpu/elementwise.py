@@ -36,7 +36,7 @@ from ...formulas import rrelu_slope
 from . import _codecs, _nontemporal
 from ._nontemporal import STAGE, aligned_head, buffer, fence, write_aligned
 from ._kernels import apart, cached, decorator, formulas, launch, pick
-from ._numba import SOURCE_HASH, device, ijit
+from ._numba import SOURCE_HASH, ijit, kernel_jit, shared_jit
 from ._views import flat, row as _row, same, unit as _unit
 
 CHUNK = 1 << 14
@@ -135,6 +135,29 @@ def _getter(codec, ctype, broadcast):
     )
 
 
+def _io(wrapper, formula, ctype, cs, bcast):
+    # the bound formula, the operands' loads and the output's store
+    get = [_getter(c, ctype, f) for c, f in zip(cs, bcast)]
+    return {"_w": _bound(wrapper, formula, ctype), "_Ga": get[0], "_Gb": get[1], "_Gc": get[2],
+            "_S": _codecs.functions(cs[3], ctype).store}
+
+
+def _whole(wrapper, formula, ctype, cs, dst, bcast=(False,) * 3):
+    """``_segment`` as a function of its own, writing through argument ``dst``: called
+    by the kernels for each plain segment, and from Python on a whole contiguous
+    array that runs on the calling thread (``_plan``), where a kernel around it
+    would only add a compile and a call."""
+
+    def build():
+        names = ".".join(c.name for c in cs)
+        flags = "".join("b" if f else "e" for f in bcast)
+        tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{names}.{dst}.{flags}.whole.{SOURCE_HASH}"
+        return _compile.instantiate(_segment, {**_io(wrapper, formula, ctype, cs, bcast), "_dst": pick(dst)}, tag,
+                                    shared_jit)
+
+    return cached(("whole", wrapper, formula, ctype, cs, dst, bcast), build)
+
+
 def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast, unit=True):
     """The kernel for operand codecs ``cs`` (a, b, c, out) writing through argument
     ``dst`` (3: out; 0-2: the input that out is, in place); ``bcast``: whether each
@@ -147,12 +170,10 @@ def _kernel(wrapper, formula, ctype, size, stream, cs, dst, bcast, unit=True):
         names = ".".join(c.name for c in cs)
         flags = "".join("b" if f else ("e" if unit else "s") for f in bcast)
         tag = f"{wrapper}.{formula.__name__}.{ctype.name}.{names}.{dst}.{flags}.{how.__name__}.{'stream' if stream else 'store'}.{SOURCE_HASH}"
-        get = [_getter(c, ctype, f) for c, f in zip(cs, bcast)]
-        io = {"_w": _bound(wrapper, formula, ctype), "_Ga": get[0], "_Gb": get[1], "_Gc": get[2],
-              "_S": _codecs.functions(cs[3], ctype).store}
+        io = _io(wrapper, formula, ctype, cs, bcast)
         # the streamed stages write into a buffer, never in place
         seg = _compile.instantiate(_segment, {**io, "_dst": pick(3)}, tag, ijit)
-        whole = _compile.instantiate(_segment, {**io, "_dst": pick(dst)}, tag + ".whole", device)
+        whole = _whole(wrapper, formula, ctype, cs, dst, bcast)
         chunk = STREAM_CHUNK if stream else CHUNK
         casts = [same if f or not unit else _unit for f in bcast]
         return _compile.instantiate(
@@ -171,21 +192,27 @@ _PICK = {1: (0, 0, 0), 2: (0, 1, 1), 3: (0, 1, 2)}
 
 
 def _plan(wrapper, formula, dtypes, size):
-    """(kernel, compute dtype, storage dtypes) for C-contiguous operands of
-    ``dtypes`` (inputs..., out) of ``size`` elements, out apart from every input:
-    what a call computes before its kernel runs, once per (wrapper, formula,
-    dtypes, thread use, store kind). A storage dtype is None for an operand
-    read as it is (float32, float64)."""
+    """(function, views3, compute dtype, storage dtypes) for C-contiguous operands
+    of ``dtypes`` (inputs..., out) of ``size`` elements, out apart from every
+    input: what a call computes before it runs, once per (wrapper, formula,
+    dtypes, thread use, store kind). The function is the kernel over 3-D views
+    (``views3``) or, on the calling thread with plain stores, the segment
+    function itself (``_whole``) over the flat arrays. A storage dtype is None
+    for an operand read as it is (float32, float64)."""
     nbytes = size * dtypes[-1].itemsize
-    key = (formula, wrapper, dtypes, decorator(size), _nontemporal.wanted(nbytes))
+    how = decorator(size)
+    key = (formula, wrapper, dtypes, how, _nontemporal.wanted(nbytes))
 
     def build():
         ctype = COMPUTE[np.result_type(*dtypes[:-1])]
         stream = _streamed(formula, nbytes)
         cs = tuple(_codecs.codec(d) for d in dtypes)
         a, b, c = _PICK[len(dtypes) - 1]
-        k = _kernel(wrapper, formula, ctype, size, stream, (cs[a], cs[b], cs[c], cs[-1]), 3, (False,) * 3)
-        return k, ctype, tuple(None if cd.native else cd.storage for cd in cs)
+        picked = (cs[a], cs[b], cs[c], cs[-1])
+        storage = tuple(None if cd.native else cd.storage for cd in cs)
+        if how is kernel_jit and not stream:
+            return _whole(wrapper, formula, ctype, picked, 3), False, ctype, storage
+        return _kernel(wrapper, formula, ctype, size, stream, picked, 3, (False,) * 3), True, ctype, storage
 
     return cached(key, build)
 
@@ -201,8 +228,8 @@ def _run(wrapper, formula, arrays, params, out):
     picked = _PICK[len(arrays)]
     a, b, c = picked
     if out.flags.c_contiguous and all([x.flags.c_contiguous for x in arrays]) and apart(out, arrays):
-        k, ctype, storage = _plan(wrapper, formula, tuple([x.dtype for x in arrays]) + (out.dtype,), out.size)
-        shape = (1, 1, out.size)
+        k, views3, ctype, storage = _plan(wrapper, formula, tuple([x.dtype for x in arrays]) + (out.dtype,), out.size)
+        shape = (1, 1, out.size) if views3 else (out.size,)
         v = [x.reshape(shape) if st is None else x.reshape(shape).view(st) for x, st in zip(arrays + [out], storage)]
         k(v[a], v[b], v[c], v[-1], tuple([ctype.type(p) for p in params]) if params else ())
         return
