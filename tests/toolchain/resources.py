@@ -282,6 +282,9 @@ def cupy_module_resources(name, dtype, arch):
     CuPy's compile path to PTX, then ptxas -v for sm_``arch``."""
     c = compile_raw_module(name, dtype, arch, ptx=True)
     res = ptx_resources(c.image, arch)
+    lost = {expr: mangled for expr, mangled in (c.mapping or {}).items() if mangled not in res}
+    if lost:
+        raise AssertionError(f"{name} {dtype}: lowered names that are no kernel of the PTX: {lost}")
     return {expr: res[mangled] for expr, mangled in c.mapping.items()}
 
 

@@ -1,6 +1,7 @@
 """CI, no GPU: every CUDA C source of the CuPy backend compiles with nvcc (for
-sm_90; NVRTC, as CuPy compiles, covers sm_80 and sm_90 in tests/toolchain/test_nvrtc.py)
-with warnings as errors, for every template instance the backend asks for.
+sm_90; NVRTC, as CuPy compiles, covers sm_80 and sm_90 in
+tests/toolchain/test_nvrtc.py and test_ptxas_resources.py) with warnings as
+errors, for every template instance the backend asks for.
 
 The translation units are built from what CuPy compiles at run time:
 ``gpu_act.kernels.source`` (headers inlined) and the instance lists

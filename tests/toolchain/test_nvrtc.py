@@ -1,15 +1,13 @@
 """CI, no GPU: every kernel of the CuPy backend compiles with NVRTC exactly as
-CuPy compiles it at run time, for sm_90 and sm_80 (the RawModules for sm_80
-through PTX and ptxas, in test_ptxas_resources.py: each source in float64 and
-bfloat16).
+CuPy compiles it at run time, for sm_90 and sm_80. The RawModules are
+compiled in test_ptxas_resources.py, as NVRTC's PTX assembled by ptxas (the
+two steps of CuPy's compile to a cubin; test_nvrtc_cubin_matches_ptxas_on_ptx
+checks that they measure the cubin CuPy loads): every module for sm_90, and
+for sm_80 each source in float64 and bfloat16. The ElementwiseKernels are
+compiled here.
 
 Unlike tests/toolchain/test_nvcc.py (nvcc on a hand-built translation unit), the
 sources, options and include paths here are CuPy's own:
-- row-wise kernels: the backend's RawModule arguments (``kernels.source``,
-  ``_modules.OPTIONS``, ``kernels.INSTANCES``) go through
-  ``cupy._core.core.compile_with_cache(..., prepend_cupy_headers=False,
-  name_expressions=...)``, the call ``RawModule`` makes, to a cubin;
-  every name expression must have a lowered name whose kernel is in it;
 - elementwise kernels: the backend's own ``cupy.ElementwiseKernel`` objects
   (``elementwise._kernel``, ``elementwise._bce_kernel``); CuPy resolves their
   type placeholders from the dtypes of each call the public API makes
@@ -60,35 +58,6 @@ def _map(fn, items):
 def _symbol_in(image, name):
     """``name`` is a symbol of the cubin (NUL-delimited in its string table) with its own code section."""
     return b"\0" + name.encode() + b"\0" in image and b".text." + name.encode() + b"\0" in image
-
-
-# ---------------------------------------------------------------- RawModules
-# sm_90's cubins here; for sm_80 NVRTC compiles the float64 and bfloat16 modules
-# to PTX and ptxas assembles them in test_ptxas_resources.py (the two steps of this
-# compile)
-@pytest.mark.parametrize("arch", ["90"])
-def test_every_raw_module_compiles_with_cupy_nvrtc(arch):
-    modules = sorted(kernels.INSTANCES)
-
-    def build(key):
-        try:
-            return R.compile_raw_module(*key, arch)
-        except CompileException as e:
-            return e
-
-    problems = []
-    for (name, dtype), got in zip(modules, _map(build, modules)):
-        if isinstance(got, CompileException):
-            problems.append(f"{name} {dtype}: NVRTC rejected the module:\n{str(got)[-3000:]}")
-            continue
-        assert got.kind == "cubin", f"CuPy asked NVRTC for {got.kind}, not a cubin, for sm_{arch}"
-        for expr in kernels.INSTANCES[(name, dtype)]:
-            lowered = (got.mapping or {}).get(expr)
-            if not lowered:
-                problems.append(f"{name} {dtype}: no lowered name for {expr}")
-            elif not _symbol_in(got.image, lowered):
-                problems.append(f"{name} {dtype}: {expr} ({lowered}) is not a kernel of the cubin")
-    assert not problems, "\n".join(problems)
 
 
 # ---------------------------------------------------------------- ElementwiseKernels

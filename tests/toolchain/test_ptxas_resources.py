@@ -1,9 +1,12 @@
-"""CI, no GPU: every row-wise kernel of the CuPy backend fits the launch it gets.
+"""CI, no GPU: every row-wise kernel of the CuPy backend compiles as CuPy
+compiles it and fits the launch it gets.
 
-For every RawModule instance (``kernels.INSTANCES``), compiled by CuPy's own
-NVRTC path to PTX and assembled by ptxas -v for sm_80 and sm_90
-(tests/toolchain/resources.py), at the largest block ``_config.plan`` can choose for the
-kernel's team:
+Every RawModule (``kernels.INSTANCES``) is compiled by CuPy's own NVRTC path
+(``RawModule``'s call: ``kernels.source``, ``_modules.OPTIONS``, the name
+expressions) to PTX and assembled by ptxas -v (tests/toolchain/resources.py),
+every module for sm_90 and for sm_80 the float64 and bfloat16 ones. Each name
+expression must have a lowered name that is a kernel of the PTX, and each
+kernel, at the largest block ``_config.plan`` can choose for its team:
 - registers (allocated per warp, 8 per thread at a time) x block <= 65,536,
   the register file a block may use on sm_80/sm_90;
 - a ``__launch_bounds__`` (PTX .maxntid) admits that block;

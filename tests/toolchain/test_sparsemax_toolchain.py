@@ -7,10 +7,10 @@
   hostcuda's NumPy stand-in for CuPy), for every team, dtype, layout, special
   row, in place, with the row in shared memory and streamed, and with blocks
   looping over rows; results against the float64 reference;
-- (the same source through NVRTC as CuPy compiles it, every instance in the
-  cubin and fitting its largest launch with the launcher's dynamic shared
-  memory: tests/toolchain/test_nvrtc.py and test_ptxas_resources.py, with
-  every other module);
+- (the same source through NVRTC as CuPy compiles it, every instance a
+  kernel of the PTX and fitting its largest launch with the launcher's dynamic
+  shared memory: tests/toolchain/test_ptxas_resources.py, with every other
+  module);
 - the Numba kernels (gpu_act/backends/cuda/sparsemax.py) compiled to PTX with
   NVVM, every variant and dtype (each once: float64 for sm_80, the others for
   sm_90), ptxas resources fitting the launch ``_config`` gives them (under
