@@ -143,6 +143,9 @@ def ptx_resources(ptx, arch, ptxas=None):
     log = r.stdout + r.stderr
     if r.returncode != 0:
         raise RuntimeError(f"ptxas -arch=sm_{arch} failed:\n{log[-4000:]}")
+    warned = [line for line in log.splitlines() if "warning" in line.lower()]
+    if warned:  # nvcc's -Werror covers its front end only (test_nvcc.py): ptxas's warnings fail here
+        raise RuntimeError(f"ptxas -arch=sm_{arch} warned:\n" + "\n".join(warned[:20]))
     used = parse_ptxas_log(log)
     limits = ptx_max_threads(ptx)
     entries = {m.group(1) for m in _PTX_ENTRY.finditer(ptx)}

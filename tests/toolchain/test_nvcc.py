@@ -11,9 +11,11 @@ The translation units are built from what CuPy compiles at run time:
 ``gpu_act.kernels.bce_operation`` for every binary cross-entropy variant and
 of ``gpu_act.kernels.gated_operation`` for every gate of glu's backward,
 wrapped as CuPy's ElementwiseKernel wraps them. nvcc runs with warnings as
-errors and ptxas reports every entry it compiled, which is counted.
+errors; the entries are counted (in the PTX of the RawModules' sources, which
+test_ptxas_resources.py assembles; in ptxas's report for the elementwise unit).
 """
 
+import pathlib
 import re
 import shutil
 import subprocess
@@ -42,17 +44,26 @@ def _entries_tu(source, exprs):
     )
 
 
-def _nvcc(tmp_path, name, tu):
-    """Compile ``tu`` to SASS for every arch; return {arch: entries ptxas compiled}."""
+def _nvcc(tmp_path, name, tu, sass):
+    """Compile ``tu`` for every arch, to SASS (``sass``) or to PTX; return {arch:
+    the entries ptxas compiled, or the PTX holds}. The RawModules' sources go to
+    PTX only: test_ptxas_resources.py assembles every one of them with ptxas,
+    whose warnings fail there."""
     src = tmp_path / name
     src.write_text(tu)
-    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
-    cmd = [NVCC, "--fatbin", "--std=c++17", "-Werror", "all-warnings", *gencode, "-Xptxas", "-v",
-           "-o", str(src) + ".fatbin", str(src)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, f"nvcc failed on {name}:\n{log[-6000:]}"
-    found = re.findall(r"Compiling entry function '[^']+' for 'sm_(\d+)'", log)
+    found = []
+    for a in ARCHS:
+        out = f"{src}.{a}.{'fatbin' if sass else 'ptx'}"
+        target = ["--fatbin", f"-gencode=arch=compute_{a},code=sm_{a}", "-Xptxas", "-v"] if sass else \
+            ["-ptx", f"-arch=compute_{a}"]
+        r = subprocess.run([NVCC, *target, "--std=c++17", "-Werror", "all-warnings", "-o", out, str(src)],
+                           capture_output=True, text=True)
+        log = r.stdout + r.stderr
+        assert r.returncode == 0, f"nvcc failed on {name}:\n{log[-6000:]}"
+        if sass:
+            found += re.findall(r"Compiling entry function '[^']+' for 'sm_(\d+)'", log)
+        else:
+            found += [a] * len(re.findall(r"^\.visible \.entry ", pathlib.Path(out).read_text(), re.M))
     return {a: found.count(a) for a in ARCHS}
 
 
@@ -221,18 +232,18 @@ def _units():
     units = []
     for name in kernels.ROW_FILES:
         exprs = [e for (f, _), v in kernels.INSTANCES.items() if f == name for e in v]
-        units.append((name, _entries_tu(kernels.source(name), exprs), len(exprs)))
+        units.append((name, _entries_tu(kernels.source(name), exprs), len(exprs), False))
     tu, n = _elementwise_tu()
-    units.append(("elementwise.cu", tu, n))
+    units.append(("elementwise.cu", tu, n, True))
     return units
 
 
 def test_every_kernel_instance_compiles_without_warnings(tmp_path):
     units = _units()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        counts = list(pool.map(lambda u: _nvcc(tmp_path, u[0], u[1]), units))
-    for (name, _, expected), got in zip(units, counts):
-        assert got == {a: expected for a in ARCHS}, f"{name}: ptxas compiled {got} entries, expected {expected} per arch"
+        counts = list(pool.map(lambda u: _nvcc(tmp_path, u[0], u[1], u[3]), units))
+    for (name, _, expected, _), got in zip(units, counts):
+        assert got == {a: expected for a in ARCHS}, f"{name}: {got} entries compiled, expected {expected} per arch"
 
 
 def test_instance_lists_cover_every_dtype_and_team():
