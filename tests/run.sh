@@ -16,6 +16,18 @@ if .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     extras="$extras,mlir-cu12"
 fi
 .venv/bin/python -m pip install -q -e ".[$extras]"
-.venv/bin/python -m pytest -n 2 -p no:cacheprovider --ignore=tests/simulator "$@"
-# the CUDA simulator replaces numba.cuda for a whole process: its own run
-NUMBA_ENABLE_CUDASIM=1 .venv/bin/python -m pytest -n 2 -p no:cacheprovider tests/simulator
+# The CUDA simulator replaces numba.cuda for a whole process: its own run, in
+# one process beside the main run's two workers, filling the cores while the
+# main run waits (on the package index, on subprocesses, on its slowest
+# tests); its report follows the main run's.
+sim_log=$(mktemp)
+trap 'rm -f "$sim_log"' EXIT
+NUMBA_ENABLE_CUDASIM=1 .venv/bin/python -m pytest -p no:cacheprovider tests/simulator > "$sim_log" 2>&1 &
+sim=$!
+main_rc=0
+.venv/bin/python -m pytest -n 2 -p no:cacheprovider --ignore=tests/simulator "$@" || main_rc=$?
+sim_rc=0
+wait "$sim" || sim_rc=$?
+echo "---- the CUDA simulator run (tests/simulator) ----"
+cat "$sim_log"
+exit $(( main_rc != 0 ? main_rc : sim_rc ))
