@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ... import _compile, _cuda
+from ._config import WARP, WARP_ROWS_MAX
 from ._kernels import cached
 
 SLOTS = 32  # one shared entry per warp of a block (at most 1024 threads)
@@ -188,7 +189,10 @@ _VARIANTS = {
 
 def helpers(ctype, variant):
     """Bindings for a row kernel template: _C (convert to ctype), _CT (its Numba
-    type, for shared arrays), _INF,
+    type, for shared and local arrays), _INF, _HELD (how many elements of a row
+    each worker keeps in registers: the warp variant's whole row in float32;
+    0 otherwise: NVVM does not unroll the loops of float64's longer exp, and
+    the row would sit in local memory),
     _scaled, _push, _finish, _row_offset, _worker, _max_all, _sum_all,
     _sum64_all (a float64 sum), _ms_all."""
     ctype = np.dtype(ctype)
@@ -196,7 +200,8 @@ def helpers(ctype, variant):
     def build():
         dev = _cuda.device
         tag = f"{variant}.{ctype.name}"
-        b = {"_C": ctype.type, "_CT": from_dtype(ctype), "_INF": ctype.type(np.inf), "_row_offset": dev(row_offset)}
+        b = {"_C": ctype.type, "_CT": from_dtype(ctype), "_INF": ctype.type(np.inf), "_row_offset": dev(row_offset),
+             "_HELD": WARP_ROWS_MAX // WARP if variant == "warp" and ctype == np.float32 else 0}
 
         def inst(fn, extra=()):
             return _compile.instantiate(fn, {**b, **dict(extra)}, tag, dev, ctype)

@@ -13,9 +13,10 @@ softmin is softmax at a negative temperature: the forward kernels take the
 sign of 1/T (of -0.0 too, where 1/T rounds to 0) and negate every load of x
 with it, the backward ones scale by the signed 1/T.
 Variants (``_config.plan``): "thread", "warp" and "block" compute
-(m, s) with the online normaliser and read x (and a mask) twice;
-"block-shared" keeps the row in shared memory (x and a mask read once), with
-tree reductions for max and sum.
+(m, s) with the online normaliser and read x (and a mask) twice, except the
+forward of "warp" in float32, whose lanes keep the row in registers (read
+once; ``_HELD``); "block-shared" keeps the row in shared memory (x and a mask
+read once). The rows read once take a max pass and then a sum pass.
 Elements are read and written through their codecs (``_codecs``: ``_Lx``,
 ``_Lg``, ``_Ly``, ``_Lr`` load, ``_So`` stores).
 """
@@ -46,6 +47,35 @@ def _forward_row(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n
     k = abs(inv_t)
     m = -_INF  # noqa: F821
     s = 0.0
+    if _HELD:  # noqa: F821
+        # the worker's elements lane + i * width (i < _HELD: the whole row) kept in
+        # registers, x and the mask read once, as in _shared_row: masked entries
+        # held as -inf, a max pass, a sum pass; a row whose sum is NaN reads the
+        # mask again. Every loop over ``held`` has a constant length and a short
+        # body, so that it is unrolled and each index into ``held`` is a constant
+        held = cuda.local.array(_HELD, _CT)  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            v = -_INF  # noqa: F821
+            if j < n and (not _MASKED or mk[pm + j * ma]):  # noqa: F821
+                v = sg * _Lx(x[px + j * xa])  # noqa: F821
+            held[i] = v
+            m = v if v > m else m
+        m = _max_all(m)  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            s += math.exp(_scaled(held[i] - m, k))  # noqa: F821
+        s = _finish(m, _sum_all(s))  # noqa: F821
+        ls = math.log(s)
+        inv_s = 1.0 / s
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            if j < n:
+                d = _scaled(held[i] - m, k)  # noqa: F821
+                v = d - ls if log else math.exp(d) * inv_s
+                if _MASKED and s != s and not mk[pm + j * ma]:  # noqa: F821
+                    v = -_INF if log else 0.0  # noqa: F821
+                out[po + j * oa] = _So(v)  # noqa: F821
+        return
     for j in range(lane, n, width):
         if not _MASKED or mk[pm + j * ma]:  # noqa: F821
             m, s = _push(m, s, sg * _Lx(x[px + j * xa]), k)  # noqa: F821
