@@ -10,7 +10,9 @@ its own (``_whole``): inlined into the kernel, its vectorized loop would reload
 the formula's constants (polynomial coefficients, ...) from memory on every
 iteration; in a function of its own LLVM keeps them in vector registers. The
 streamed path's 64-element stages keep the inlined copy, which is faster there
-(bench/NOTES.md).
+(bench/NOTES.md). A contiguous call that runs on the calling thread with plain
+stores calls ``_whole`` itself on the flat arrays (``_plan``): no kernel is
+compiled for it.
 
 A view whose rows are contiguous but not the whole array (a row slice, one
 half of a gated unit's input) has segments of unit stride that Numba types as
