@@ -125,19 +125,24 @@ def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
 
 @pytest.mark.skipif(resources.ptxas_path() is None, reason="no ptxas")
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
-def test_warp_forward_holds_its_row_in_registers(masked):
+@pytest.mark.parametrize("name", ["forward", "backward"])
+def test_warp_rows_are_held_in_registers(name, masked):
     # float32 compute (float16 and float32 storage): each lane's 32 elements of a
-    # row of up to 1,024 stay in registers between the passes (x read once): the
-    # loops over them unrolled, no local memory, 32 loads of x
+    # row of up to 1,024 (x; g and y) stay in registers between the passes, each
+    # read once: the loops over them unrolled (at least 32 loads per operand in the
+    # PTX, where a loop over the row has one or two; NVVM may copy the unrolled
+    # loop per branch of log), no local memory
     bool_op = (arr(np.bool_), I64, TUP, I64)
+    values = 1 if name == "forward" else 2
     for dtype in (np.float16, np.float32):
-        sig = row_op(dtype) + (bool_op if masked else ()) + row_op(dtype) + (TUP, I64, I64, scalar(dtype), T.boolean)
+        sig = row_op(dtype) * values + (bool_op if masked else ()) + row_op(dtype) + (TUP, I64, I64, scalar(dtype),
+                                                                                      T.boolean)
         codec = sm._codecs.of(np.dtype(dtype))
-        ptx = _cuda.compile_ptx(sm.kernel("forward", np.float32, "warp", codec, masked), sig, (9, 0))
+        ptx = _cuda.compile_ptx(sm.kernel(name, np.float32, "warp", codec, masked), sig, (9, 0))
         ((_, r),) = resources.ptx_resources(ptx, "90").items()
         assert r.stack == 0 and ".local" not in ptx, (dtype, r)
         loads = ptx.count("ld.global.u16" if dtype == np.float16 else "ld.global.f32")
-        assert loads == 32, (dtype, loads)
+        assert loads >= 32 * values, (dtype, loads)
 
 
 INDEX_DTYPES = (np.int64, np.int32, np.uint8)

@@ -13,10 +13,11 @@ softmin is softmax at a negative temperature: the forward kernels take the
 sign of 1/T (of -0.0 too, where 1/T rounds to 0) and negate every load of x
 with it, the backward ones scale by the signed 1/T.
 Variants (``_config.plan``): "thread", "warp" and "block" compute
-(m, s) with the online normaliser and read x (and a mask) twice, except the
-forward of "warp" in float32, whose lanes keep the row in registers (read
-once; ``_HELD``); "block-shared" keeps the row in shared memory (x and a mask
-read once). The rows read once take a max pass and then a sum pass.
+(m, s) with the online normaliser and read x (and a mask) twice, except
+"warp" in float32, whose lanes keep the row in registers (``_HELD``: x, or g
+and y of the backward, read once); "block-shared" keeps the row in shared
+memory (x and a mask read once). The forwards that read once take a max pass
+and then a sum pass.
 Elements are read and written through their codecs (``_codecs``: ``_Lx``,
 ``_Lg``, ``_Ly``, ``_Lr`` load, ``_So`` stores).
 """
@@ -176,6 +177,33 @@ def _backward_row(g, go, gs, ga, y, yo, ys, ya, mk, mo, ms, ma, out, oo, os_, oa
     pm = _row_offset(row, shape, ms, mo)  # noqa: F821
     # the row sum in float64 (g - sum(g y) cancels where y is near one-hot), rounded once
     s = np.float64(0.0)
+    if _HELD:  # noqa: F821
+        # g and y of the worker's elements kept in registers between the sum and
+        # the write (read once; see _forward_row); masked entries held as 0
+        hg = cuda.local.array(_HELD, _CT)  # noqa: F821
+        hy = cuda.local.array(_HELD, _CT)  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            gv = _C(0.0)  # noqa: F821
+            yv = _C(0.0)  # noqa: F821
+            if j < n and (not _MASKED or mk[pm + j * ma]):  # noqa: F821
+                gv = _Lg(g[pg + j * ga])  # noqa: F821
+                yv = _Ly(y[py + j * ya])  # noqa: F821
+            hg[i] = gv
+            hy[i] = yv
+            s += np.float64(gv) if log else np.float64(gv) * np.float64(yv)
+        sc = _C(_sum64_all(s))  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            if j < n:
+                if log:
+                    v = (hg[i] - math.exp(hy[i]) * sc) * inv_t
+                else:
+                    v = hy[i] * (hg[i] - sc) * inv_t
+                if _MASKED and not mk[pm + j * ma]:  # noqa: F821
+                    v = 0.0
+                out[po + j * oa] = _So(v)  # noqa: F821
+        return
     if log:
         for j in range(lane, n, width):
             if not _MASKED or mk[pm + j * ma]:  # noqa: F821
