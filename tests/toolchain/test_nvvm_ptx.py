@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(_cuda.SIMULATOR, reason="PTX needs the real CUDA
 ew = importlib.import_module("gpu_act.backends.cuda.elementwise")
 mp = importlib.import_module("gpu_act.backends.cuda._map")
 sm = importlib.import_module("gpu_act.backends.cuda.softmax")
+spx = importlib.import_module("gpu_act.backends.cuda.sparsemax")
 ce = importlib.import_module("gpu_act.backends.cuda.cross_entropy")
 nll = importlib.import_module("gpu_act.backends.cuda.nll_loss")
 bce = importlib.import_module("gpu_act.backends.cuda.binary_cross_entropy")
@@ -124,21 +125,26 @@ def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
 
 
 @pytest.mark.skipif(resources.ptxas_path() is None, reason="no ptxas")
-@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("op,masked", [("softmax", False), ("softmax", True), ("sparsemax", False)])
 @pytest.mark.parametrize("name", ["forward", "backward"])
-def test_warp_rows_are_held_in_registers(name, masked):
+def test_warp_rows_are_held_in_registers(op, name, masked):
     # float32 compute (float16 and float32 storage): each lane's 32 elements of a
-    # row of up to 1,024 (x; g and y) stay in registers between the passes, each
-    # read once: the loops over them unrolled (at least 32 loads per operand in the
-    # PTX, where a loop over the row has one or two; NVVM may copy the unrolled
-    # loop per branch of log), no local memory
+    # row of up to 1,024 (x; g and y) stay in registers between the passes (and
+    # sparsemax's bisection steps), each read once: the loops over them unrolled
+    # (at least 32 loads per operand in the PTX, where a loop over the row has one
+    # or two; NVVM may copy the unrolled loop per branch of log), no local memory
     bool_op = (arr(np.bool_), I64, TUP, I64)
     values = 1 if name == "forward" else 2
     for dtype in (np.float16, np.float32):
-        sig = row_op(dtype) * values + (bool_op if masked else ()) + row_op(dtype) + (TUP, I64, I64, scalar(dtype),
-                                                                                      T.boolean)
         codec = sm._codecs.of(np.dtype(dtype))
-        ptx = _cuda.compile_ptx(sm.kernel(name, np.float32, "warp", codec, masked), sig, (9, 0))
+        if op == "softmax":
+            sig = row_op(dtype) * values + (bool_op if masked else ()) + row_op(dtype) + (TUP, I64, I64,
+                                                                                          scalar(dtype), T.boolean)
+            k = sm.kernel(name, np.float32, "warp", codec, masked)
+        else:
+            sig = row_op(dtype) * (values + 1) + (TUP, I64, I64)
+            k = spx.kernel(name, np.float32, "warp", codec)
+        ptx = _cuda.compile_ptx(k, sig, (9, 0))
         ((_, r),) = resources.ptx_resources(ptx, "90").items()
         assert r.stack == 0 and ".local" not in ptx, (dtype, r)
         loads = ptx.count("ld.global.u16" if dtype == np.float16 else "ld.global.f32")

@@ -26,9 +26,10 @@ them, -inf for the rest). Backward: a NaN anywhere in g or y makes the row NaN.
 
 Variants (``_config.plan``, which launches sparsemax as softmax: the same
 rows, and the forward's row held in shared memory where it fits): "thread",
-"warp", "block" read the row from global memory on every pass;
-"block-shared" keeps it in shared memory (in the compute type), read from
-global memory once. f and the counts accumulate in float64, as the
+"warp", "block" read the row from global memory on every pass, except "warp"
+in float32, whose lanes keep the row in registers (``_HELD``: x, or g and y,
+read once); "block-shared" keeps it in shared memory (in the compute type),
+read from global memory once. f and the counts accumulate in float64, as the
 backward's sums; tau is rounded once to the compute type. Elements are read
 and written through their codecs (``_codecs``).
 """
@@ -52,14 +53,23 @@ def _relative(v, m):
 
 def _above(src, base, step, n, lane, width, m, t):
     # (f(t), #{d > t}) over the row src[base + j*step], summed over its workers;
-    # "not e <= 0" so that a NaN counts and makes f NaN
+    # "not e <= 0" so that a NaN counts and makes f NaN. With _HELD, src is the
+    # worker's elements held in registers (those past the row's end hold -inf,
+    # never above t), in a loop of constant length that NVVM unrolls
     f = np.float64(0.0)
     c = np.float64(0.0)
-    for j in range(lane, n, width):
-        e = _relative(_Ld(src[base + j * step]), m) - t  # noqa: F821
-        if not e <= 0:
-            f += np.float64(e)
-            c += 1.0
+    if _HELD:  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            e = _relative(src[i], m) - t  # noqa: F821
+            if not e <= 0:
+                f += np.float64(e)
+                c += 1.0
+    else:
+        for j in range(lane, n, width):
+            e = _relative(_Ld(src[base + j * step]), m) - t  # noqa: F821
+            if not e <= 0:
+                f += np.float64(e)
+                c += 1.0
     return _sum64_all(f), _sum64_all(c)  # noqa: F821
 
 
@@ -113,6 +123,24 @@ def _forward(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n):
     px = _row_offset(row, shape, xs, xo)  # noqa: F821
     po = _row_offset(row, shape, os_, oo)  # noqa: F821
     m = -_INF  # noqa: F821
+    if _HELD:  # noqa: F821
+        # the worker's elements lane + i * width (i < _HELD: the whole row) kept in
+        # registers: x read once, every bisection step over the registers
+        held = cuda.local.array(_HELD, _CT)  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            v = -_INF  # noqa: F821
+            if j < n:
+                v = _Lx(x[px + j * xa])  # noqa: F821
+            held[i] = v
+            m = v if v > m else m
+        m = _max_all(m)  # noqa: F821
+        tau = _threshold(held, 0, 1, n, lane, width, m)  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            if j < n:
+                out[po + j * oa] = _So(_projected(_relative(held[i], m), tau))  # noqa: F821
+        return
     for j in range(lane, n, width):
         v = _Lx(x[px + j * xa])  # noqa: F821
         m = v if v > m else m
@@ -152,6 +180,34 @@ def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n):
     # makes c NaN, and so every output of the row (0 * c off the support, g - s/c on it)
     s = np.float64(0.0)
     c = np.float64(0.0)
+    if _HELD:  # noqa: F821
+        # g and y of the worker's elements kept in registers (read once); those past
+        # the row's end hold 0, off the support
+        hg = cuda.local.array(_HELD, _CT)  # noqa: F821
+        hy = cuda.local.array(_HELD, _CT)  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            gv = _C(0.0)  # noqa: F821
+            yv = _C(0.0)  # noqa: F821
+            if j < n:
+                gv = _Lg(g[pg + j * ga])  # noqa: F821
+                yv = _Ly(y[py + j * ya])  # noqa: F821
+            hg[i] = gv
+            hy[i] = yv
+            if gv != gv or yv != yv:
+                c = np.float64(np.nan)
+            elif yv > 0:
+                s += np.float64(gv)
+                c += 1.0
+        s = _sum64_all(s)  # noqa: F821
+        c = _sum64_all(c)  # noqa: F821
+        zero = _C(c * 0.0)  # noqa: F821
+        mean = _C(s / c) if c != 0 else zero  # noqa: F821
+        for i in range(_HELD):  # noqa: F821
+            j = lane + i * width
+            if j < n:
+                out[po + j * oa] = _So(hg[i] - mean if hy[i] > 0 else zero)  # noqa: F821
+        return
     for j in range(lane, n, width):
         gv = _Lg(g[pg + j * ga])  # noqa: F821
         yv = _Ly(y[py + j * ya])  # noqa: F821
