@@ -50,6 +50,9 @@ template <typename V, class Op> __device__ __forceinline__ V warp_reduce(V v, Op
 
 // ------------------------------------------------ teams
 enum { TEAM_THREAD = 0, TEAM_WARP = 1, TEAM_BLOCK = 2 };
+// A warp team's rows have at most 32 * WARP_HELD elements (the launcher's
+// WARP_MAX): a lane that keeps its elements of a row in registers needs WARP_HELD
+enum { WARP_HELD = 32 };
 
 // Launch bounds of a team's kernels for compute type C: at most MAX threads
 // per block (gpu_act/backends/cupy/_launch.py launches within them: THREADS,
@@ -234,6 +237,10 @@ struct RowMask {
 
 template <typename C> struct Sum {
     __device__ __forceinline__ C operator()(C a, C b) const { return a + b; }
+};
+// the larger of two values; a NaN sticks (as in MaxSum)
+template <typename C> struct Max {
+    __device__ __forceinline__ C operator()(C a, C b) const { return a != a ? a : (b > a || b != b) ? b : a; }
 };
 template <typename C> struct Merge {
     C inv_t;

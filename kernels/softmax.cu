@@ -26,7 +26,12 @@
 namespace ga {
 
 // A block team given dynamic shared memory for the row (`cached`, n compute
-// values) keeps the row there and writes y from it: x is read once.
+// values) keeps the row there and writes y from it: x is read once. A warp
+// team computing in float keeps each lane's elements j = lane + 32 q in
+// registers (`held`: loops of constant length, unrolled) where the row has at
+// most 32 * WARP_HELD elements (every row the launcher gives it): x and the
+// mask read once, a max pass, then a sum pass (masked entries and those past
+// the row's end held as -inf, whose e^{d} is 0).
 template <typename T, int TEAM, bool LOG>
 __global__ void GA_BOUNDS(TEAM, T)
     softmax_fwd(const T* x, const bool* mask, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 mP, i64 mQ,
@@ -38,6 +43,36 @@ __global__ void GA_BOUNDS(TEAM, T)
     const Team<TEAM> team;
     const C sg = copysign(C(1), inv_t), a = fabs(inv_t);  // sg = -1: softmin
     const C off = LOG ? -C(1) / C(0) : C(0);               // a masked entry's output
+    if constexpr (TEAM == TEAM_WARP && sizeof(C) == 4) {
+        if (n <= 32 * WARP_HELD) {
+            for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
+                const i64 i = r / Q, k = r - i * Q;
+                const T* xr = x + i * xP + k * xQ;
+                T* yr = y + i * yP + k * yQ;
+                const RowMask live{mask + i * mP + k * mQ, mn, masked};
+                C held[WARP_HELD];
+                C m = -C(1) / C(0);
+#pragma unroll
+                for (int q = 0; q < WARP_HELD; ++q) {
+                    const i64 j = team.lane() + 32 * q;
+                    held[q] = j < n && live(j) ? sg * load(xr + j * xn) : -C(1) / C(0);
+                    m = Max<C>()(m, held[q]);
+                }
+                m = team.reduce(m, Max<C>());
+                C s = C(0);
+#pragma unroll
+                for (int q = 0; q < WARP_HELD; ++q) s += expt(held[q] - m, a);
+                s = MaxSum<C>{m, team.reduce(s, Sum<C>())}.finish().s;
+                const C ls = log(s), inv_s = C(1) / s;
+#pragma unroll
+                for (int q = 0; q < WARP_HELD; ++q) {
+                    const i64 j = team.lane() + 32 * q;
+                    if (j < n) store(yr + j * yn, live(j) ? softmax_out<LOG>(held[q], m, ls, inv_s, a) : off);
+                }
+            }
+            return;
+        }
+    }
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
         const i64 i = r / Q, k = r - i * Q;
         const T* xr = x + i * xP + k * xQ;

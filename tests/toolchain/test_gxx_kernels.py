@@ -517,7 +517,10 @@ def test_softmax_every_team_row_length_and_layout(module, team, dtype, direction
         vec = rig.vector_moves()
         if layout in ("F", "step2", "flip"):
             assert vec == 0, f"{layout} n={n}: the 16-byte path ran on rows it must not"
-        if layout == "aligned" and n * np.dtype(dtype).itemsize % 16 == 0 and n >= 16:
+        # (a warp team's forward computing in float holds its row in registers, one
+        # element per lane at a time: a warp's load is 32 adjacent elements)
+        held = team == "warp" and direction == "fwd" and dtype != "float64"
+        if layout == "aligned" and n * np.dtype(dtype).itemsize % 16 == 0 and n >= 16 and not held:
             assert vec > 0, f"aligned rows of {n} did not take the 16-byte path"
     # in place, aligned and reversed
     for layout in ("aligned", "flip"):

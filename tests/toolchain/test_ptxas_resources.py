@@ -18,6 +18,7 @@ measures the cubin CuPy loads (NVRTC's own -v log of that compile).
 
 import importlib
 import inspect
+import re
 import types
 
 import pytest
@@ -132,6 +133,19 @@ def test_known_over_budget(expr, arch):
     name = next(f for (f, d), v in kernels.INSTANCES.items() if expr in v)
     r = R.cupy_module_resources(name, dtype, arch)[expr]
     assert not _violations(expr, r, _largest_blocks(dtype)[expr], _dynamic_shared(dtype).get(expr, 0)), r
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_warp_softmax_forward_holds_its_row_in_registers(dtype):
+    # a warp team computing in float keeps each lane's WARP_HELD elements of a row
+    # in registers (x read once): no stack frame, no spills; its rows are those of
+    # the launcher's warp team, at most 32 * WARP_HELD long
+    held = int(re.search(r"WARP_HELD = (\d+)", kernels.source("softmax.cu")).group(1))
+    assert 32 * held == _config.WARP_MAX
+    res = R.cupy_module_resources("softmax.cu", dtype, 90)
+    for log in (False, True):
+        r = res[kernels.softmax_name("fwd", dtype, "warp", log)]
+        assert r.stack == 0 and r.spill_stores == r.spill_loads == 0, r
 
 
 def test_every_instance_has_a_launch_rule():
