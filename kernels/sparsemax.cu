@@ -24,8 +24,9 @@
 // -inf for the rest). Backward: a NaN anywhere in g or y makes the row NaN.
 //
 // A block team given dynamic shared memory for the row (`cached`, n compute
-// values: the launcher decides) keeps it there for the passes; otherwise each
-// pass streams the row from global memory. f, the counts and the backward's
+// values: the launcher decides) keeps it there for the passes, and a warp team
+// computing in float keeps its row (at most 32 * WARP_HELD elements) in
+// registers; otherwise each pass streams the row from global memory. f, the counts and the backward's
 // sums accumulate in double; tau is rounded once to the compute type.
 #include "rows.cuh"
 
@@ -80,17 +81,33 @@ __device__ __forceinline__ SumCount above(const Tm& team, i64 n, const T* x, i64
     return team.reduce(a, AddSumCount());
 }
 
-// tau of the row (max m); NaN for a row whose f is NaN
-template <typename T, typename C, class Tm>
-__device__ C threshold(const Tm& team, i64 n, const T* x, i64 sx, const C* cache, C m) {
+// (f(t), #{d > t}) over a warp lane's elements held in registers (WARP_HELD of
+// them, -inf past the row's end: never above t), as every lane sees it
+template <typename C, class Tm>
+__device__ __forceinline__ SumCount above_held(const Tm& team, const C (&held)[WARP_HELD], C m, C t) {
+    SumCount a{0.0, 0.0};
+#pragma unroll
+    for (int q = 0; q < WARP_HELD; ++q) {
+        const C e = relative(held[q], m) - t;
+        if (!(e <= C(0))) {
+            a.s += double(e);
+            a.c += 1.0;
+        }
+    }
+    return team.reduce(a, AddSumCount());
+}
+
+// tau of the row (max m) from above(t) = (f(t), #{d > t}); NaN for a row whose f is NaN
+template <typename C, class Above>
+__device__ C threshold(Above above) {
     C lo = C(-1), hi = C(0);
-    SumCount at_lo = above(team, n, x, sx, cache, m, lo);
+    SumCount at_lo = above(lo);
     if (at_lo.s != at_lo.s) return C(at_lo.s);
     double c_hi = 0.0;
     for (int k = 0; k < BISECTIONS && at_lo.c != c_hi; ++k) {
         const C mid = (lo + hi) * C(0.5);
         if (mid == lo || mid == hi) break;
-        const SumCount a = above(team, n, x, sx, cache, m, mid);
+        const SumCount a = above(mid);
         if (a.s >= 1.0) {
             lo = mid;
             at_lo = a;
@@ -103,7 +120,7 @@ __device__ C threshold(const Tm& team, i64 n, const T* x, i64 sx, const C* cache
     C t = lo, tau = lo;
     for (int k = 0; k < FIXES; ++k) {
         tau = C(double(t) + (at_lo.s - 1.0) / at_lo.c);
-        const SumCount a = above(team, n, x, sx, cache, m, tau);
+        const SumCount a = above(tau);
         if (a.c == at_lo.c) break;
         t = tau;
         at_lo = a;
@@ -122,6 +139,33 @@ __global__ void GA_BOUNDS(TEAM, T)
     // the block's one row in shared memory: for block teams only (a warp team's rows would share it)
     C* cache = TEAM == TEAM_BLOCK && cached ? reinterpret_cast<C*>(sparsemax_row) : nullptr;
     const Team<TEAM> team;
+    if constexpr (TEAM == TEAM_WARP && sizeof(C) == 4) {
+        // rows of up to 32 * WARP_HELD: each lane keeps its elements j = lane + 32 q
+        // in registers (unrolled loops), x read once, every bisection step over them
+        if (n <= 32 * WARP_HELD) {
+            for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
+                const i64 i = r / Q, k = r - i * Q;
+                const T* xr = x + i * xP + k * xQ;
+                T* yr = y + i * yP + k * yQ;
+                C held[WARP_HELD];
+                C m = -C(1) / C(0);
+#pragma unroll
+                for (int q = 0; q < WARP_HELD; ++q) {
+                    const i64 j = team.lane() + 32 * q;
+                    held[q] = j < n ? load(xr + j * xn) : -C(1) / C(0);
+                    m = held[q] > m ? held[q] : m;
+                }
+                m = team.reduce(m, simplex::Max<C>());
+                const C tau = simplex::threshold<C>([&](C t) { return simplex::above_held(team, held, m, t); });
+#pragma unroll
+                for (int q = 0; q < WARP_HELD; ++q) {
+                    const i64 j = team.lane() + 32 * q;
+                    if (j < n) store(yr + j * yn, simplex::projected(simplex::relative(held[q], m), tau));
+                }
+            }
+            return;
+        }
+    }
     for (i64 r = team.first_row(); r < rows; r += team.row_step()) {
         const i64 i = r / Q, k = r - i * Q;
         const T* xr = x + i * xP + k * xQ;
@@ -133,7 +177,7 @@ __global__ void GA_BOUNDS(TEAM, T)
         });
         // (the reduction's barriers also publish the cache to the whole block)
         m = team.reduce(m, simplex::Max<C>());
-        const C tau = simplex::threshold(team, n, xr, xn, cache, m);
+        const C tau = simplex::threshold<C>([&](C t) { return simplex::above(team, n, xr, xn, cache, m, t); });
         const auto y_of = [&](C v) -> C { return simplex::projected(simplex::relative(v, m), tau); };
         if (cache) {
             // from the cached row, not x again; the block's next row overwrites the cache

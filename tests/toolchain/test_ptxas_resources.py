@@ -136,15 +136,17 @@ def test_known_over_budget(expr, arch):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
-def test_warp_softmax_forward_holds_its_row_in_registers(dtype):
+def test_warp_forwards_hold_their_row_in_registers(dtype):
     # a warp team computing in float keeps each lane's WARP_HELD elements of a row
-    # in registers (x read once): no stack frame, no spills; its rows are those of
-    # the launcher's warp team, at most 32 * WARP_HELD long
+    # in registers (x read once; sparsemax's bisection steps over them): no stack
+    # frame, no spills; its rows are those of the launcher's warp team, at most
+    # 32 * WARP_HELD long
     held = int(re.search(r"WARP_HELD = (\d+)", kernels.source("softmax.cu")).group(1))
     assert 32 * held == _config.WARP_MAX
-    res = R.cupy_module_resources("softmax.cu", dtype, 90)
-    for log in (False, True):
-        r = res[kernels.softmax_name("fwd", dtype, "warp", log)]
+    soft = R.cupy_module_resources("softmax.cu", dtype, 90)
+    simplex = R.cupy_module_resources("sparsemax.cu", dtype, 90)
+    for r in [soft[kernels.softmax_name("fwd", dtype, "warp", log)] for log in (False, True)] + \
+             [simplex[kernels.sparsemax_name("fwd", dtype, "warp")]]:
         assert r.stack == 0 and r.spill_stores == r.spill_loads == 0, r
 
 
