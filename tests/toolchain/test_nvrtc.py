@@ -40,7 +40,6 @@ pytestmark = pytest.mark.skipif(
 from cupy._core import _carray, _kernel, _scalar  # noqa: E402
 from cupy.cuda.compiler import CompileException  # noqa: E402
 
-from gpu_act import kernels  # noqa: E402
 from gpu_act import formulas as F  # noqa: E402
 from gpu_act.backends.cupy import elementwise as ew  # noqa: E402
 from test_nvcc import BF16_FORMULAS, _bce_requests, _elementwise_requests, _gated_requests, with_bfloat16  # noqa: E402
