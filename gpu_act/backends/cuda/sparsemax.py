@@ -169,6 +169,25 @@ def _forward_shared(x, xo, xs, xa, out, oo, os_, oa, shape, rows, n):
         out[po + j * oa] = _So(_projected(_relative(cache[j], m), tau))  # noqa: F821
 
 
+def _support(s, c, gv, yv):
+    # the sum of g over the support and its size with one element added; a NaN in
+    # g or y makes the size NaN
+    if gv != gv or yv != yv:
+        return s, np.float64(np.nan)
+    if yv > 0:
+        return s + np.float64(gv), c + 1.0
+    return s, c
+
+
+def _mean(s, c):
+    # (the row's 0: NaN where the size is, the mean of g over the support) from the
+    # workers' (s, c)
+    s = _sum64_all(s)  # noqa: F821
+    c = _sum64_all(c)  # noqa: F821
+    zero = _C(c * 0.0)  # noqa: F821
+    return zero, (_C(s / c) if c != 0 else zero)  # noqa: F821
+
+
 def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n):
     row, lane, width = _worker()  # noqa: F821
     if row >= rows:
@@ -194,32 +213,16 @@ def _backward(g, go, gs, ga, y, yo, ys, ya, out, oo, os_, oa, shape, rows, n):
                 yv = _Ly(y[py + j * ya])  # noqa: F821
             hg[i] = gv
             hy[i] = yv
-            if gv != gv or yv != yv:
-                c = np.float64(np.nan)
-            elif yv > 0:
-                s += np.float64(gv)
-                c += 1.0
-        s = _sum64_all(s)  # noqa: F821
-        c = _sum64_all(c)  # noqa: F821
-        zero = _C(c * 0.0)  # noqa: F821
-        mean = _C(s / c) if c != 0 else zero  # noqa: F821
+            s, c = _support(s, c, gv, yv)  # noqa: F821
+        zero, mean = _mean(s, c)  # noqa: F821
         for i in range(_HELD):  # noqa: F821
             j = lane + i * width
             if j < n:
                 out[po + j * oa] = _So(hg[i] - mean if hy[i] > 0 else zero)  # noqa: F821
         return
     for j in range(lane, n, width):
-        gv = _Lg(g[pg + j * ga])  # noqa: F821
-        yv = _Ly(y[py + j * ya])  # noqa: F821
-        if gv != gv or yv != yv:
-            c = np.float64(np.nan)
-        elif yv > 0:
-            s += np.float64(gv)
-            c += 1.0
-    s = _sum64_all(s)  # noqa: F821
-    c = _sum64_all(c)  # noqa: F821
-    zero = _C(c * 0.0)  # noqa: F821
-    mean = _C(s / c) if c != 0 else zero  # noqa: F821
+        s, c = _support(s, c, _Lg(g[pg + j * ga]), _Ly(y[py + j * ya]))  # noqa: F821
+    zero, mean = _mean(s, c)  # noqa: F821
     for j in range(lane, n, width):
         gv = _Lg(g[pg + j * ga])  # noqa: F821
         yv = _Ly(y[py + j * ya])  # noqa: F821
@@ -243,7 +246,7 @@ def kernel(name, ctype, variant, codec=_codecs.NATIVE):
         b["_Lx"] = b["_Lg"] = b["_Ly"] = _codecs.load(codec, ctype)
         # the row the passes read: x through its codec, or the shared copy already in ctype
         b["_Ld"] = b["_C"] if name == "forward-shared" else b["_Lx"]
-        for fn in (_relative, _above, _threshold, _projected):
+        for fn in (_relative, _above, _threshold, _projected, _support, _mean):
             b[fn.__name__] = _compile.instantiate(fn, b, tag, dev, ctype)
         return _kernels.kernel(TEMPLATES[name], b, tag, ctype, variant)
 
