@@ -128,27 +128,29 @@ def test_block_variants_use_shared_memory_and_warp_variant_shuffles():
 @pytest.mark.parametrize("op,masked", [("softmax", False), ("softmax", True), ("sparsemax", False)])
 @pytest.mark.parametrize("name", ["forward", "backward"])
 def test_warp_rows_are_held_in_registers(op, name, masked):
-    # float32 compute (float16 and float32 storage): each lane's 32 elements of a
-    # row of up to 1,024 (x; g and y) stay in registers between the passes (and
-    # sparsemax's bisection steps), each read once: the loops over them unrolled
-    # (at least 32 loads per operand in the PTX, where a loop over the row has one
-    # or two; NVVM may copy the unrolled loop per branch of log), no local memory
+    # float32 compute (float16 and float32 storage; sparsemax, whose loops have no
+    # exp, in float64 too): each lane's 32 elements of a row of up to 1,024 (x; g
+    # and y) stay in registers between the passes (and sparsemax's bisection
+    # steps), each read once: the loops over them unrolled (at least 32 loads per
+    # operand in the PTX, where a loop over the row has one or two; NVVM may copy
+    # the unrolled loop per branch of log), no local memory
+    load = {np.float16: "ld.global.u16", np.float32: "ld.global.f32", np.float64: "ld.global.f64"}
     bool_op = (arr(np.bool_), I64, TUP, I64)
     values = 1 if name == "forward" else 2
-    for dtype in (np.float16, np.float32):
+    for dtype in (np.float16, np.float32) + ((np.float64,) if op == "sparsemax" else ()):
         codec = sm._codecs.of(np.dtype(dtype))
+        cc = (8, 0) if dtype == np.float64 else (9, 0)
         if op == "softmax":
             sig = row_op(dtype) * values + (bool_op if masked else ()) + row_op(dtype) + (TUP, I64, I64,
                                                                                           scalar(dtype), T.boolean)
             k = sm.kernel(name, np.float32, "warp", codec, masked)
         else:
             sig = row_op(dtype) * (values + 1) + (TUP, I64, I64)
-            k = spx.kernel(name, np.float32, "warp", codec)
-        ptx = _cuda.compile_ptx(k, sig, (9, 0))
-        ((_, r),) = resources.ptx_resources(ptx, "90").items()
+            k = spx.kernel(name, compute(dtype), "warp", codec)
+        ptx = _cuda.compile_ptx(k, sig, cc)
+        ((_, r),) = resources.ptx_resources(ptx, f"{cc[0]}{cc[1]}").items()
         assert r.stack == 0 and ".local" not in ptx, (dtype, r)
-        loads = ptx.count("ld.global.u16" if dtype == np.float16 else "ld.global.f32")
-        assert loads >= 32 * values, (dtype, loads)
+        assert ptx.count(load[dtype]) >= 32 * values, (dtype, ptx.count(load[dtype]))
 
 
 INDEX_DTYPES = (np.int64, np.int32, np.uint8)

@@ -26,9 +26,8 @@ them, -inf for the rest). Backward: a NaN anywhere in g or y makes the row NaN.
 
 Variants (``_config.plan``, which launches sparsemax as softmax: the same
 rows, and the forward's row held in shared memory where it fits): "thread",
-"warp", "block" read the row from global memory on every pass, except "warp"
-in float32, whose lanes keep the row in registers (``_HELD``: x, or g and y,
-read once); "block-shared" keeps it in shared memory (in the compute type),
+"warp", "block" read the row from global memory on every pass, except "warp",
+whose lanes keep the row in registers (``_HELD``: x, or g and y, read once); "block-shared" keeps it in shared memory (in the compute type),
 read from global memory once. f and the counts accumulate in float64, as the
 backward's sums; tau is rounded once to the compute type. Elements are read
 and written through their codecs (``_codecs``).
@@ -243,6 +242,9 @@ def kernel(name, ctype, variant, codec=_codecs.NATIVE):
         dev = _cuda.device
         tag = f"sparsemax.{name}.{variant}.{codec}.{ctype.name}"
         b = dict(_rows.helpers(ctype, variant), _So=_codecs.store(codec))
+        # the warp variant holds its row in registers in float64 too: unlike
+        # softmax's, these loops have no exp, and NVVM unrolls them
+        b["_HELD"] = _config.WARP_ROWS_MAX // _config.WARP if variant == "warp" else 0
         b["_Lx"] = b["_Lg"] = b["_Ly"] = _codecs.load(codec, ctype)
         # the row the passes read: x through its codec, or the shared copy already in ctype
         b["_Ld"] = b["_C"] if name == "forward-shared" else b["_Lx"]
