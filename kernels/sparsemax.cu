@@ -26,8 +26,10 @@
 // A block team given dynamic shared memory for the row (`cached`, n compute
 // values: the launcher decides) keeps it there for the passes, and a warp team
 // computing in float keeps its row (at most 32 * WARP_HELD elements) in
-// registers; otherwise each pass streams the row from global memory. f, the counts and the backward's
-// sums accumulate in double; tau is rounded once to the compute type.
+// registers; otherwise each pass streams the row from global memory. f, the
+// counts and the backward's sums accumulate in double; tau is rounded once to
+// the compute type. The row max lets a NaN stick (rows.cuh's Max): f is NaN
+// for such a row either way.
 #include "rows.cuh"
 
 namespace ga {
@@ -45,9 +47,6 @@ struct AddSumCount {
     __device__ __forceinline__ SumCount operator()(SumCount a, SumCount b) const {
         return SumCount{a.s + b.s, a.c + b.c};
     }
-};
-template <typename C> struct Max {
-    __device__ __forceinline__ C operator()(C a, C b) const { return b > a ? b : a; }
 };
 
 // x_j - max x; with max x = +inf: 0 for the +inf entries, -inf for the others
@@ -153,9 +152,9 @@ __global__ void GA_BOUNDS(TEAM, T)
                 for (int q = 0; q < WARP_HELD; ++q) {
                     const i64 j = team.lane() + 32 * q;
                     held[q] = j < n ? load(xr + j * xn) : -C(1) / C(0);
-                    m = held[q] > m ? held[q] : m;
+                    m = Max<C>()(m, held[q]);
                 }
-                m = team.reduce(m, simplex::Max<C>());
+                m = team.reduce(m, Max<C>());
                 const C tau = simplex::threshold<C>([&](C t) { return simplex::above_held(team, held, m, t); });
 #pragma unroll
                 for (int q = 0; q < WARP_HELD; ++q) {
@@ -172,11 +171,11 @@ __global__ void GA_BOUNDS(TEAM, T)
         T* yr = y + i * yP + k * yQ;
         C m = -C(1) / C(0);
         each(team, n, xr, xn, [&](i64 j, C v) {
-            m = v > m ? v : m;
+            m = Max<C>()(m, v);
             if (cache) cache[j] = v;
         });
         // (the reduction's barriers also publish the cache to the whole block)
-        m = team.reduce(m, simplex::Max<C>());
+        m = team.reduce(m, Max<C>());
         const C tau = simplex::threshold<C>([&](C t) { return simplex::above(team, n, xr, xn, cache, m, t); });
         const auto y_of = [&](C v) -> C { return simplex::projected(simplex::relative(v, m), tau); };
         if (cache) {

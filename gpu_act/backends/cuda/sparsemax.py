@@ -26,9 +26,10 @@ them, -inf for the rest). Backward: a NaN anywhere in g or y makes the row NaN.
 
 Variants (``_config.plan``, which launches sparsemax as softmax: the same
 rows, and the forward's row held in shared memory where it fits): "thread",
-"warp", "block" read the row from global memory on every pass, except "warp",
-whose lanes keep the row in registers (``_HELD``: x, or g and y, read once); "block-shared" keeps it in shared memory (in the compute type),
-read from global memory once. f and the counts accumulate in float64, as the
+"warp", "block" read the row from global memory on every pass, except
+"warp", whose lanes keep the row in registers (``_HELD``: x, or g and y, read
+once); "block-shared" keeps it in shared memory (in the compute type), read
+from global memory once. f and the counts accumulate in float64, as the
 backward's sums; tau is rounded once to the compute type. Elements are read
 and written through their codecs (``_codecs``).
 """
@@ -59,17 +60,18 @@ def _above(src, base, step, n, lane, width, m, t):
     c = np.float64(0.0)
     if _HELD:  # noqa: F821
         for i in range(_HELD):  # noqa: F821
-            e = _relative(src[i], m) - t  # noqa: F821
-            if not e <= 0:
-                f += np.float64(e)
-                c += 1.0
+            f, c = _tally(f, c, _relative(src[i], m) - t)  # noqa: F821
     else:
         for j in range(lane, n, width):
-            e = _relative(_Ld(src[base + j * step]), m) - t  # noqa: F821
-            if not e <= 0:
-                f += np.float64(e)
-                c += 1.0
+            f, c = _tally(f, c, _relative(_Ld(src[base + j * step]), m) - t)  # noqa: F821
     return _sum64_all(f), _sum64_all(c)  # noqa: F821
+
+
+def _tally(f, c, e):
+    # (f, count) with d - t = e added where it is above 0 or NaN
+    if not e <= 0:
+        return f + np.float64(e), c + 1.0
+    return f, c
 
 
 def _threshold(src, base, step, n, lane, width, m):
@@ -248,7 +250,7 @@ def kernel(name, ctype, variant, codec=_codecs.NATIVE):
         b["_Lx"] = b["_Lg"] = b["_Ly"] = _codecs.load(codec, ctype)
         # the row the passes read: x through its codec, or the shared copy already in ctype
         b["_Ld"] = b["_C"] if name == "forward-shared" else b["_Lx"]
-        for fn in (_relative, _above, _threshold, _projected, _support, _mean):
+        for fn in (_relative, _tally, _above, _threshold, _projected, _support, _mean):
             b[fn.__name__] = _compile.instantiate(fn, b, tag, dev, ctype)
         return _kernels.kernel(TEMPLATES[name], b, tag, ctype, variant)
 
