@@ -29,9 +29,10 @@ namespace ga {
 // values) keeps the row there and writes y from it: x is read once. A warp
 // team computing in float keeps each lane's elements j = lane + 32 q in
 // registers (`held`: loops of constant length, unrolled) where the row has at
-// most 32 * WARP_HELD elements (every row the launcher gives it): x and the
-// mask read once, a max pass, then a sum pass (masked entries and those past
-// the row's end held as -inf, whose e^{d} is 0).
+// most 32 * WARP_HELD elements (every row the launcher gives it): x read once,
+// a max pass, then a sum pass (masked entries and those past the row's end
+// held as -inf, whose e^{d} is 0); the mask is read again only for a row whose
+// sum is NaN, whose masked entries still get 0 (-inf).
 template <typename T, int TEAM, bool LOG>
 __global__ void GA_BOUNDS(TEAM, T)
     softmax_fwd(const T* x, const bool* mask, T* y, i64 rows, i64 Q, i64 n, i64 xP, i64 xQ, i64 xn, i64 mP, i64 mQ,
@@ -61,13 +62,16 @@ __global__ void GA_BOUNDS(TEAM, T)
                 m = team.reduce(m, Max<C>());
                 C s = C(0);
 #pragma unroll
-                for (int q = 0; q < WARP_HELD; ++q) s += expt(held[q] - m, a);
+                for (int q = 0; q < WARP_HELD; ++q)
+                    if (32 * q < n) s += expt(held[q] - m, a);  // slots past every lane's end hold -inf: e^{d} = 0
                 s = MaxSum<C>{m, team.reduce(s, Sum<C>())}.finish().s;
                 const C ls = log(s), inv_s = C(1) / s;
+                // a masked entry's -inf gives off by itself, unless the row is NaN
 #pragma unroll
                 for (int q = 0; q < WARP_HELD; ++q) {
                     const i64 j = team.lane() + 32 * q;
-                    if (j < n) store(yr + j * yn, live(j) ? softmax_out<LOG>(held[q], m, ls, inv_s, a) : off);
+                    if (j < n)
+                        store(yr + j * yn, s != s && !live(j) ? off : softmax_out<LOG>(held[q], m, ls, inv_s, a));
                 }
             }
             return;

@@ -60,18 +60,20 @@ template <typename C> __device__ __forceinline__ C projected(C d, C tau) {
     return e <= C(0) ? C(0) : e;
 }
 
+// one d - t = e into (f, count) where it is above 0 or NaN
+template <typename C> __device__ __forceinline__ void tally(SumCount& a, C e) {
+    if (!(e <= C(0))) {
+        a.s += double(e);
+        a.c += 1.0;
+    }
+}
+
 // (f(t), #{d > t}) over the row (from `cache` when given, else x), as every lane
 // sees it; "not e <= 0" so that a NaN counts and makes f NaN
 template <typename T, typename C, class Tm>
 __device__ __forceinline__ SumCount above(const Tm& team, i64 n, const T* x, i64 sx, const C* cache, C m, C t) {
     SumCount a{0.0, 0.0};
-    auto add = [&](C v) {
-        const C e = relative(v, m) - t;
-        if (!(e <= C(0))) {
-            a.s += double(e);
-            a.c += 1.0;
-        }
-    };
+    auto add = [&](C v) { tally(a, relative(v, m) - t); };
     if (cache) {
         for (i64 j = team.lane(); j < n; j += team.size()) add(cache[j]);
     } else {
@@ -81,18 +83,14 @@ __device__ __forceinline__ SumCount above(const Tm& team, i64 n, const T* x, i64
 }
 
 // (f(t), #{d > t}) over a warp lane's elements held in registers (WARP_HELD of
-// them, -inf past the row's end: never above t), as every lane sees it
+// them, -inf past the row's end: never above t; the slots past every lane's
+// end, 32 q >= n, skipped), as every lane sees it
 template <typename C, class Tm>
-__device__ __forceinline__ SumCount above_held(const Tm& team, const C (&held)[WARP_HELD], C m, C t) {
+__device__ __forceinline__ SumCount above_held(const Tm& team, i64 n, const C (&held)[WARP_HELD], C m, C t) {
     SumCount a{0.0, 0.0};
 #pragma unroll
-    for (int q = 0; q < WARP_HELD; ++q) {
-        const C e = relative(held[q], m) - t;
-        if (!(e <= C(0))) {
-            a.s += double(e);
-            a.c += 1.0;
-        }
-    }
+    for (int q = 0; q < WARP_HELD; ++q)
+        if (32 * q < n) tally(a, relative(held[q], m) - t);
     return team.reduce(a, AddSumCount());
 }
 
@@ -155,7 +153,7 @@ __global__ void GA_BOUNDS(TEAM, T)
                     m = Max<C>()(m, held[q]);
                 }
                 m = team.reduce(m, Max<C>());
-                const C tau = simplex::threshold<C>([&](C t) { return simplex::above_held(team, held, m, t); });
+                const C tau = simplex::threshold<C>([&](C t) { return simplex::above_held(team, n, held, m, t); });
 #pragma unroll
                 for (int q = 0; q < WARP_HELD; ++q) {
                     const i64 j = team.lane() + 32 * q;

@@ -64,7 +64,8 @@ def _forward_row(x, xo, xs, xa, mk, mo, ms, ma, out, oo, os_, oa, shape, rows, n
             m = v if v > m else m
         m = _max_all(m)  # noqa: F821
         for i in range(_HELD):  # noqa: F821
-            s += math.exp(_scaled(held[i] - m, k))  # noqa: F821
+            if i * width < n:  # slots past every worker's end hold -inf: e^{d} = 0
+                s += math.exp(_scaled(held[i] - m, k))  # noqa: F821
         s = _finish(m, _sum_all(s))  # noqa: F821
         ls = math.log(s)
         inv_s = 1.0 / s

@@ -60,7 +60,8 @@ def _above(src, base, step, n, lane, width, m, t):
     c = np.float64(0.0)
     if _HELD:  # noqa: F821
         for i in range(_HELD):  # noqa: F821
-            f, c = _tally(f, c, _relative(src[i], m) - t)  # noqa: F821
+            if i * width < n:  # the slots past every worker's end skipped
+                f, c = _tally(f, c, _relative(src[i], m) - t)  # noqa: F821
     else:
         for j in range(lane, n, width):
             f, c = _tally(f, c, _relative(_Ld(src[base + j * step]), m) - t)  # noqa: F821
